@@ -1,0 +1,1 @@
+"""Qt glue: owns views, wires signals, submits work to the worker pool."""

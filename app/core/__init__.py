@@ -1,0 +1,1 @@
+"""Qt-free domain: labels, datasets, image I/O, metrics, overlays, synthetic data."""

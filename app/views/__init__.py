@@ -1,0 +1,1 @@
+"""Qt widgets: layout and display only."""
