@@ -11,7 +11,7 @@ from typing import IO
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO]:  # type: ignore[type-arg]
+def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO[bytes]]:
     """Open a temporary file beside `path`; on success fsync it and rename it over `path`."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -219,9 +219,12 @@ def _parse_color(value: object, index: int, source: Path) -> RGB:
         return _hsv_to_rgb(hue, 0.65, 0.95)
     if isinstance(value, str) and re.fullmatch(r"#[0-9a-fA-F]{6}", value):
         return (int(value[1:3], 16), int(value[3:5], 16), int(value[5:7], 16))
-    if isinstance(value, list | tuple) and len(value) == 3 and all(isinstance(c, int) for c in value):
-        if all(0 <= c <= 255 for c in value):
-            return (value[0], value[1], value[2])
+    if (
+        isinstance(value, list | tuple)
+        and len(value) == 3
+        and all(isinstance(c, int) and 0 <= c <= 255 for c in value)
+    ):
+        return (value[0], value[1], value[2])
     raise InputError(source, f"class {index}: colour must be [r, g, b] in 0..255 or '#rrggbb', got {value!r}")
 
 
@@ -311,7 +314,8 @@ def _cityscapes_granularity(names: list[str]) -> Granularity:
     label_names = {normalize_name(lb.name) for lb in LABELS}
     meaningful = [n for n in names if n not in _VOID_SYNONYMS or n == "void"]
     # 'sky' is both a label and a category; a model is category-level when every name is a category.
-    if meaningful and all(n in categories for n in meaningful) and any(n not in label_names for n in meaningful):
+    only_categories = all(n in categories for n in meaningful)
+    if meaningful and only_categories and any(n not in label_names for n in meaningful):
         return "categories"
     evaluated_train = {normalize_name(lb.name) for lb in _TRAIN_LABELS}
     if set(names) - _VOID_SYNONYMS <= evaluated_train:

@@ -1,12 +1,107 @@
-"""Pick a backend for a model file or manifest. Adding a backend = one module + one line here. STUB."""
+"""Pick a backend for a model file or manifest. Adding a backend = one module + one line in BACKENDS.
+
+Backends are named by "module:function" and imported only when a model of their kind is opened, so that
+opening an ONNX model never imports TensorFlow or torch. A loader is called as
+`loader(path_or_url, manifest_or_None) -> Segmenter`.
+"""
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
+from app.core.errors import InputError, ModelLoadError
 from app.inference.base import Segmenter
+from app.inference.manifest import MANIFEST_SUFFIXES, ModelManifest, find_manifest, load_manifest
+
+Loader = Callable[[Path | str, ModelManifest | None], Segmenter]
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One model backend: the manifest `kind`, the file suffixes it opens, and its loader."""
+
+    kind: str
+    suffixes: tuple[str, ...]  # lower case, with the dot; () for manifest-only backends (remote)
+    loader: str  # "module:function"
+    description: str
+
+
+BACKENDS: tuple[Backend, ...] = (
+    Backend("onnx", (".onnx",), "app.inference.onnx_backend:load_onnx", "ONNX model"),
+)
+
+
+def supported_suffixes() -> list[str]:
+    """Every suffix load_model() accepts (model files, then manifests), for file dialogs."""
+    suffixes = [s for backend in BACKENDS for s in backend.suffixes]
+    return sorted(set(suffixes)) + [s for s in MANIFEST_SUFFIXES if s not in suffixes]
+
+
+def backend_for_kind(kind: str) -> Backend | None:
+    """The backend registered for a manifest `kind`, or None."""
+    return next((b for b in BACKENDS if b.kind == kind.lower()), None)
+
+
+def backend_for_suffix(suffix: str) -> Backend | None:
+    """The backend that opens files ending in `suffix` (".onnx"), or None."""
+    return next((b for b in BACKENDS if suffix.lower() in b.suffixes), None)
 
 
 def load_model(path: str | Path) -> Segmenter:
-    """Open a model file (or a manifest .json/.yaml beside or instead of it). Raises ModelLoadError."""
-    raise NotImplementedError
+    """Open a model file (or a manifest .json/.yaml beside or instead of it). Raises ModelLoadError.
+
+    A model file is opened with the manifest found beside it (<stem>.json/.yaml/.yml/.manifest.json), if
+    any; a manifest file opens the model it points to (path or url) with its settings.
+    """
+    source = Path(path)
+    if not source.exists():
+        raise ModelLoadError(source, "no such file")
+    suffix = source.suffix.lower()
+    backend = backend_for_suffix(suffix)
+    if backend is not None:
+        return _call(backend, source, _manifest_beside(source))
+    if suffix in MANIFEST_SUFFIXES:
+        manifest = _load_manifest(source)
+        backend = backend_for_kind(manifest.kind)
+        if backend is None:
+            kinds = ", ".join(b.kind for b in BACKENDS)
+            raise ModelLoadError(source, f"unknown model kind {manifest.kind!r}; supported kinds: {kinds}")
+        return _call(backend, manifest.path if manifest.path is not None else manifest.location, manifest)
+    raise ModelLoadError(
+        source,
+        f"unsupported model file type {suffix or '(no suffix)'!r}; supported: "
+        + ", ".join(f"{b.description} ({', '.join(b.suffixes)})" for b in BACKENDS if b.suffixes)
+        + f", or a model manifest ({', '.join(MANIFEST_SUFFIXES)})",
+    )
+
+
+def _manifest_beside(model: Path) -> ModelManifest | None:
+    found = find_manifest(model)
+    # The file the user opened is the model; a manifest found beside it only adds settings.
+    return _load_manifest(found) if found is not None else None
+
+
+def _load_manifest(path: Path) -> ModelManifest:
+    try:
+        return load_manifest(path)
+    except ModelLoadError:
+        raise
+    except InputError as exc:
+        raise ModelLoadError(exc.path, exc.problem) from exc
+
+
+def _call(backend: Backend, target: Path | str, manifest: ModelManifest | None) -> Segmenter:
+    module_name, _, attr = backend.loader.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ModelLoadError(
+            target if isinstance(target, Path) else None,
+            f"the {backend.kind} backend is not installed ({exc.name} missing)",
+        ) from exc
+    loader = cast(Loader, getattr(module, attr))
+    return loader(target, manifest)

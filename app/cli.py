@@ -1,0 +1,189 @@
+"""The `seglens` command. With no argument it opens the window on the demo set.
+
+Heavy imports (Qt, onnxruntime) happen inside the sub-command that needs them, so `seglens --help` and
+the headless commands start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from app import __version__
+from app.core.errors import SegLensError
+
+if TYPE_CHECKING:
+    from app.inference.evaluate import SamplePredictor
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `seglens` console script and `python -m app`."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if not args_list or (args_list[0] not in _COMMANDS and args_list[0] not in ("-h", "--help", "--version")):
+        args_list.insert(0, "open")
+    if args_list[0] == "demo-data":
+        from app.core.synthetic import main as demo_data_main
+
+        return demo_data_main(args_list[1:])
+    parser = _parser()
+    args = parser.parse_args(args_list)
+    try:
+        return int(args.func(args))
+    except SegLensError as exc:
+        print(f"seglens: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("seglens: interrupted", file=sys.stderr)
+        return 130
+
+
+_COMMANDS = ("open", "evaluate", "demo-data")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="seglens",
+        description="Compare semantic-segmentation models image by image and pixel by pixel.",
+    )
+    parser.add_argument("--version", action="version", version=f"SegLens {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p_open = sub.add_parser("open", help="open the window (default; without a dataset: the demo set)")
+    p_open.add_argument("dataset", nargs="?", help="dataset folder (Cityscapes layout or images)")
+    p_open.add_argument("--model-a", "-a", help="model A (ONNX file or manifest)")
+    p_open.add_argument("--model-b", "-b", help="model B (ONNX file or manifest)")
+    p_open.add_argument("--split", help="Cityscapes split (default: val)")
+    p_open.add_argument("--scheme", choices=("trainids", "categories"), help="evaluation scheme")
+    p_open.add_argument("--no-evaluate", action="store_true", help="do not start evaluating at once")
+    p_open.set_defaults(func=_cmd_open)
+
+    p_eval = sub.add_parser("evaluate", help="evaluate models (or saved predictions) on a dataset, headless")
+    p_eval.add_argument("--dataset", required=True, help="dataset folder")
+    p_eval.add_argument("--split", help="Cityscapes split (default: val)")
+    p_eval.add_argument("--model", action="append", default=[], help="model file; repeat for A and B")
+    p_eval.add_argument(
+        "--predictions", action="append", default=[], help="folder of labelIds PNGs named like the GT files"
+    )
+    p_eval.add_argument("--scheme", choices=("trainids", "categories"), help="default: trainids if possible")
+    p_eval.add_argument("--json", type=Path, help="write the full results as JSON here")
+    p_eval.add_argument("--save-predictions", type=Path, help="write each model's masks as labelIds PNGs")
+    p_eval.add_argument("--limit", type=int, help="evaluate only the first N images")
+    p_eval.add_argument("--workers", type=int, default=2, help="images in flight (default 2)")
+    p_eval.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p_eval.set_defaults(func=_cmd_evaluate)
+
+    sub.add_parser("demo-data", help="write synthetic street scenes in the Cityscapes layout", add_help=False)
+    return parser
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from app.core.datasets import open_dataset
+    from app.inference.evaluate import (
+        Evaluator,
+        FolderPredictions,
+        SampleOutcome,
+        SegmenterPredictor,
+        choose_scheme,
+    )
+    from app.inference.registry import load_model
+
+    if not args.model and not args.predictions:
+        print("seglens evaluate: give at least one --model or --predictions", file=sys.stderr)
+        return 2
+    dataset = open_dataset(args.dataset, split=args.split)
+    predictors: list[SamplePredictor] = [SegmenterPredictor(load_model(m)) for m in args.model]
+    predictors += [FolderPredictions(p, dataset.gt_scheme) for p in args.predictions]
+    scheme = choose_scheme(args.scheme, predictors, dataset.gt_scheme)
+    evaluator = Evaluator(
+        dataset, predictors, scheme, workers=args.workers, save_predictions=args.save_predictions
+    )
+    refs = dataset.refs[: args.limit] if args.limit else dataset.refs
+    print(f"{dataset.root}: {len(refs)} images, scheme {scheme.key}", file=sys.stderr)
+
+    bar = tqdm(total=len(refs), unit="img", disable=args.quiet, file=sys.stderr)
+
+    def on_image(outcome: SampleOutcome) -> None:
+        bar.update(1)
+        for message in (outcome.sample_error, *outcome.errors):
+            if message:
+                tqdm.write(f"skipped: {message}", file=sys.stderr)
+
+    cancel = threading.Event()
+    try:
+        result = evaluator.run(refs, on_image=on_image, cancel=cancel)
+    except KeyboardInterrupt:
+        cancel.set()
+        raise
+    finally:
+        bar.close()
+        for predictor in predictors:
+            if isinstance(predictor, SegmenterPredictor):
+                predictor.segmenter.close()
+    document = result.to_dict()
+    if args.json:
+        from app.core.fileutil import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(document, indent=2, allow_nan=False))
+        print(f"wrote {args.json}", file=sys.stderr)
+    print(format_summary(document))
+    if not any(m.images for m in result.models):
+        print("seglens evaluate: nothing could be evaluated", file=sys.stderr)
+        return 1
+    return 0
+
+
+def format_summary(document: dict[str, Any]) -> str:
+    """A plain-text table of the JSON document: one column per model, deltas for two models."""
+    models: list[dict[str, Any]] = document["models"]
+    classes: list[str] = document["classes"]
+    names = [str(m["name"])[:18] for m in models]
+    header = f"{'class':<16}" + "".join(f"{n:>19}" for n in names)
+    two = len(models) == 2
+    if two:
+        header += f"{'B-A':>9}"
+    lines = [header, "-" * len(header)]
+
+    def row(label: str, values: list[float | None]) -> str:
+        text = f"{label:<16}" + "".join(f"{_pct(v):>19}" for v in values)
+        if two and values[0] is not None and values[1] is not None:
+            text += f"{(values[1] - values[0]) * 100:>+9.2f}"
+        return text
+
+    for cls in classes:
+        lines.append(row(cls, [m["metrics"]["classes"][cls]["iou"] for m in models]))
+    lines.append("-" * len(header))
+    for label, key in (("mIoU", "miou"), ("iIoU", "miiou"), ("pixel acc.", "pixel_accuracy")):
+        lines.append(row(label, [m["metrics"][key] for m in models]))
+    lines.append(row("category mIoU", [m["metrics"].get("mean_category_iou") for m in models]))
+    lat = "".join(f"{_ms(m['latency_ms']['p50']):>19}" for m in models)
+    lines.append(f"{'latency p50':<16}{lat}")
+    return "\n".join(lines)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value * 100:.2f}"
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} ms"
+
+
+def _cmd_open(args: argparse.Namespace) -> int:
+    from app.controllers.app_launch import launch
+
+    return launch(
+        dataset=args.dataset,
+        model_a=args.model_a,
+        model_b=args.model_b,
+        split=args.split,
+        scheme=args.scheme,
+        evaluate=not args.no_evaluate,
+    )

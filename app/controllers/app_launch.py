@@ -1,0 +1,94 @@
+"""Start the GUI: QApplication, main window, and what to open first (by default the demo)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QApplication
+
+from app import __version__
+from app.controllers.main_controller import MainController
+from app.core.paths import cache_dir, models_dir
+
+DEMO_VERSION = 1
+DEMO_COUNT = 20
+DEMO_SIZE = (512, 1024)
+DEMO_SEED = 20261124  # the validation seed; training data uses other seeds
+
+
+def demo_dataset_dir() -> Path:
+    """Where the synthetic demo set lives (generated on first use)."""
+    return cache_dir() / f"demo-v{DEMO_VERSION}"
+
+
+def ensure_demo_dataset() -> Path:
+    """Generate the demo set if it is missing or incomplete. Takes a few seconds the first time."""
+    from app.core.synthetic import generate
+
+    root = demo_dataset_dir()
+    marker = root / ".complete"
+    if not marker.exists():
+        generate(root, DEMO_COUNT, size=DEMO_SIZE, seed=DEMO_SEED, split="val")
+        marker.write_text(json.dumps({"count": DEMO_COUNT, "seed": DEMO_SEED}))
+    return root
+
+
+def demo_models() -> dict[str, str]:
+    """The shipped demo pairing (models/demo/demo.json: {"a": ..., "b": ..., "scheme": ...}), if any."""
+    root = models_dir()
+    if root is None or not (root / "demo" / "demo.json").is_file():
+        return {}
+    spec = json.loads((root / "demo" / "demo.json").read_text(encoding="utf-8"))
+    out = {k: str(root / "demo" / v) for k, v in spec.items() if k in ("a", "b")}
+    if "scheme" in spec:
+        out["scheme"] = str(spec["scheme"])
+    return out
+
+
+def launch(
+    dataset: str | None = None,
+    model_a: str | None = None,
+    model_b: str | None = None,
+    split: str | None = None,
+    scheme: str | None = None,
+    evaluate: bool = True,
+) -> int:
+    """Open the main window and run the event loop."""
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("SegLens")
+    app.setOrganizationName("SegLens")
+    app.setApplicationVersion(__version__)
+    controller = MainController()
+    controller.auto_evaluate = evaluate
+    window = controller.window
+    settings = QSettings()
+    if settings.value("window/version") == 1:
+        window.restoreGeometry(settings.value("window/geometry"))
+        window.restoreState(settings.value("window/state"))
+    window.show()
+    if dataset is None:
+        demo = demo_models()
+        model_a = model_a or demo.get("a")
+        model_b = model_b or demo.get("b")
+        scheme = scheme or demo.get("scheme")
+        job = controller.pool.submit(ensure_demo_dataset, key="demo")
+        job.signals.result.connect(controller.open_dataset)
+        window.show_message("Preparing the demo dataset…")
+        if not (model_a or model_b):
+            window.append_log(
+                "No demo models are shipped yet. Add models with Model A… / Model B… (ONNX files or "
+                "manifests), drop .onnx files on the window, or start with: "
+                "seglens DATASET -a A.onnx -b B.onnx"
+            )
+    else:
+        controller.open_dataset(dataset, split)
+    if scheme:
+        controller.set_scheme(scheme)
+    if model_a:
+        controller.set_model(0, model_a)
+    if model_b:
+        controller.set_model(1, model_b)
+    return int(app.exec())

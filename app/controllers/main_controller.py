@@ -1,0 +1,455 @@
+"""Wires the main window to datasets, models and the worker pool. Holds references, never pixels."""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QObject, QSettings, QTimer, Signal
+from PySide6.QtWidgets import QFileDialog
+
+from app.controllers.workers import ErrorReport, Job, JobContext, WorkerPool
+from app.core.datasets import Dataset, SampleRef, open_dataset
+from app.core.labels import LABELIDS, ClassMapping, EvalScheme, eval_scheme_by_key
+from app.core.lru import LruCache
+from app.core.render import mask_rgba, rgba_palette
+from app.inference.evaluate import (
+    Evaluator,
+    ModelEvaluation,
+    RunResult,
+    SampleOutcome,
+    SegmenterPredictor,
+    mapping_for,
+)
+from app.inference.frames import Frame, PredictionCache, cache_key, compose_frame
+from app.inference.registry import load_model
+from app.views.image_panel import rgb_to_qimage, rgba_to_qimage
+from app.views.main_window import MODEL_SUFFIXES, MainWindow
+from app.views.metrics_panel import ModelSummary
+
+_SLOTS = ("A", "B")
+
+
+class _Bridge(QObject):
+    """Carries per-image outcomes from the evaluation thread to the GUI thread (queued connection)."""
+
+    outcome = Signal(int, object)  # (evaluation generation, SampleOutcome)
+
+
+class MainController(QObject):
+    """Owns the window and the worker pool; every slow step runs as a job."""
+
+    dataset_loaded = Signal(object)
+    model_loaded = Signal(int, object)
+    evaluation_finished = Signal(object)
+    frame_shown = Signal(object)
+
+    def __init__(self, window: MainWindow | None = None, pool: WorkerPool | None = None) -> None:
+        super().__init__()
+        self.window = window or MainWindow()
+        self.pool = pool or WorkerPool(parent=self)
+        self.dataset: Dataset | None = None
+        self.predictors: list[SegmenterPredictor | None] = [None, None]
+        self.scheme: EvalScheme = eval_scheme_by_key("trainids")
+        self.live: list[ModelEvaluation | None] = [None, None]
+        self.result: RunResult | None = None
+        self.cache: PredictionCache = LruCache(max_bytes=512 * 1024 * 1024)
+        self.current_row = -1
+        self.frame: Frame | None = None
+        self.auto_evaluate = True
+        self._eval_job: Job | None = None
+        self._cancel = threading.Event()
+        self._generation = 0  # outcomes of an older (cancelled) evaluation still in flight are dropped
+        self._bridge = _Bridge()
+        self._metrics_timer = QTimer(self)
+        self._metrics_timer.setSingleShot(True)
+        self._metrics_timer.setInterval(250)
+        self._masks_visible = True
+        self._connect_callbacks()
+        self.window.compare.legend.set_classes(self.scheme.names, self.scheme.colors)
+        self._refresh_titles()
+
+    def _connect_callbacks(self) -> None:
+        w = self.window
+        w.open_dataset_action.triggered.connect(self._ask_dataset)
+        w.model_a_action.triggered.connect(lambda: self._ask_model(0))
+        w.model_b_action.triggered.connect(lambda: self._ask_model(1))
+        w.evaluate_action.triggered.connect(self.evaluate)
+        w.cancel_action.triggered.connect(self.cancel_evaluation)
+        w.next_action.triggered.connect(lambda: w.image_list.step(1))
+        w.prev_action.triggered.connect(lambda: w.image_list.step(-1))
+        w.toggle_gt_action.triggered.connect(w.compare.show_gt.toggle)
+        w.opacity_up_action.triggered.connect(
+            lambda: w.compare.opacity.setValue(w.compare.opacity.value() + 10)
+        )
+        w.opacity_down_action.triggered.connect(
+            lambda: w.compare.opacity.setValue(w.compare.opacity.value() - 10)
+        )
+        w.toggle_masks_action.triggered.connect(self._toggle_masks)
+        w.scheme_box.currentIndexChanged.connect(self._on_scheme_box)
+        w.image_list.image_selected.connect(self.show_image)
+        w.metrics.matrix_model_changed.connect(lambda _i: self._refresh_metrics())
+        w.paths_dropped.connect(self.open_paths)
+        w.closing.connect(self.shutdown)
+        self.pool.error.connect(self._report_error)
+        self._bridge.outcome.connect(self._on_outcome)
+        self._metrics_timer.timeout.connect(self._refresh_metrics)
+
+    # ----------------------------------------------------------------- user intents
+    def _ask_dataset(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self.window, "Open dataset folder")
+        if folder:
+            self.open_dataset(folder)
+
+    def _ask_model(self, slot: int) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self.window,
+            f"Choose model {_SLOTS[slot]}",
+            "",
+            "Models (*.onnx *.json *.yaml *.yml);;All files (*)",
+        )
+        if path:
+            self.set_model(slot, path)
+
+    def open_paths(self, paths: Sequence[Path]) -> None:
+        """Dropped files: folders open as datasets, model files fill A, then B."""
+        free = [i for i, p in enumerate(self.predictors) if p is None] or [1]
+        for path in paths:
+            if path.is_dir():
+                self.open_dataset(path)
+            elif path.suffix.lower() in MODEL_SUFFIXES:
+                self.set_model(free.pop(0) if free else 1, path)
+            else:
+                self._log(f"{path}: not a dataset folder or a model file ({', '.join(MODEL_SUFFIXES)})")
+
+    def open_dataset(self, path: str | Path, split: str | None = None) -> Job:
+        """List a dataset in the background; evaluation starts when it and a model are ready."""
+        self.window.show_message(f"Opening {path}…")
+        job = self.pool.submit(open_dataset, path, split, key="open-dataset")
+        job.signals.result.connect(self._on_dataset)
+        return job
+
+    def set_model(self, slot: int, path: str | Path) -> Job:
+        """Load model A (slot 0) or B (slot 1) in the background."""
+        self.window.show_message(f"Loading model {_SLOTS[slot]}: {path}…")
+        job = self.pool.submit(load_model, path, key=f"load-model-{slot}")
+        job.signals.result.connect(lambda segmenter, s=slot: self._on_model(s, segmenter))
+        return job
+
+    def set_scheme(self, key: str) -> None:
+        index = self.window.scheme_box.findData(key)
+        if index >= 0 and index != self.window.scheme_box.currentIndex():
+            self.window.scheme_box.setCurrentIndex(index)  # emits -> _on_scheme_box
+
+    def _on_scheme_box(self, _index: int) -> None:
+        self.scheme = eval_scheme_by_key(str(self.window.scheme_box.currentData()))
+        self.window.compare.legend.set_classes(self.scheme.names, self.scheme.colors)
+        self._reset_results()
+        self._maybe_evaluate()
+        self.show_image(self.current_row)
+
+    def _toggle_masks(self) -> None:
+        self._masks_visible = not self._masks_visible
+        for panel in self.window.compare.panels:
+            panel.view.mask_item.setVisible(self._masks_visible)
+
+    # ----------------------------------------------------------------- loading results
+    def _on_dataset(self, dataset: Dataset) -> None:
+        self.cancel_evaluation()
+        self.dataset = dataset
+        self.cache.clear()
+        self.window.image_list.model.reset([(ref.key, ref.city or "") for ref in dataset.refs])
+        self.window.setWindowTitle(f"{dataset.root.name} — {self.window.windowTitle().split(' — ')[-1]}")
+        self._log(f"opened {dataset.root}: {len(dataset)} images ({dataset.kind}, split {dataset.split})")
+        self.window.show_message(f"{dataset.root}: {len(dataset)} images", 5000)
+        self._reset_results()
+        self.dataset_loaded.emit(dataset)
+        if dataset.refs:
+            self.window.image_list.select_row(0)
+        self._maybe_evaluate()
+
+    def _on_model(self, slot: int, segmenter: object) -> None:
+        old = self.predictors[slot]
+        predictor = SegmenterPredictor(segmenter)  # type: ignore[arg-type]
+        info = predictor.info
+        try:
+            mapping = mapping_for(info, self.dataset.gt_scheme if self.dataset else LABELIDS)
+            self.scheme.check_model(mapping, info.name)
+        except Exception as exc:
+            if "cannot be evaluated on trainids" in str(exc):
+                self.set_scheme("categories")
+            else:
+                self._log(f"model {_SLOTS[slot]}: {exc}")
+                self.window.show_message(str(exc), 10000)
+                return
+        self.cancel_evaluation()
+        self.predictors[slot] = predictor
+        if old is not None and old is not predictor:
+            old.segmenter.close()
+        self._log(
+            f"model {_SLOTS[slot]}: {info.name} ({info.backend}, {len(info.class_names)} classes, "
+            f"{(info.file_size or 0) / 1e6:.1f} MB, sha256 {info.digest[:12]})"
+        )
+        self._refresh_titles()
+        self._reset_results()
+        self.model_loaded.emit(slot, predictor)
+        self.show_image(self.current_row)
+        self._maybe_evaluate()
+
+    # ----------------------------------------------------------------- evaluation
+    def _active(self) -> list[tuple[int, SegmenterPredictor]]:
+        return [(i, p) for i, p in enumerate(self.predictors) if p is not None]
+
+    def _maybe_evaluate(self) -> None:
+        if self.auto_evaluate and self.dataset is not None and self._active():
+            self.evaluate()
+
+    def evaluate(self) -> Job | None:
+        """(Re)start evaluating the active models on the whole dataset."""
+        if self.dataset is None or not self._active():
+            self.window.show_message("Open a dataset and choose at least one model first.", 5000)
+            return None
+        self.cancel_evaluation()
+        active = self._active()
+        try:
+            evaluator = Evaluator(self.dataset, [p for _, p in active], self.scheme)
+        except Exception as exc:
+            self._log(str(exc))
+            self.window.show_message(str(exc), 10000)
+            return None
+        self._reset_results()
+        for (slot, predictor), mapping in zip(active, evaluator.mappings, strict=True):
+            self.live[slot] = ModelEvaluation(predictor.info, mapping, self.scheme)
+        self._cancel = threading.Event()
+        self._generation += 1
+        total = len(self.dataset)
+        self.window.set_busy(True, 0, total)
+        self.window.show_message(f"Evaluating {total} images…")
+        job = self.pool.submit(
+            _run_evaluation,
+            evaluator,
+            self._cancel,
+            self._bridge,
+            self._generation,
+            self.cache,
+            with_context=True,
+            key="evaluate",
+        )
+        job.signals.progress.connect(lambda done, total_, _msg: self.window.set_busy(True, done, total_))
+        job.signals.result.connect(self._on_evaluation_done)
+        job.signals.finished.connect(lambda: self.window.set_busy(False))
+        self._eval_job = job
+        return job
+
+    def cancel_evaluation(self) -> None:
+        if self._eval_job is not None:
+            self._cancel.set()
+            self.pool.cancel(self._eval_job)
+            self._eval_job = None
+            self.window.set_busy(False)
+            self.window.show_message("Evaluation cancelled", 5000)
+
+    def _on_outcome(self, generation: int, outcome: SampleOutcome) -> None:
+        if generation != self._generation:
+            return
+        slots = [slot for slot, _ in self._active()]
+        for slot, image_eval, error in zip(slots, outcome.evals, outcome.errors, strict=False):
+            live = self.live[slot]
+            if live is None:
+                continue
+            if image_eval is not None:
+                live.add(image_eval)
+                self.window.image_list.model.set_score(outcome.index, slot, image_eval.miou)
+            elif error:
+                live.errors[outcome.ref.key] = error
+                self._log(f"model {_SLOTS[slot]}: {error}")
+        if outcome.sample_error:
+            self._log(f"skipped: {outcome.sample_error}")
+        if not self._metrics_timer.isActive():
+            self._metrics_timer.start()
+
+    def _on_evaluation_done(self, result: RunResult) -> None:
+        self._eval_job = None
+        self.result = result
+        self._refresh_metrics()
+        parts = [
+            f"{m.info.name} mIoU {m.scores().miou * 100:.1f}"
+            for m in result.models
+            if not math.isnan(m.scores().miou)
+        ]
+        errors = len(result.sample_errors) + sum(len(m.errors) for m in result.models)
+        text = f"Evaluated {result.images_done} images in {result.wall_s:.1f} s" + (
+            f": {', '.join(parts)}" if parts else ""
+        )
+        if errors:
+            text += f" ({errors} problems, see the log)"
+        self.window.show_message(text)
+        self._log(text)
+        self.evaluation_finished.emit(result)
+
+    def _reset_results(self) -> None:
+        self.live = [None, None]
+        self.result = None
+        self.window.image_list.model.clear_scores()
+        self._refresh_metrics()
+
+    def _refresh_metrics(self) -> None:
+        summaries: list[ModelSummary | None] = []
+        for live in self.live:
+            if live is None:
+                summaries.append(None)
+                continue
+            scores = live.scores()
+            latency = live.latency_summary()["p50"]
+            summaries.append(
+                ModelSummary(
+                    name=live.info.name,
+                    miou=scores.miou,
+                    iiou=scores.miiou,
+                    category_miou=scores.mean_category_iou,
+                    pixel_accuracy=scores.pixel_accuracy,
+                    latency_ms=math.nan if latency is None else latency,
+                    images=len(live.images),
+                    class_iou=list(scores.iou),
+                    matrix=scores.matrix,
+                )
+            )
+        metrics = self.window.metrics
+        metrics.set_models(summaries, self.scheme.names)
+        chosen = summaries[metrics.matrix_choice.currentIndex()]
+        metrics.heatmap.set_matrix(chosen.matrix if chosen else None, self.scheme.names)
+
+    # ----------------------------------------------------------------- display
+    def show_image(self, row: int) -> None:
+        """Show dataset row `row`: decode and predict (or take cached predictions) in the background."""
+        if self.dataset is None or not 0 <= row < len(self.dataset):
+            return
+        self.current_row = row
+        active = self._active()
+        predictors = [p for _, p in active]
+        try:
+            mappings = [mapping_for(p.info, self.dataset.gt_scheme) for p in predictors]
+        except Exception as exc:
+            self._log(str(exc))
+            return
+        ref = self.dataset.refs[row]
+        job = self.pool.submit(
+            _render_frame,
+            self.dataset,
+            ref,
+            predictors,
+            mappings,
+            self.scheme,
+            self.cache,
+            [slot for slot, _ in active],
+            key="frame",
+        )
+        job.signals.result.connect(self._on_frame)
+
+    def _on_frame(self, rendered: tuple[Frame, np.ndarray, list[np.ndarray | None]]) -> None:
+        frame, image, masks = rendered
+        self.frame = frame
+        compare = self.window.compare
+        compare.set_image(rgb_to_qimage(image))
+        compare.set_masks(*(rgba_to_qimage(m) if m is not None else None for m in masks))
+        slots = [slot for slot, _ in self._active()]
+        for slot, image_eval, error in zip(slots, frame.evals, frame.errors, strict=False):
+            if error:
+                self._log(f"model {_SLOTS[slot]}: {error}")
+            if image_eval is not None:
+                self.window.image_list.model.set_score(self.current_row, slot, image_eval.miou)
+        self._refresh_titles(frame)
+        for warning in frame.warnings:
+            self._log(f"{frame.ref.key}: {warning}")
+        compare.caption.setText(f"{frame.ref.key}   {image.shape[1]}×{image.shape[0]}")
+        self.frame_shown.emit(frame)
+
+    def _refresh_titles(self, frame: Frame | None = None) -> None:
+        compare = self.window.compare
+        active = dict(self._active())
+        for slot, panel in zip((0, 1), (compare.a_panel, compare.b_panel), strict=True):
+            predictor = active.get(slot)
+            if predictor is None:
+                panel.title.setText(
+                    f"{_SLOTS[slot]}: no model — use Model {_SLOTS[slot]}… or drop an .onnx file"
+                )
+                continue
+            text = f"{_SLOTS[slot]}: {predictor.info.name}"
+            if frame is not None:
+                index = list(active).index(slot)
+                image_eval = frame.evals[index] if index < len(frame.evals) else None
+                if image_eval is not None and not math.isnan(image_eval.miou):
+                    text += f"   mIoU {image_eval.miou * 100:.1f}   {image_eval.timings.total_ms:.0f} ms"
+            panel.title.setText(text)
+
+    # ----------------------------------------------------------------- errors and shutdown
+    def _report_error(self, report: ErrorReport) -> None:
+        self.window.show_message(report.message, 10000)
+        self._log(f"{report.title}: {report.message}")
+        if not report.expected:
+            self._log(report.traceback)
+
+    def _log(self, text: str) -> None:
+        self.window.append_log(text)
+
+    def shutdown(self) -> None:
+        """Stop work and release models (window closing)."""
+        self._cancel.set()
+        self.pool.shutdown()
+        for predictor in self.predictors:
+            if predictor is not None:
+                predictor.segmenter.close()
+        settings = QSettings()
+        settings.setValue("window/version", 1)
+        settings.setValue("window/geometry", self.window.saveGeometry())
+        settings.setValue("window/state", self.window.saveState())
+
+
+def _run_evaluation(
+    ctx: JobContext,
+    evaluator: Evaluator,
+    cancel: threading.Event,
+    bridge: _Bridge,
+    generation: int,
+    cache: PredictionCache,
+) -> RunResult:
+    total = len(evaluator.dataset)
+    done = 0
+
+    def on_image(outcome: SampleOutcome) -> None:
+        nonlocal done
+        done += 1
+        for predictor, ids, image_eval in zip(
+            evaluator.predictors, outcome.predictions, outcome.evals, strict=False
+        ):
+            if ids is not None and image_eval is not None:
+                cache.put(cache_key(predictor, evaluator.scheme, outcome.ref), (ids, image_eval))
+        bridge.outcome.emit(generation, outcome)
+        ctx.progress(done, total, outcome.ref.key)
+        if ctx.cancelled:
+            cancel.set()
+
+    return evaluator.run(on_image=on_image, cancel=cancel)
+
+
+def _render_frame(
+    dataset: Dataset,
+    ref: SampleRef,
+    predictors: list[SegmenterPredictor],
+    mappings: list[ClassMapping],
+    scheme: EvalScheme,
+    cache: PredictionCache,
+    slots: list[int],
+) -> tuple[Frame, np.ndarray, list[np.ndarray | None]]:
+    frame = compose_frame(dataset, ref, predictors, mappings, scheme, cache)
+    lut = rgba_palette(scheme.colors)
+    masks: list[np.ndarray | None] = [None, None, None]
+    if frame.gt_class is not None:
+        masks[0] = mask_rgba(frame.gt_class, lut)
+    for slot, pred in zip(slots, frame.pred_class, strict=True):
+        if pred is not None:
+            masks[1 + slot] = mask_rgba(pred, lut)
+    return frame, frame.image, masks

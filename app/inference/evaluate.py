@@ -1,0 +1,399 @@
+"""Evaluate models on a dataset: decode each image once, predict with every model, count pixels.
+
+The same code runs headless (`seglens evaluate`) and inside one GUI worker job; `on_image` streams each
+finished image to the caller so views can update live.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from app import __version__
+from app.core.datasets import Dataset, Sample, SampleRef
+from app.core.errors import InputError, PredictError, SegLensError
+from app.core.imageio import read_label, write_label_png
+from app.core.labels import (
+    BUILTIN_SCHEMES,
+    LABELIDS,
+    ClassMapping,
+    ClassScheme,
+    EvalScheme,
+    builtin_mapping,
+    custom_eval_scheme,
+    eval_scheme_by_key,
+    map_by_name,
+)
+from app.core.metrics import InstanceCounts, Scores, compute_scores, confusion, instance_counts
+from app.inference.base import InputSpec, ModelInfo, Prediction, Segmenter, Timings
+
+
+class SamplePredictor(Protocol):
+    """Anything that turns a decoded sample into a prediction: a model, or a folder of saved masks."""
+
+    @property
+    def info(self) -> ModelInfo: ...
+
+    def predict_sample(self, sample: Sample) -> Prediction: ...
+
+
+class SegmenterPredictor:
+    """Adapts a Segmenter (which sees only pixels) to the sample interface."""
+
+    def __init__(self, segmenter: Segmenter) -> None:
+        self.segmenter = segmenter
+
+    @property
+    def info(self) -> ModelInfo:
+        return self.segmenter.info
+
+    def predict_sample(self, sample: Sample) -> Prediction:
+        return self.segmenter.predict(sample.image)
+
+
+class FolderPredictions:
+    """Predictions saved as labelIds PNGs, found the way the official Cityscapes evaluation finds them:
+    the first file under `root` matching `<city>_<seq>_<frame>*.png` (or `<stem>*.png` for plain folders)."""
+
+    def __init__(self, root: str | Path, id_space: ClassScheme = LABELIDS) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise InputError(self.root, "predictions folder not found")
+        self.id_space = id_space
+        self._index: dict[str, Path] = {}
+        for path in sorted(self.root.rglob("*.png")):
+            self._index.setdefault(path.name, path)
+        self._info = ModelInfo(
+            name=self.root.name or str(self.root),
+            backend="files",
+            source=str(self.root),
+            class_names=id_space.names,
+            scheme=id_space.key,
+            input=InputSpec(height=None, width=None, resize="any"),
+            output="labels",
+            file_size=None,
+            digest="",
+        )
+
+    @property
+    def info(self) -> ModelInfo:
+        return self._info
+
+    def find(self, ref: SampleRef) -> Path:
+        """The prediction file of `ref`, or InputError naming the folder and the pattern."""
+        prefix = ref.frame
+        matches = [p for name, p in self._index.items() if name.startswith(prefix)]
+        if not matches:
+            raise InputError(self.root, f"no prediction file matching '{prefix}*.png'")
+        if len(matches) > 1:
+            raise InputError(self.root, f"several prediction files match '{prefix}*.png'")
+        return matches[0]
+
+    def predict_sample(self, sample: Sample) -> Prediction:
+        start = time.perf_counter()
+        labels, _ = read_label(self.find(sample.ref), self.id_space, sample.image.shape[:2])
+        elapsed = (time.perf_counter() - start) * 1000
+        return Prediction(labels=labels, timings=Timings(0.0, elapsed, 0.0))
+
+
+def mapping_for(info: ModelInfo, id_space: ClassScheme) -> ClassMapping:
+    """How a model's class values land in the ground truth's id space."""
+    if id_space is LABELIDS and info.scheme in BUILTIN_SCHEMES:
+        return builtin_mapping(BUILTIN_SCHEMES[info.scheme])
+    return map_by_name(info.class_names, id_space)
+
+
+def choose_scheme(
+    key: str | None, predictors: Sequence[SamplePredictor], gt_scheme: ClassScheme
+) -> EvalScheme:
+    """The requested scheme, or the finest one every model can be evaluated on."""
+    if gt_scheme is not LABELIDS:
+        return custom_eval_scheme(gt_scheme)
+    if key:
+        return eval_scheme_by_key(key)
+    granularities = {mapping_for(p.info, gt_scheme).granularity for p in predictors}
+    return eval_scheme_by_key("categories" if "categories" in granularities else "trainids")
+
+
+@dataclass(frozen=True)
+class ImageEval:
+    """One model on one image. Without ground truth only the timings are known."""
+
+    key: str
+    matrix: np.ndarray | None  # id-space confusion (n, n + 1) int64
+    instances: InstanceCounts | None
+    iou: np.ndarray | None  # (K,) per evaluated class, NaN where undefined
+    miou: float
+    pixel_accuracy: float
+    timings: Timings
+
+
+@dataclass
+class ModelEvaluation:
+    """Everything measured about one model so far; grows image by image."""
+
+    info: ModelInfo
+    mapping: ClassMapping
+    scheme: EvalScheme
+    images: dict[str, ImageEval] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    matrix: np.ndarray = field(init=False)
+    instances: InstanceCounts = field(default_factory=InstanceCounts.zeros)
+    has_instances: bool = False  # iIoU is 'not available' (NaN), not 0, without instanceIds files
+
+    def __post_init__(self) -> None:
+        n = self.scheme.id_space.num_classes
+        self.matrix = np.zeros((n, n + 1), dtype=np.int64)
+
+    def add(self, result: ImageEval) -> None:
+        self.images[result.key] = result
+        if result.matrix is not None:
+            self.matrix += result.matrix
+        if result.instances is not None:
+            self.instances = self.instances + result.instances
+            self.has_instances = True
+
+    def scores(self) -> Scores:
+        return compute_scores(self.matrix, self.scheme, self.instances if self.has_instances else None)
+
+    def latencies_ms(self) -> np.ndarray:
+        return np.array([r.timings.total_ms for r in self.images.values()], dtype=np.float64)
+
+    def latency_summary(self) -> dict[str, float | None]:
+        values = self.latencies_ms()
+        if values.size == 0:
+            return {"p50": None, "p95": None, "p99": None, "mean": None}
+        p50, p95, p99 = np.percentile(values, [50, 95, 99])
+        return {"p50": float(p50), "p95": float(p95), "p99": float(p99), "mean": float(values.mean())}
+
+
+@dataclass(frozen=True)
+class SampleOutcome:
+    """What `on_image` receives for each finished image (predictions in the id space, for display)."""
+
+    index: int
+    ref: SampleRef
+    evals: tuple[ImageEval | None, ...]
+    predictions: tuple[np.ndarray | None, ...]
+    errors: tuple[str | None, ...]
+    sample_error: str | None
+
+
+@dataclass
+class RunResult:
+    """A finished (or cancelled) evaluation of one or more models on one dataset."""
+
+    dataset: Dataset
+    scheme: EvalScheme
+    models: list[ModelEvaluation]
+    sample_errors: dict[str, str] = field(default_factory=dict)
+    images_total: int = 0
+    cancelled: bool = False
+    wall_s: float = 0.0
+
+    @property
+    def images_done(self) -> int:
+        return max((len(m.images) + len(m.errors) for m in self.models), default=0)
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON document of `seglens evaluate` (NaN written as null)."""
+        return {
+            "seglens_version": __version__,
+            "dataset": {
+                "root": str(self.dataset.root),
+                "kind": self.dataset.kind,
+                "split": self.dataset.split,
+                "images": self.images_total,
+            },
+            "scheme": self.scheme.key,
+            "classes": list(self.scheme.names),
+            "cancelled": self.cancelled,
+            "wall_seconds": round(self.wall_s, 3),
+            "sample_errors": dict(self.sample_errors),
+            "models": [_model_dict(m) for m in self.models],
+        }
+
+
+def _model_dict(run: ModelEvaluation) -> dict[str, object]:
+    info = run.info
+    per_image = [
+        {
+            "key": key,
+            "miou": _num(r.miou),
+            "pixel_accuracy": _num(r.pixel_accuracy),
+            "latency_ms": round(r.timings.total_ms, 3),
+            "iou": (
+                {name: _num(float(v)) for name, v in zip(run.scheme.names, r.iou, strict=True)}
+                if r.iou is not None
+                else None
+            ),
+        }
+        for key, r in run.images.items()
+    ]
+    return {
+        "name": info.name,
+        "backend": info.backend,
+        "source": info.source,
+        "digest": info.digest,
+        "file_size": info.file_size,
+        "class_names": list(info.class_names),
+        "model_scheme": info.scheme,
+        "mapping": [list(pair) for pair in run.mapping.describe()],
+        "images_evaluated": sum(1 for r in run.images.values() if r.matrix is not None),
+        "errors": dict(run.errors),
+        "metrics": run.scores().to_dict(),
+        "latency_ms": run.latency_summary(),
+        "per_image": per_image,
+    }
+
+
+def _num(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
+def evaluate_sample(
+    sample: Sample, predictor: SamplePredictor, mapping: ClassMapping, scheme: EvalScheme
+) -> tuple[ImageEval, np.ndarray]:
+    """Predict one sample and count it. Returns the evaluation and the prediction in the id space."""
+    prediction = predictor.predict_sample(sample)
+    height, width = sample.image.shape[:2]
+    if prediction.labels.shape != (height, width):
+        raise PredictError(
+            f"{predictor.info.name}: mask is {prediction.labels.shape[1]}x{prediction.labels.shape[0]}, "
+            f"image is {width}x{height}"
+        )
+    ids = mapping.apply(prediction.labels)
+    if sample.gt is None:
+        nan = float("nan")
+        return ImageEval(sample.ref.key, None, None, None, nan, nan, prediction.timings), ids
+    matrix = confusion(sample.gt, ids, scheme.id_space.num_classes)
+    instances = None
+    if sample.instances is not None and scheme.is_cityscapes:
+        instances = instance_counts(sample.instances, ids)
+    scores = compute_scores(matrix, scheme, None)
+    result = ImageEval(
+        sample.ref.key, matrix, instances, scores.iou, scores.miou, scores.pixel_accuracy, prediction.timings
+    )
+    return result, ids
+
+
+ImageCallback = Callable[[SampleOutcome], None]
+
+
+class Evaluator:
+    """Runs predictors over a dataset on a small thread pool (decode, inference and counting overlap)."""
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        predictors: Sequence[SamplePredictor],
+        scheme: EvalScheme,
+        *,
+        workers: int = 2,
+        save_predictions: Path | None = None,
+    ) -> None:
+        self.dataset = dataset
+        self.predictors = list(predictors)
+        self.scheme = scheme
+        self.workers = max(1, workers)
+        self.save_predictions = save_predictions
+        self.mappings = [mapping_for(p.info, dataset.gt_scheme) for p in self.predictors]
+        for predictor, mapping in zip(self.predictors, self.mappings, strict=True):
+            scheme.check_model(mapping, predictor.info.name)
+
+    def run(
+        self,
+        refs: Sequence[SampleRef] | None = None,
+        on_image: ImageCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> RunResult:
+        """Evaluate `refs` (default: the whole dataset). Bad files are reported and skipped."""
+        todo = list(self.dataset.refs if refs is None else refs)
+        result = RunResult(
+            dataset=self.dataset,
+            scheme=self.scheme,
+            models=[
+                ModelEvaluation(p.info, m, self.scheme)
+                for p, m in zip(self.predictors, self.mappings, strict=True)
+            ],
+            images_total=len(todo),
+        )
+        start = time.perf_counter()
+        for outcome in self._outcomes(todo, cancel):
+            self._record(result, outcome)
+            if on_image is not None:
+                on_image(outcome)
+        result.cancelled = cancel is not None and cancel.is_set()
+        result.wall_s = time.perf_counter() - start
+        return result
+
+    def _outcomes(self, todo: list[SampleRef], cancel: threading.Event | None) -> Iterator[SampleOutcome]:
+        # Bounded in-flight work: never decode far ahead of what the models can consume.
+        pending: set[Future[SampleOutcome]] = set()
+        items = iter(enumerate(todo))
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="seglens-eval") as pool:
+            while True:
+                while len(pending) < self.workers * 2 and not (cancel and cancel.is_set()):
+                    item = next(items, None)
+                    if item is None:
+                        break
+                    pending.add(pool.submit(self._one, item[0], item[1]))
+                if not pending:
+                    return
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    yield future.result()
+
+    def _one(self, index: int, ref: SampleRef) -> SampleOutcome:
+        try:
+            sample = self.dataset.load(ref)
+        except SegLensError as exc:
+            return SampleOutcome(index, ref, (), (), (), str(exc))
+        evals: list[ImageEval | None] = []
+        predictions: list[np.ndarray | None] = []
+        errors: list[str | None] = []
+        for predictor, mapping in zip(self.predictors, self.mappings, strict=True):
+            try:
+                image_eval, ids = evaluate_sample(sample, predictor, mapping, self.scheme)
+            except Exception as exc:  # one model's failure on one image must not end the run
+                evals.append(None)
+                predictions.append(None)
+                errors.append(f"{ref.key}: {exc}" if isinstance(exc, SegLensError) else f"{ref.key}: {exc!r}")
+                continue
+            evals.append(image_eval)
+            predictions.append(ids)
+            errors.append(None)
+            if self.save_predictions is not None:
+                write_label_png(_prediction_path(self.save_predictions, predictor.info.name, ref), ids)
+        return SampleOutcome(index, ref, tuple(evals), tuple(predictions), tuple(errors), None)
+
+    @staticmethod
+    def _record(result: RunResult, outcome: SampleOutcome) -> None:
+        if outcome.sample_error is not None:
+            result.sample_errors[outcome.ref.key] = outcome.sample_error
+            return
+        for model, image_eval, error in zip(result.models, outcome.evals, outcome.errors, strict=True):
+            if image_eval is not None:
+                model.add(image_eval)
+            elif error is not None:
+                model.errors[outcome.ref.key] = error
+
+
+def safe_name(name: str) -> str:
+    """A model name usable as a folder name."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "model"
+
+
+def _prediction_path(root: Path, model_name: str, ref: SampleRef) -> Path:
+    # Named like the GT file so the official evaluation finds it by city/sequence/frame.
+    parts = [p for p in (ref.split, ref.city) if p]
+    return root.joinpath(safe_name(model_name), *parts, f"{ref.frame}_gtFine_labelIds.png")

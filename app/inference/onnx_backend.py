@@ -1,0 +1,422 @@
+"""ONNX Runtime backend: an .onnx file (plus optional manifest) as a Segmenter.
+
+What the graph says (input name, shape, dtype, layout; output shape and type) is read from the session;
+what it cannot say (class names, normalization, resize policy) comes from our `seglens.*` metadata_props and
+then from the manifest, which wins. Every inconsistency is a ModelLoadError at load time, naming the file,
+so that predict() on a loaded model only fails for reasons of the image or the runtime.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+import onnxruntime as ort
+from PIL import Image
+
+from app.core.errors import InputError, ModelLoadError, PredictError
+from app.core.labels import BUILTIN_SCHEMES, normalize_name
+from app.inference.base import InputSpec, Layout, ModelInfo, OutputKind, Prediction, Timings
+from app.inference.manifest import ModelManifest, manifest_fields, metadata_fields
+from app.inference.postprocess import resize_labels_nearest, upsample_argmax
+
+_SCHEME_BY_COUNT = {19: "trainids", 8: "categories", 34: "labelids"}
+_INPUT_DTYPES = {"tensor(float)": "float32", "tensor(uint8)": "uint8"}
+_PROVIDERS = ["CPUExecutionProvider"]
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    """sha256 (hex) of a file, read in chunks so big models never sit in memory twice."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class _OutputSpec:
+    name: str
+    kind: OutputKind
+    rank: int
+    class_axis: int | None  # 1 (N,C,h,w) or 3 (N,h,w,C); None: decided on the first output seen
+
+
+class OnnxSegmenter:
+    """A Segmenter over an onnxruntime InferenceSession (CPU). predict() is safe from several threads:
+    session.run is thread-safe and releases the GIL, and scratch buffers are per thread."""
+
+    def __init__(self, path: str | Path, manifest: ModelManifest | None = None) -> None:
+        self._path = Path(path)
+        if not self._path.is_file():
+            raise ModelLoadError(self._path, "no such model file")
+        self._session: ort.InferenceSession | None = _open_session(self._path)
+        settings = _settings(self._session, self._path, manifest)
+        self._input_name, spec = _input_spec(self._session, self._path, settings)
+        names, scheme = _declared_classes(self._path, settings, manifest)
+        self._output, count = _output_spec(self._session, self._path, settings, names, spec.layout)
+        if names is None:
+            names, scheme = _infer_classes(self._path, count)
+        name = manifest.name if manifest is not None else self._path.stem
+        self._info = ModelInfo(
+            name=name,
+            backend="onnx",
+            source=str(self._path),
+            class_names=names,
+            scheme=scheme if scheme is not None else _scheme_key(names, name),
+            input=spec,
+            output=self._output.kind,
+            file_size=self._path.stat().st_size,
+            digest=file_sha256(self._path),
+            extra=_extra(self._session, self._input_name, self._output.name),
+        )
+        self._lut = _normalization_lut(spec)
+        self._local = threading.local()
+
+    @property
+    def info(self) -> ModelInfo:
+        """Name, classes, input spec, digest etc. of the loaded model."""
+        return self._info
+
+    def predict(self, image: np.ndarray) -> Prediction:
+        """Labels (HxW uint8, model scheme) for an HxWx3 RGB uint8 image, at the image's resolution."""
+        session = self._session
+        if session is None:
+            raise PredictError(f"{self._path}: the model is closed")
+        _check_image(image)
+        start = time.perf_counter()
+        tensor = self.prepare(image)
+        prepared = time.perf_counter()
+        try:
+            raw = session.run([self._output.name], {self._input_name: tensor})[0]
+        except Exception as exc:  # onnxruntime raises several private exception types
+            raise PredictError(f"{self._path}: inference failed: {exc}") from exc
+        ran = time.perf_counter()
+        labels = self._postprocess(np.asarray(raw), (image.shape[0], image.shape[1]))
+        done = time.perf_counter()
+        timings = Timings(
+            preprocess_ms=(prepared - start) * 1e3,
+            inference_ms=(ran - prepared) * 1e3,
+            postprocess_ms=(done - ran) * 1e3,
+        )
+        return Prediction(labels=labels, timings=timings)
+
+    def prepare(self, image: np.ndarray) -> np.ndarray:
+        """The input tensor for `image` (resized, normalized, laid out). The array is a per-thread buffer
+        reused by the next call from the same thread: copy it to keep it."""
+        spec = self._info.input
+        resized = _resize(image, self.input_size_for(image.shape[0], image.shape[1]))
+        order = (2, 1, 0) if spec.channel_order == "BGR" else (0, 1, 2)
+        height, width = resized.shape[:2]
+        shape = (1, 3, height, width) if spec.layout == "NCHW" else (1, height, width, 3)
+        buf = self._buffer(shape, np.uint8 if spec.dtype == "uint8" else np.float32)
+        for c, src in enumerate(order):
+            channel = resized[:, :, src]
+            out = buf[0, c] if spec.layout == "NCHW" else buf[0, :, :, c]
+            if spec.dtype == "uint8":
+                out[...] = channel
+            else:
+                # A 256-entry table per channel: exact float32 (x*scale - mean)/std, no float64 temporaries.
+                np.take(self._lut[c], channel, out=out, mode="clip")
+        return buf
+
+    def input_size_for(self, height: int, width: int) -> tuple[int, int]:
+        """(height, width) the model is fed for an image of this size, per the resize policy."""
+        spec = self._info.input
+        if spec.resize == "fixed" and spec.height is not None and spec.width is not None:
+            return spec.height, spec.width
+        if spec.resize == "multiple":
+            m = spec.size_multiple
+            return max(m, round(height / m) * m), max(m, round(width / m) * m)
+        return height, width
+
+    def close(self) -> None:
+        """Drop the session (frees its memory). Idempotent."""
+        self._session = None
+
+    def _buffer(self, shape: tuple[int, ...], dtype: type[np.generic]) -> np.ndarray:
+        buffers = cast(dict[tuple[Any, ...], np.ndarray], self._local.__dict__.setdefault("buffers", {}))
+        key = (shape, dtype)
+        buf = buffers.get(key)
+        if buf is None:
+            buffers.clear()  # one image size at a time is the common case; do not hoard memory
+            buf = buffers[key] = np.empty(shape, dtype=dtype)
+        return buf
+
+    def _postprocess(self, raw: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        if raw.ndim != self._output.rank or raw.shape[0] < 1:
+            raise PredictError(f"{self._path}: unexpected output shape {raw.shape}")
+        sample = raw[0]
+        if self._output.kind == "labels":
+            if sample.ndim == 3:
+                sample = sample[0] if sample.shape[0] == 1 else sample[:, :, 0]
+            return resize_labels_nearest(sample, size)
+        axis = self._output.class_axis or self._runtime_class_axis(raw)
+        return upsample_argmax(sample, size, channels_last=axis == 3)
+
+    def _runtime_class_axis(self, raw: np.ndarray) -> int:
+        count = len(self._info.class_names)
+        preferred = (1, 3) if self._info.input.layout == "NCHW" else (3, 1)
+        for axis in preferred:
+            if raw.shape[axis] == count:
+                return axis
+        raise PredictError(f"{self._path}: output shape {raw.shape} has no axis of {count} classes")
+
+
+def load_onnx(path: str | Path, manifest: ModelManifest | None = None) -> OnnxSegmenter:
+    """Registry entry point: open an .onnx model, optionally with a manifest's settings."""
+    return OnnxSegmenter(path, manifest)
+
+
+# --- load-time analysis ------------------------------------------------------------------------------
+
+
+def _open_session(path: Path) -> ort.InferenceSession:
+    # Default session options on purpose: turning intra-op spinning off cost ~40% of run() time on a
+    # 15 ms model and did not speed up our postprocessing (benchmarks/bench_onnx.py, 2 cores).
+    try:
+        return ort.InferenceSession(str(path), providers=_PROVIDERS)
+    except Exception as exc:  # InvalidProtobuf, Fail, NotImplemented...: all mean "cannot use this file"
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "protobuf" in reason.lower() or "parse" in reason.lower():
+            raise ModelLoadError(path, f"not an ONNX model or a damaged one ({reason})") from exc
+        raise ModelLoadError(path, f"onnxruntime cannot load this model: {reason}") from exc
+
+
+def _settings(session: ort.InferenceSession, path: Path, manifest: ModelManifest | None) -> dict[str, Any]:
+    """Metadata settings overlaid with the manifest's. Class names and scheme are one decision: when the
+    manifest names the classes, the file's class metadata is dropped entirely."""
+    props = session.get_modelmeta().custom_metadata_map or {}
+    try:
+        settings = metadata_fields(props, path)
+    except InputError as exc:
+        raise ModelLoadError(path, exc.problem) from exc
+    if manifest is not None:
+        given = manifest_fields(manifest)
+        if "class_names" in given or "scheme" in given:
+            settings.pop("class_names", None)
+            settings.pop("scheme", None)
+        settings.update(given)
+    return settings
+
+
+def _dim(value: Any) -> int | None:
+    return value if isinstance(value, int) and value > 0 else None
+
+
+def _input_spec(
+    session: ort.InferenceSession, path: Path, settings: Mapping[str, Any]
+) -> tuple[str, InputSpec]:
+    inputs = session.get_inputs()
+    if len(inputs) != 1:
+        found = "no input" if not inputs else f"{len(inputs)} inputs ({', '.join(i.name for i in inputs)})"
+        raise ModelLoadError(path, f"a segmentation model takes one image input; this graph has {found}")
+    tensor = inputs[0]
+    shape = list(tensor.shape or [])
+    if len(shape) != 4:
+        raise ModelLoadError(path, f"input {tensor.name!r} must be rank 4 (N,3,H,W or N,H,W,3), got {shape}")
+    layout = _input_layout(path, shape, settings.get("layout"))
+    height, width = (shape[2], shape[3]) if layout == "NCHW" else (shape[1], shape[2])
+    dtype = _INPUT_DTYPES.get(tensor.type)
+    if dtype is None:
+        raise ModelLoadError(path, f"input {tensor.name!r} has type {tensor.type}; float32 or uint8 needed")
+    size, resize = _input_size(path, _dim(height), _dim(width), settings)
+    defaults = InputSpec(None, None)
+    spec = InputSpec(
+        height=size[0] if size else None,
+        width=size[1] if size else None,
+        layout=layout,
+        channel_order=settings.get("channel_order", defaults.channel_order),
+        mean=settings.get("mean", defaults.mean),
+        std=settings.get("std", defaults.std),
+        scale=settings.get("scale", defaults.scale),
+        resize=resize,
+        size_multiple=settings.get("size_multiple", defaults.size_multiple),
+        dtype=cast(Any, dtype),
+    )
+    return tensor.name, spec
+
+
+def _input_layout(path: Path, shape: Sequence[Any], declared: Layout | None) -> Layout:
+    first, last = _dim(shape[1]), _dim(shape[3])
+    if first == 3 and last != 3:
+        graph: Layout = "NCHW"
+    elif last == 3 and first != 3:
+        graph = "NHWC"
+    elif first == 3 or (first is None and last is None):
+        # Both sides 3 (a 3x3 image) or both dynamic: nothing tells them apart but the manifest.
+        graph = declared or "NCHW"
+    else:
+        raise ModelLoadError(
+            path, f"input must have 3 colour channels (N,3,H,W or N,H,W,3), got {list(shape)}"
+        )
+    if declared is not None and declared != graph:
+        raise ModelLoadError(
+            path, f"the manifest says layout {declared} but the graph input is {list(shape)}"
+        )
+    return graph
+
+
+def _input_size(
+    path: Path, height: int | None, width: int | None, settings: Mapping[str, Any]
+) -> tuple[tuple[int, int] | None, Any]:
+    declared: tuple[int, int] | None = settings.get("input_size")
+    if height is not None and width is not None:
+        if declared is not None and declared != (height, width):
+            raise ModelLoadError(
+                path, f"input_size {declared[0]}x{declared[1]} given but the graph input is {height}x{width}"
+            )
+        return (height, width), "fixed"
+    if height is not None or width is not None:
+        # Half-dynamic inputs exist (fixed height, free width); they can only be fed one declared size.
+        fixed = declared or None
+        if fixed is None or (height or fixed[0]) != fixed[0] or (width or fixed[1]) != fixed[1]:
+            raise ModelLoadError(
+                path, "the input has one fixed and one dynamic side: give input_size in a manifest"
+            )
+        return fixed, "fixed"
+    resize = settings.get("resize") or ("fixed" if declared is not None else "any")
+    if resize == "fixed" and declared is None:
+        raise ModelLoadError(path, "resize policy 'fixed' but no input_size for this dynamic-size model")
+    return declared, resize
+
+
+def _declared_classes(
+    path: Path, settings: Mapping[str, Any], manifest: ModelManifest | None
+) -> tuple[tuple[str, ...] | None, str | None]:
+    """Class names and scheme key from metadata/manifest, or (None, None) when nothing names them."""
+    if "class_names" in settings:
+        return tuple(settings["class_names"]), None
+    if "scheme" in settings:
+        key = settings["scheme"]
+        if key in BUILTIN_SCHEMES:
+            return BUILTIN_SCHEMES[key].names, key
+        where = manifest if manifest is not None and manifest.scheme == key else None
+        try:
+            scheme = ModelManifest(name="", kind="onnx", scheme=key).class_scheme()
+        except InputError as exc:
+            source = where.source if where is not None and where.source is not None else path
+            raise ModelLoadError(source, f"class scheme: {exc}") from exc
+        assert scheme is not None
+        return scheme.names, scheme.key
+    return None, None
+
+
+def _infer_classes(path: Path, count: int | None) -> tuple[tuple[str, ...], str]:
+    key = _SCHEME_BY_COUNT.get(count or 0)
+    if key is None:
+        said = f"{count} classes" if count else "an unknown number of classes"
+        raise ModelLoadError(
+            path,
+            f"the model outputs {said} and names none: add a manifest (e.g. {path.stem}.yaml beside it) "
+            "with class_names or scheme",
+        )
+    return BUILTIN_SCHEMES[key].names, key
+
+
+def _scheme_key(names: Sequence[str], model_name: str) -> str:
+    wanted = [normalize_name(n) for n in names]
+    for key, scheme in BUILTIN_SCHEMES.items():
+        if wanted == [normalize_name(n) for n in scheme.names]:
+            return key
+    return f"custom:{model_name}"
+
+
+def _output_spec(
+    session: ort.InferenceSession,
+    path: Path,
+    settings: Mapping[str, Any],
+    names: tuple[str, ...] | None,
+    layout: Layout,
+) -> tuple[_OutputSpec, int | None]:
+    """The first graph output as labels or class scores, and the class count the graph shows (if any)."""
+    tensor = session.get_outputs()[0]
+    shape = list(tensor.shape or [])
+    integer = "int" in tensor.type
+    kind: OutputKind = settings.get("output") or ("labels" if integer else "logits")
+    if len(shape) == 3:
+        if kind != "labels":
+            raise ModelLoadError(path, f"output {tensor.name!r} is {shape} (rank 3) but declared {kind!r}")
+        return _OutputSpec(tensor.name, "labels", 3, None), None
+    if len(shape) != 4:
+        raise ModelLoadError(
+            path,
+            f"output {tensor.name!r} must be rank 4 (N,C,h,w or N,h,w,C scores; N,1,h,w labels) or rank 3 "
+            f"(N,h,w labels), got {shape}",
+        )
+    first, last = _dim(shape[1]), _dim(shape[3])
+    if kind == "labels" or (integer and 1 in (first, last)):
+        if 1 not in (first, last) and not (first is None and last is None):
+            raise ModelLoadError(path, f"a labels output must be N,h,w or N,1,h,w; got {shape}")
+        return _OutputSpec(tensor.name, "labels", 4, None), None
+    axis, count = _class_axis(path, shape, names, layout)
+    return _OutputSpec(tensor.name, kind, 4, axis), count
+
+
+def _class_axis(
+    path: Path, shape: Sequence[Any], names: tuple[str, ...] | None, layout: Layout
+) -> tuple[int | None, int | None]:
+    dims = {1: _dim(shape[1]), 3: _dim(shape[3])}
+    preferred = (1, 3) if layout == "NCHW" else (3, 1)
+    if names is not None:
+        for axis in preferred:
+            if dims[axis] == len(names):
+                return axis, len(names)
+        known = [dims[a] for a in preferred if dims[a] is not None]
+        if known:
+            raise ModelLoadError(
+                path,
+                f"the graph outputs {known[0]} classes (shape {list(shape)}) but {len(names)} class names "
+                "are given",
+            )
+        return None, None  # fully dynamic output: the class axis is found on the first prediction
+    # No names: prefer an axis whose size is a builtin scheme's class count, then the input's layout.
+    for axis in preferred:
+        if dims[axis] in _SCHEME_BY_COUNT:
+            return axis, dims[axis]
+    for axis in preferred:
+        if dims[axis] is not None:
+            return axis, dims[axis]
+    return None, None
+
+
+def _extra(session: ort.InferenceSession, input_name: str, output_name: str) -> dict[str, str]:
+    meta = session.get_modelmeta()
+    return {
+        "providers": ",".join(session.get_providers()),
+        "input_name": input_name,
+        "input_shape": str(session.get_inputs()[0].shape),
+        "output_name": output_name,
+        "output_shape": str(session.get_outputs()[0].shape),
+        "producer": meta.producer_name or "",
+    }
+
+
+def _normalization_lut(spec: InputSpec) -> np.ndarray:
+    """(3, 256) float32: model channel c, pixel value v -> (v * scale - mean_c) / std_c, rounded once."""
+    values = np.arange(256, dtype=np.float64)
+    mean, std = np.asarray(spec.mean, dtype=np.float64), np.asarray(spec.std, dtype=np.float64)
+    return ((values[None, :] * spec.scale - mean[:, None]) / std[:, None]).astype(np.float32)
+
+
+def _check_image(image: Any) -> None:
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        got = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
+        raise InputError(None, f"expected an HxWx3 RGB uint8 image, got {got}")
+    if image.shape[0] < 1 or image.shape[1] < 1:
+        raise InputError(None, f"empty image {image.shape}")
+
+
+def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of RGB uint8 to (height, width) with PIL, on uint8 before any float conversion."""
+    height, width = size
+    if image.shape[:2] == (height, width):
+        return image
+    resized = Image.fromarray(np.ascontiguousarray(image)).resize((width, height), Image.Resampling.BILINEAR)
+    return np.asarray(resized)

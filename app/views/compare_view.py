@@ -1,0 +1,153 @@
+"""Ground truth, model A and model B side by side, sharing zoom, pan and one opacity slider."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor, QImage, QPixmap
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.views.image_panel import ImagePanel, ImageView
+
+
+class Legend(QWidget):
+    """Colour swatches with class names, wrapped in rows."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._grid = QGridLayout(self)
+        self._grid.setContentsMargins(4, 0, 4, 0)
+        self._grid.setHorizontalSpacing(10)
+        self._grid.setVerticalSpacing(2)
+        self.entries: list[QLabel] = []
+
+    def set_classes(
+        self, names: Sequence[str], colors: Sequence[tuple[int, int, int]], columns: int = 10
+    ) -> None:
+        while self._grid.count():
+            item = self._grid.takeAt(0)
+            widget = item.widget() if item is not None else None
+            if widget is not None:
+                widget.deleteLater()
+        self.entries = []
+        for i, (name, color) in enumerate(zip(names, colors, strict=True)):
+            swatch = QPixmap(12, 12)
+            swatch.fill(QColor(*color))
+            icon = QLabel()
+            icon.setPixmap(swatch)
+            text = QLabel(name)
+            text.setTextFormat(Qt.TextFormat.PlainText)
+            cell = QWidget()
+            row = QHBoxLayout(cell)
+            row.setContentsMargins(0, 0, 0, 0)
+            row.setSpacing(4)
+            row.addWidget(icon)
+            row.addWidget(text)
+            row.addStretch(1)
+            self._grid.addWidget(cell, i // columns, i % columns)
+            self.entries.append(text)
+
+
+class CompareView(QWidget):
+    """Lays out the panels and controls; emits the user's intents, holds no data."""
+
+    opacity_changed = Signal(float)
+    show_gt_changed = Signal(bool)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.gt_panel = ImagePanel("Ground truth")
+        self.a_panel = ImagePanel("A: (no model)")
+        self.b_panel = ImagePanel("B: (no model)")
+        self.opacity = QSlider(Qt.Orientation.Horizontal)
+        self.opacity.setRange(0, 100)
+        self.opacity.setValue(50)
+        self.opacity.setFixedWidth(180)
+        self.opacity.setToolTip("Mask opacity (Ctrl+Up / Ctrl+Down)")
+        self.opacity_label = QLabel("50%")
+        self.show_gt = QCheckBox("Ground truth")
+        self.show_gt.setToolTip("Show the ground-truth panel (G)")
+        self.fit_button = QPushButton("Fit")
+        self.caption = QLabel("")
+        self.caption.setTextFormat(Qt.TextFormat.PlainText)
+        self.legend = Legend()
+        self._build()
+        self.gt_panel.setVisible(False)
+        self._syncing = False
+        for panel in self.panels:
+            panel.view.view_changed.connect(lambda v=panel.view: self._sync_from(v))
+        self.opacity.valueChanged.connect(self._on_opacity)
+        self.show_gt.toggled.connect(self._on_show_gt)
+        self.fit_button.clicked.connect(self.fit)
+
+    @property
+    def panels(self) -> tuple[ImagePanel, ImagePanel, ImagePanel]:
+        return (self.gt_panel, self.a_panel, self.b_panel)
+
+    def _build(self) -> None:
+        controls = QHBoxLayout()
+        controls.addWidget(self.caption, 1)
+        controls.addWidget(self.show_gt)
+        controls.addSpacing(12)
+        controls.addWidget(QLabel("Opacity"))
+        controls.addWidget(self.opacity)
+        controls.addWidget(self.opacity_label)
+        controls.addWidget(self.fit_button)
+        images = QHBoxLayout()
+        images.setSpacing(6)
+        for panel in self.panels:
+            images.addWidget(panel, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(controls)
+        layout.addLayout(images, 1)
+        layout.addWidget(self.legend)
+
+    def set_image(self, image: QImage | None) -> None:
+        for panel in self.panels:
+            panel.view.set_image(image)
+
+    def set_masks(self, gt: QImage | None, a: QImage | None, b: QImage | None) -> None:
+        for panel, mask in zip(self.panels, (gt, a, b), strict=True):
+            panel.view.set_mask(mask)
+
+    def fit(self) -> None:
+        for panel in self.panels:
+            panel.view.fit()
+
+    def _on_opacity(self, value: int) -> None:
+        self.opacity_label.setText(f"{value}%")
+        for panel in self.panels:
+            panel.view.set_mask_opacity(value / 100)
+        self.opacity_changed.emit(value / 100)
+
+    def _on_show_gt(self, checked: bool) -> None:
+        self.gt_panel.setVisible(checked)
+        self.show_gt_changed.emit(checked)
+
+    def _sync_from(self, source: ImageView) -> None:
+        # Followers copy the leader's transform and scroll position; the flag stops the echo.
+        if self._syncing:
+            return
+        self._syncing = True
+        try:
+            for panel in self.panels:
+                view = panel.view
+                if view is source:
+                    continue
+                view._fit = source._fit
+                view.setTransform(source.transform())
+                view.horizontalScrollBar().setValue(source.horizontalScrollBar().value())
+                view.verticalScrollBar().setValue(source.verticalScrollBar().value())
+        finally:
+            self._syncing = False

@@ -1,0 +1,99 @@
+"""One image with a mask layer on top. Opacity is a property of the mask item: changing it costs no pixels."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtGui import QImage, QPainter, QPixmap, QResizeEvent, QWheelEvent
+from PySide6.QtWidgets import (
+    QFrame,
+    QGraphicsPixmapItem,
+    QGraphicsScene,
+    QGraphicsView,
+    QLabel,
+    QVBoxLayout,
+    QWidget,
+)
+
+
+def rgb_to_qimage(array: np.ndarray) -> QImage:
+    """HxWx3 uint8 -> QImage (copied, so the array may be freed)."""
+    array = np.ascontiguousarray(array)
+    height, width = array.shape[:2]
+    return QImage(array.data, width, height, 3 * width, QImage.Format.Format_RGB888).copy()
+
+
+def rgba_to_qimage(array: np.ndarray) -> QImage:
+    """HxWx4 uint8 (straight alpha) -> QImage (copied)."""
+    array = np.ascontiguousarray(array)
+    height, width = array.shape[:2]
+    return QImage(array.data, width, height, 4 * width, QImage.Format.Format_RGBA8888).copy()
+
+
+class ImageView(QGraphicsView):
+    """Zoom with the wheel, pan by dragging; reports zoom/pan so sibling views can follow."""
+
+    view_changed = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setScene(QGraphicsScene(self))
+        self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setBackgroundBrush(Qt.GlobalColor.black)
+        self.image_item = QGraphicsPixmapItem()
+        self.mask_item = QGraphicsPixmapItem()
+        self.mask_item.setOpacity(0.5)
+        self.scene().addItem(self.image_item)
+        self.scene().addItem(self.mask_item)
+        self._fit = True
+        self.horizontalScrollBar().valueChanged.connect(self.view_changed)
+        self.verticalScrollBar().valueChanged.connect(self.view_changed)
+
+    def set_image(self, image: QImage | None) -> None:
+        pixmap = QPixmap.fromImage(image) if image is not None else QPixmap()
+        self.image_item.setPixmap(pixmap)
+        self.scene().setSceneRect(QRectF(pixmap.rect()))
+        if self._fit:
+            self.fit()
+
+    def set_mask(self, mask: QImage | None) -> None:
+        self.mask_item.setPixmap(QPixmap.fromImage(mask) if mask is not None else QPixmap())
+
+    def set_mask_opacity(self, opacity: float) -> None:
+        self.mask_item.setOpacity(opacity)
+
+    def fit(self) -> None:
+        self._fit = True
+        if not self.image_item.pixmap().isNull():
+            self.fitInView(self.image_item, Qt.AspectRatioMode.KeepAspectRatio)
+        self.view_changed.emit()
+
+    def wheelEvent(self, event: QWheelEvent) -> None:
+        factor = 1.25 if event.angleDelta().y() > 0 else 0.8
+        self._fit = False
+        self.scale(factor, factor)
+        self.view_changed.emit()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        if self._fit:
+            self.fit()
+
+
+class ImagePanel(QWidget):
+    """A titled ImageView ("A: segformer-b0  mIoU 71.2")."""
+
+    def __init__(self, title: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.title = QLabel(title)
+        self.title.setTextFormat(Qt.TextFormat.PlainText)
+        self.title.setStyleSheet("font-weight: 600; padding: 2px 4px;")
+        self.view = ImageView()
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        layout.addWidget(self.title)
+        layout.addWidget(self.view, 1)

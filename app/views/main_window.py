@@ -1,0 +1,143 @@
+"""The main window: toolbar, compare view in the centre, image list, metrics and log in docks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDockWidget,
+    QLabel,
+    QMainWindow,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QToolBar,
+    QWidget,
+)
+
+from app import __version__
+from app.views.compare_view import CompareView
+from app.views.image_list import ImageList
+from app.views.metrics_panel import MetricsPanel
+
+MODEL_SUFFIXES = (".onnx", ".json", ".yaml", ".yml")
+
+
+class MainWindow(QMainWindow):
+    """Layout and user intents only; the MainController does the work."""
+
+    paths_dropped = Signal(list)
+    closing = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(f"SegLens {__version__}")
+        self.setAcceptDrops(True)
+        self.resize(1500, 900)
+        self.compare = CompareView()
+        self.image_list = ImageList()
+        self.metrics = MetricsPanel()
+        self.log = QPlainTextEdit()
+        self.log.setReadOnly(True)
+        self.log.setMaximumBlockCount(5000)
+        self.setCentralWidget(self.compare)
+        self.images_dock = self._dock("Images", self.image_list, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.metrics_dock = self._dock("Metrics", self.metrics, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.log_dock = self._dock("Log", self.log, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.log_dock.hide()
+        self._build_actions()
+        self._build_status()
+
+    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock-{title.lower()}")
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _action(self, text: str, shortcut: str | None = None, tip: str = "") -> QAction:
+        action = QAction(text, self)
+        if shortcut:
+            action.setShortcut(QKeySequence(shortcut))
+        action.setToolTip(f"{tip or text} ({shortcut})" if shortcut else tip or text)
+        self.addAction(action)
+        return action
+
+    def _build_actions(self) -> None:
+        self.open_dataset_action = self._action("Open dataset…", "Ctrl+O", "Open a dataset folder")
+        self.model_a_action = self._action("Model A…", "Ctrl+1", "Choose model A (ONNX)")
+        self.model_b_action = self._action("Model B…", "Ctrl+2", "Choose model B (ONNX)")
+        self.evaluate_action = self._action("Evaluate", "F5", "Evaluate A and B on the dataset")
+        self.cancel_action = self._action("Cancel", "Esc", "Cancel the evaluation")
+        self.cancel_action.setEnabled(False)
+        self.next_action = self._action("Next image", "Right")
+        self.prev_action = self._action("Previous image", "Left")
+        self.toggle_gt_action = self._action("Toggle ground truth", "G")
+        self.opacity_up_action = self._action("More opacity", "Ctrl+Up")
+        self.opacity_down_action = self._action("Less opacity", "Ctrl+Down")
+        self.toggle_masks_action = self._action("Toggle masks", "Space")
+        self.show_log_action = self.log_dock.toggleViewAction()
+        self.show_log_action.setShortcut(QKeySequence("Ctrl+L"))
+        self.scheme_box = QComboBox()
+        self.scheme_box.addItem("19 classes (trainIds)", "trainids")
+        self.scheme_box.addItem("8 categories", "categories")
+        self.scheme_box.setToolTip("Evaluation scheme")
+        bar = QToolBar("Main")
+        bar.setObjectName("toolbar-main")
+        bar.setIconSize(QSize(16, 16))
+        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        for action in (self.open_dataset_action, self.model_a_action, self.model_b_action):
+            bar.addAction(action)
+        bar.addSeparator()
+        bar.addWidget(QLabel(" Scheme "))
+        bar.addWidget(self.scheme_box)
+        bar.addSeparator()
+        bar.addAction(self.evaluate_action)
+        bar.addAction(self.cancel_action)
+        bar.addSeparator()
+        bar.addAction(self.show_log_action)
+        self.addToolBar(bar)
+
+    def _build_status(self) -> None:
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(260)
+        self.progress.setTextVisible(True)
+        self.progress.hide()
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.hide()
+        self.cancel_button.clicked.connect(self.cancel_action.trigger)
+        self.statusBar().addPermanentWidget(self.progress)
+        self.statusBar().addPermanentWidget(self.cancel_button)
+
+    def set_busy(self, busy: bool, done: int = 0, total: int = 0) -> None:
+        """Show or hide the progress bar and Cancel."""
+        self.progress.setVisible(busy)
+        self.cancel_button.setVisible(busy)
+        self.cancel_action.setEnabled(busy)
+        if busy:
+            self.progress.setRange(0, max(total, 0))
+            self.progress.setValue(done)
+            self.progress.setFormat(f"{done} / {total}" if total else "working…")
+
+    def show_message(self, text: str, timeout_ms: int = 0) -> None:
+        self.statusBar().showMessage(text, timeout_ms)
+
+    def append_log(self, text: str) -> None:
+        self.log.appendPlainText(text)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = [Path(url.toLocalFile()) for url in event.mimeData().urls() if url.isLocalFile()]
+        if paths:
+            self.paths_dropped.emit(paths)
+            event.acceptProposedAction()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.closing.emit()
+        super().closeEvent(event)

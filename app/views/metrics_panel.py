@@ -1,0 +1,150 @@
+"""Dataset metrics of A and B: summary, per-class IoU with deltas, and a confusion-matrix heatmap."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QBrush, QColor
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    """Numbers of one model for the panel (plain values; NaN where unknown)."""
+
+    name: str
+    miou: float
+    iiou: float
+    category_miou: float
+    pixel_accuracy: float
+    latency_ms: float
+    images: int
+    class_iou: Sequence[float]
+    matrix: np.ndarray | None  # (K, K + 1) counts
+
+
+def _pct(value: float) -> str:
+    return "–" if math.isnan(value) else f"{value * 100:.1f}"
+
+
+class ConfusionHeatmap(QWidget):
+    """Row-normalised confusion matrix (rows: ground truth, columns: prediction)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.plot = pg.PlotWidget()
+        self.plot.setMenuEnabled(False)
+        self.plot.setMouseEnabled(x=False, y=False)
+        self.plot.hideButtons()
+        self.plot.invertY(True)
+        self.plot.setAspectLocked(True)
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.image.setLookupTable(pg.colormap.get("viridis").getLookupTable(nPts=256))
+        self.plot.addItem(self.image)
+        self.plot.getAxis("left").setLabel("ground truth")
+        self.plot.getAxis("bottom").setLabel("prediction")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.plot)
+        self.values: np.ndarray | None = None
+
+    def set_matrix(self, matrix: np.ndarray | None, names: Sequence[str]) -> None:
+        if matrix is None or matrix.size == 0:
+            self.image.clear()
+            self.values = None
+            return
+        rows = matrix.sum(axis=1, keepdims=True).astype(np.float64)
+        normalized = np.divide(matrix, rows, out=np.zeros(matrix.shape, dtype=np.float64), where=rows > 0)
+        self.values = normalized
+        self.image.setImage(normalized, levels=(0.0, 1.0))
+        labels = [*names, "other"]
+        short = [(i + 0.5, n[:10]) for i, n in enumerate(labels)]
+        self.plot.getAxis("bottom").setTicks([short])
+        self.plot.getAxis("left").setTicks([short[: len(names)]])
+
+
+class MetricsPanel(QWidget):
+    """Lays out the numbers; the controller feeds ModelSummary objects."""
+
+    matrix_model_changed = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.summary = QTableWidget(6, 2)
+        self.summary.setVerticalHeaderLabels(
+            ["mIoU", "iIoU", "category mIoU", "pixel accuracy", "latency p50 (ms)", "images"]
+        )
+        self.summary.setHorizontalHeaderLabels(["A", "B"])
+        self.summary.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.summary.setMaximumHeight(200)
+        self.classes = QTableWidget(0, 3)
+        self.classes.setHorizontalHeaderLabels(["IoU A", "IoU B", "B−A"])
+        self.classes.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.classes.verticalHeader().setDefaultSectionSize(20)
+        self.matrix_choice = QComboBox()
+        self.matrix_choice.addItems(["A", "B"])
+        self.heatmap = ConfusionHeatmap()
+        choice_row = QHBoxLayout()
+        choice_row.addWidget(QLabel("Confusion matrix (row-normalised) of"))
+        choice_row.addWidget(self.matrix_choice)
+        choice_row.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.classes, 2)
+        layout.addLayout(choice_row)
+        layout.addWidget(self.heatmap, 2)
+        for table in (self.summary, self.classes):
+            table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.matrix_choice.currentIndexChanged.connect(self.matrix_model_changed)
+
+    def set_models(self, summaries: Sequence[ModelSummary | None], class_names: Sequence[str]) -> None:
+        """Show up to two models; None leaves a column empty."""
+        padded = [*summaries, None, None][:2]
+        self.summary.setHorizontalHeaderLabels([s.name if s else "–" for s in padded])
+        for column, s in enumerate(padded):
+            values = (
+                ["–"] * 6
+                if s is None
+                else [
+                    _pct(s.miou),
+                    _pct(s.iiou),
+                    _pct(s.category_miou),
+                    _pct(s.pixel_accuracy),
+                    "–" if math.isnan(s.latency_ms) else f"{s.latency_ms:.0f}",
+                    str(s.images),
+                ]
+            )
+            for row, text in enumerate(values):
+                item = QTableWidgetItem(text)
+                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.summary.setItem(row, column, item)
+        self._set_classes(padded, class_names)
+
+    def _set_classes(self, models: Sequence[ModelSummary | None], names: Sequence[str]) -> None:
+        self.classes.setRowCount(len(names))
+        self.classes.setVerticalHeaderLabels(list(names))
+        for row in range(len(names)):
+            ious = [m.class_iou[row] if m is not None else math.nan for m in models]
+            delta = ious[1] - ious[0]
+            cells = [_pct(ious[0]), _pct(ious[1]), "–" if math.isnan(delta) else f"{delta * 100:+.1f}"]
+            for column, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                if column == 2 and not math.isnan(delta) and abs(delta) >= 0.005:
+                    item.setForeground(QBrush(QColor(40, 160, 70) if delta > 0 else QColor(210, 60, 60)))
+                self.classes.setItem(row, column, item)

@@ -1,0 +1,141 @@
+"""The real main window, offscreen: open a dataset, set two ONNX models, evaluate, look, cancel."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from modelzoo import make_onnx_segmenter
+
+from app.core.datasets import open_dataset
+from app.core.labels import CATEGORY_NAMES, TRAINIDS, eval_scheme_by_key
+from app.core.synthetic import generate
+from app.inference.evaluate import Evaluator, SegmenterPredictor
+from app.inference.registry import load_model
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return generate(tmp_path_factory.mktemp("gui-data"), 6, size=(96, 192), seed=11)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("gui-models")
+    a = make_onnx_segmenter(root / "alpha.onnx", TRAINIDS.names, input_size=(64, 128), seed=3)
+    b = make_onnx_segmenter(root / "beta.onnx", TRAINIDS.names, input_size=None, seed=4, output="labels")
+    return a, b
+
+
+@pytest.fixture
+def controller(qtbot, monkeypatch, tmp_path):
+    monkeypatch.setenv("SEGLENS_CONFIG", str(tmp_path / "config"))
+    from app.controllers.main_controller import MainController
+
+    ctrl = MainController()
+    qtbot.addWidget(ctrl.window)
+    ctrl.window.show()
+    yield ctrl
+    ctrl.shutdown()
+
+
+def _load(qtbot, controller, scenes, models) -> None:
+    with qtbot.waitSignal(controller.dataset_loaded, timeout=20_000):
+        controller.open_dataset(scenes)
+    for slot, path in enumerate(models):
+        with qtbot.waitSignal(controller.model_loaded, timeout=20_000):
+            controller.set_model(slot, path)
+
+
+def test_evaluate_shows_masks_and_metrics(qtbot, controller, scenes, models) -> None:
+    controller.auto_evaluate = False
+    _load(qtbot, controller, scenes, models)
+    with qtbot.waitSignal(controller.evaluation_finished, timeout=60_000) as finished:
+        controller.evaluate()
+    result = finished.args[0]
+    assert result.images_done == 6 and not result.cancelled
+
+    # The numbers shown equal a headless evaluation of the same files.
+    dataset = open_dataset(scenes)
+    predictors = [SegmenterPredictor(load_model(p)) for p in models]
+    headless = Evaluator(dataset, predictors, eval_scheme_by_key("trainids")).run()
+    window = controller.window
+    for column, (live, ref) in enumerate(zip(controller.live, headless.models, strict=True)):
+        assert live is not None
+        np.testing.assert_array_equal(live.matrix, ref.matrix)
+        shown = window.metrics.summary.item(0, column).text()
+        assert shown == f"{ref.scores().miou * 100:.1f}"
+    for p in predictors:
+        p.segmenter.close()
+
+    # Image table holds per-image mIoU for both models.
+    table = window.image_list.model
+    assert table.rowCount() == 6
+    assert all(table.data(table.index(r, 2)) != "–" for r in range(6))
+    # Per-class table and confusion heatmap filled.
+    assert window.metrics.classes.rowCount() == len(TRAINIDS.names)
+    assert window.metrics.heatmap.values is not None
+
+    # The compare view shows the image and both masks; switching images updates them.
+    qtbot.waitUntil(lambda: controller.frame is not None, timeout=20_000)
+    compare = window.compare
+    assert not compare.a_panel.view.image_item.pixmap().isNull()
+    assert not compare.a_panel.view.mask_item.pixmap().isNull()
+    assert not compare.b_panel.view.mask_item.pixmap().isNull()
+    with qtbot.waitSignal(controller.frame_shown, timeout=20_000) as shown_frame:
+        window.next_action.trigger()
+    assert shown_frame.args[0].ref.key == dataset.refs[1].key
+
+    # One opacity slider drives every panel.
+    compare.opacity.setValue(80)
+    assert all(math.isclose(p.view.mask_item.opacity(), 0.8) for p in compare.panels)
+    compare.show_gt.setChecked(True)
+    assert compare.gt_panel.isVisibleTo(window)
+
+
+def test_cancel_midway_keeps_window_usable(qtbot, controller, tmp_path, models) -> None:
+    controller.auto_evaluate = False
+    data = generate(tmp_path / "many", 40, size=(96, 192), seed=5)
+    # ~130 ms per image here, so 40 images cannot finish between the second result and the click.
+    slow = make_onnx_segmenter(
+        tmp_path / "slow.onnx", TRAINIDS.names, input_size=(512, 1024), hidden=64, depth=4, downsample=2
+    )
+    _load(qtbot, controller, data, (slow,))
+    controller.evaluate()
+    qtbot.waitUntil(
+        lambda: controller.live[0] is not None and len(controller.live[0].images) >= 2, timeout=30_000
+    )
+    controller.window.cancel_action.trigger()
+    assert controller.pool.wait_idle(30_000)
+    done = len(controller.live[0].images)
+    assert 2 <= done < 40
+    assert not controller.window.progress.isVisible()
+    # The window still works: evaluation can start again and finish.
+    with qtbot.waitSignal(controller.evaluation_finished, timeout=120_000) as finished:
+        controller.evaluate()
+    assert finished.args[0].images_done == 40 and len(controller.live[0].images) == 40
+
+
+def test_category_model_switches_scheme(qtbot, controller, scenes, tmp_path) -> None:
+    controller.auto_evaluate = False
+    cat = make_onnx_segmenter(tmp_path / "cats.onnx", CATEGORY_NAMES, input_size=(64, 128), seed=9)
+    with qtbot.waitSignal(controller.dataset_loaded, timeout=20_000):
+        controller.open_dataset(scenes)
+    with qtbot.waitSignal(controller.model_loaded, timeout=20_000):
+        controller.set_model(0, cat)
+    assert controller.scheme.key == "categories"
+    assert controller.window.scheme_box.currentData() == "categories"
+
+
+def test_bad_model_reported_in_status_and_log(qtbot, controller, tmp_path) -> None:
+    bad = tmp_path / "broken.onnx"
+    bad.write_text("not a model")
+    with qtbot.waitSignal(controller.pool.error, timeout=20_000):
+        controller.set_model(0, bad)
+    qtbot.waitUntil(lambda: "broken.onnx" in controller.window.log.toPlainText(), timeout=5_000)
+    assert "broken.onnx" in controller.window.statusBar().currentMessage()
+    assert controller.predictors[0] is None
