@@ -161,7 +161,7 @@ class MainController(QObject):
         self.cancel_evaluation()
         self.dataset = dataset
         self.cache.clear()
-        self.window.image_list.model.reset([(ref.key, ref.city or "") for ref in dataset.refs])
+        self.window.image_list.model.reset([(_short_name(ref), ref.city or "") for ref in dataset.refs])
         self.window.setWindowTitle(f"{dataset.root.name} — {self.window.windowTitle().split(' — ')[-1]}")
         self._log(f"opened {dataset.root}: {len(dataset)} images ({dataset.kind}, split {dataset.split})")
         self.window.show_message(f"{dataset.root}: {len(dataset)} images", 5000)
@@ -406,6 +406,13 @@ class MainController(QObject):
         settings.setValue("window/version", 1)
         settings.setValue("window/geometry", self.window.saveGeometry())
         settings.setValue("window/state", self.window.saveState())
+
+
+def _short_name(ref: SampleRef) -> str:
+    """The frame without its city prefix (the city has its own column)."""
+    if ref.city and ref.frame.startswith(f"{ref.city}_"):
+        return ref.frame[len(ref.city) + 1 :]
+    return ref.frame
 
 
 def _run_evaluation(

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor, QImage, QPixmap
+from PySide6.QtGui import QColor, QImage, QPixmap, QResizeEvent
 from PySide6.QtWidgets import (
+    QBoxLayout,
     QCheckBox,
     QGridLayout,
     QHBoxLayout,
@@ -103,19 +104,38 @@ class CompareView(QWidget):
         controls.addWidget(self.opacity)
         controls.addWidget(self.opacity_label)
         controls.addWidget(self.fit_button)
-        images = QHBoxLayout()
-        images.setSpacing(6)
+        self.images = QBoxLayout(QBoxLayout.Direction.LeftToRight)
+        self.images.setSpacing(6)
         for panel in self.panels:
-            images.addWidget(panel, 1)
+            self.images.addWidget(panel, 1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(controls)
-        layout.addLayout(images, 1)
+        layout.addLayout(self.images, 1)
         layout.addWidget(self.legend)
+        self._aspect = 2.0  # width / height of the current image (Cityscapes: 2)
 
     def set_image(self, image: QImage | None) -> None:
+        if image is not None and not image.isNull():
+            self._aspect = image.width() / image.height()
+            self._choose_direction()
         for panel in self.panels:
             panel.view.set_image(image)
+
+    def _choose_direction(self) -> None:
+        # Side by side or stacked, whichever shows the images larger (wide street scenes stack).
+        count = sum(1 for p in self.panels if not p.isHidden()) or 1
+        rect = self.images.geometry()
+        width, height = max(rect.width(), 1), max(rect.height(), 1)
+        side = min(width / count / self._aspect, height)
+        stacked = min(width / self._aspect, height / count)
+        direction = QBoxLayout.Direction.TopToBottom if stacked > side else QBoxLayout.Direction.LeftToRight
+        if direction != self.images.direction():
+            self.images.setDirection(direction)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._choose_direction()
 
     def set_masks(self, gt: QImage | None, a: QImage | None, b: QImage | None) -> None:
         for panel, mask in zip(self.panels, (gt, a, b), strict=True):
@@ -133,6 +153,7 @@ class CompareView(QWidget):
 
     def _on_show_gt(self, checked: bool) -> None:
         self.gt_panel.setVisible(checked)
+        self._choose_direction()
         self.show_gt_changed.emit(checked)
 
     def _sync_from(self, source: ImageView) -> None:

@@ -56,7 +56,7 @@ class ConfusionHeatmap(QWidget):
         self.image.setLookupTable(pg.colormap.get("viridis").getLookupTable(nPts=256))
         self.plot.addItem(self.image)
         self.plot.getAxis("left").setLabel("ground truth")
-        self.plot.getAxis("bottom").setLabel("prediction")
+        self.plot.getAxis("bottom").setLabel("prediction (last column: other)")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.plot)
@@ -71,10 +71,9 @@ class ConfusionHeatmap(QWidget):
         normalized = np.divide(matrix, rows, out=np.zeros(matrix.shape, dtype=np.float64), where=rows > 0)
         self.values = normalized
         self.image.setImage(normalized, levels=(0.0, 1.0))
-        labels = [*names, "other"]
-        short = [(i + 0.5, n[:10]) for i, n in enumerate(labels)]
-        self.plot.getAxis("bottom").setTicks([short])
-        self.plot.getAxis("left").setTicks([short[: len(names)]])
+        # Names fit on the vertical axis only; columns are numbered in the same order.
+        self.plot.getAxis("left").setTicks([[(i + 0.5, f"{n[:12]} {i}") for i, n in enumerate(names)]])
+        self.plot.getAxis("bottom").setTicks([[(i + 0.5, str(i)) for i in range(0, len(names) + 1, 2)]])
 
 
 class MetricsPanel(QWidget):
