@@ -19,6 +19,7 @@ from app import __version__
 from app.core.errors import SegLensError
 
 if TYPE_CHECKING:
+    from app.core.labels import ClassScheme
     from app.inference.evaluate import SamplePredictor
 
 
@@ -44,6 +45,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 _COMMANDS = ("open", "evaluate", "demo-data")
+_GT_SCHEME_HELP = (
+    "what the ground-truth masks hold: 'labelids' (Cityscapes, default) or a custom scheme JSON "
+    '({"classes": [{"name": ..., "color": [r, g, b]}, ...], "ignore_value": 255})'
+)
+
+
+def gt_scheme_from_arg(value: str | None) -> ClassScheme:
+    """'labelids' (or nothing) -> Cityscapes labelIds; anything else is a custom scheme JSON file."""
+    from app.core.labels import LABELIDS, load_custom_scheme
+
+    if value is None or value.lower() == "labelids":
+        return LABELIDS
+    return load_custom_scheme(value)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -61,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     p_open.add_argument("--split", help="Cityscapes split (default: val)")
     p_open.add_argument("--scheme", choices=("trainids", "categories"), help="evaluation scheme")
     p_open.add_argument("--no-evaluate", action="store_true", help="do not start evaluating at once")
+    p_open.add_argument("--gt-scheme", help=_GT_SCHEME_HELP)
     p_open.set_defaults(func=_cmd_open)
 
     p_eval = sub.add_parser("evaluate", help="evaluate models (or saved predictions) on a dataset, headless")
@@ -71,6 +86,7 @@ def _parser() -> argparse.ArgumentParser:
         "--predictions", action="append", default=[], help="folder of labelIds PNGs named like the GT files"
     )
     p_eval.add_argument("--scheme", choices=("trainids", "categories"), help="default: trainids if possible")
+    p_eval.add_argument("--gt-scheme", help=_GT_SCHEME_HELP)
     p_eval.add_argument("--json", type=Path, help="write the full results as JSON here")
     p_eval.add_argument("--save-predictions", type=Path, help="write each model's masks as labelIds PNGs")
     p_eval.add_argument("--limit", type=int, help="evaluate only the first N images")
@@ -98,7 +114,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if not args.model and not args.predictions:
         print("seglens evaluate: give at least one --model or --predictions", file=sys.stderr)
         return 2
-    dataset = open_dataset(args.dataset, split=args.split)
+    dataset = open_dataset(args.dataset, split=args.split, gt_scheme=gt_scheme_from_arg(args.gt_scheme))
     predictors: list[SamplePredictor] = [SegmenterPredictor(load_model(m)) for m in args.model]
     predictors += [FolderPredictions(p, dataset.gt_scheme) for p in args.predictions]
     scheme = choose_scheme(args.scheme, predictors, dataset.gt_scheme)
@@ -186,4 +202,5 @@ def _cmd_open(args: argparse.Namespace) -> int:
         split=args.split,
         scheme=args.scheme,
         evaluate=not args.no_evaluate,
+        gt_scheme=gt_scheme_from_arg(args.gt_scheme),
     )

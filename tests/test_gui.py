@@ -139,3 +139,12 @@ def test_bad_model_reported_in_status_and_log(qtbot, controller, tmp_path) -> No
     qtbot.waitUntil(lambda: "broken.onnx" in controller.window.log.toPlainText(), timeout=5_000)
     assert "broken.onnx" in controller.window.statusBar().currentMessage()
     assert controller.predictors[0] is None
+
+
+def test_drop_dataset_and_models(qtbot, controller, scenes, models) -> None:
+    controller.auto_evaluate = False
+    with qtbot.waitSignal(controller.dataset_loaded, timeout=20_000):
+        controller.window.paths_dropped.emit([scenes, *models])
+    qtbot.waitUntil(lambda: all(p is not None for p in controller.predictors), timeout=20_000)
+    assert [p.info.name for p in controller.predictors] == ["alpha", "beta"]
+    assert controller.window.compare.a_panel.title.text().startswith("A: alpha")

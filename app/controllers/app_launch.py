@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QApplication
 
 from app import __version__
 from app.controllers.main_controller import MainController
+from app.core.labels import LABELIDS, ClassScheme
 from app.core.paths import cache_dir, models_dir
 
 DEMO_VERSION = 1
@@ -55,6 +56,7 @@ def launch(
     split: str | None = None,
     scheme: str | None = None,
     evaluate: bool = True,
+    gt_scheme: ClassScheme = LABELIDS,
 ) -> int:
     """Open the main window and run the event loop."""
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -84,7 +86,7 @@ def launch(
                 "seglens DATASET -a A.onnx -b B.onnx"
             )
     else:
-        controller.open_dataset(dataset, split)
+        controller.open_dataset(dataset, split, gt_scheme)
     if scheme:
         controller.set_scheme(scheme)
     if model_a:

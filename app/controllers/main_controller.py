@@ -13,7 +13,15 @@ from PySide6.QtWidgets import QFileDialog
 
 from app.controllers.workers import ErrorReport, Job, JobContext, WorkerPool
 from app.core.datasets import Dataset, SampleRef, open_dataset
-from app.core.labels import LABELIDS, ClassMapping, EvalScheme, eval_scheme_by_key
+from app.core.errors import SegLensError
+from app.core.labels import (
+    LABELIDS,
+    ClassMapping,
+    ClassScheme,
+    EvalScheme,
+    custom_eval_scheme,
+    eval_scheme_by_key,
+)
 from app.core.lru import LruCache
 from app.core.render import mask_rgba, rgba_palette
 from app.inference.evaluate import (
@@ -125,10 +133,12 @@ class MainController(QObject):
             else:
                 self._log(f"{path}: not a dataset folder or a model file ({', '.join(MODEL_SUFFIXES)})")
 
-    def open_dataset(self, path: str | Path, split: str | None = None) -> Job:
+    def open_dataset(
+        self, path: str | Path, split: str | None = None, gt_scheme: ClassScheme = LABELIDS
+    ) -> Job:
         """List a dataset in the background; evaluation starts when it and a model are ready."""
         self.window.show_message(f"Opening {path}…")
-        job = self.pool.submit(open_dataset, path, split, key="open-dataset")
+        job = self.pool.submit(open_dataset, path, split, gt_scheme, key="open-dataset")
         job.signals.result.connect(self._on_dataset)
         return job
 
@@ -164,6 +174,14 @@ class MainController(QObject):
         self.window.image_list.model.reset([(_short_name(ref), ref.city or "") for ref in dataset.refs])
         self.window.setWindowTitle(f"{dataset.root.name} — {self.window.windowTitle().split(' — ')[-1]}")
         self._log(f"opened {dataset.root}: {len(dataset)} images ({dataset.kind}, split {dataset.split})")
+        custom = dataset.gt_scheme is not LABELIDS
+        self.window.scheme_box.setEnabled(not custom)
+        if custom:
+            # A custom id space has exactly one evaluation scheme: its own classes.
+            self.scheme = custom_eval_scheme(dataset.gt_scheme)
+            self.window.compare.legend.set_classes(self.scheme.names, self.scheme.colors)
+        elif not self.scheme.is_cityscapes:
+            self._on_scheme_box(self.window.scheme_box.currentIndex())
         self.window.show_message(f"{dataset.root}: {len(dataset)} images", 5000)
         self._reset_results()
         self.dataset_loaded.emit(dataset)
@@ -177,14 +195,16 @@ class MainController(QObject):
         info = predictor.info
         try:
             mapping = mapping_for(info, self.dataset.gt_scheme if self.dataset else LABELIDS)
-            self.scheme.check_model(mapping, info.name)
-        except Exception as exc:
-            if "cannot be evaluated on trainids" in str(exc):
+            if mapping.granularity == "categories" and self.scheme.key == "trainids":
+                # A category model can only be compared on categories; say so by switching.
+                self._log(f"model {_SLOTS[slot]} predicts the 8 categories: evaluating on categories")
                 self.set_scheme("categories")
-            else:
-                self._log(f"model {_SLOTS[slot]}: {exc}")
-                self.window.show_message(str(exc), 10000)
-                return
+            self.scheme.check_model(mapping, info.name)
+        except SegLensError as exc:
+            self._log(f"model {_SLOTS[slot]}: {exc}")
+            self.window.show_message(str(exc), 10000)
+            predictor.segmenter.close()
+            return
         self.cancel_evaluation()
         self.predictors[slot] = predictor
         if old is not None and old is not predictor:
@@ -216,7 +236,7 @@ class MainController(QObject):
         active = self._active()
         try:
             evaluator = Evaluator(self.dataset, [p for _, p in active], self.scheme)
-        except Exception as exc:
+        except SegLensError as exc:
             self._log(str(exc))
             self.window.show_message(str(exc), 10000)
             return None
@@ -332,7 +352,7 @@ class MainController(QObject):
         predictors = [p for _, p in active]
         try:
             mappings = [mapping_for(p.info, self.dataset.gt_scheme) for p in predictors]
-        except Exception as exc:
+        except SegLensError as exc:
             self._log(str(exc))
             return
         ref = self.dataset.refs[row]
