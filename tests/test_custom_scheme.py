@@ -34,8 +34,14 @@ def _folder(root: Path, count: int = 3) -> Path:
 @pytest.fixture
 def scheme_file(tmp_path: Path) -> Path:
     path = tmp_path / "fruit-classes.json"
-    path.write_text(json.dumps({"name": "fruit", "classes": [{"name": n, "color": list(c)}
-                                                              for n, c in zip(NAMES, COLORS, strict=True)]}))
+    path.write_text(
+        json.dumps(
+            {
+                "name": "fruit",
+                "classes": [{"name": n, "color": list(c)} for n, c in zip(NAMES, COLORS, strict=True)],
+            }
+        )
+    )
     return path
 
 
@@ -44,12 +50,28 @@ def test_custom_scheme_folder_evaluates_by_class_name(tmp_path, scheme_file) -> 
     # The model lists the classes in another order: mapping is by name, not by index.
     order = [2, 0, 1]
     model = make_onnx_segmenter(
-        tmp_path / "fruit.onnx", [NAMES[i] for i in order], input_size=None, weights="centroid",
-        centroids=centroids_from_colors([COLORS[i] for i in order]), downsample=1,
+        tmp_path / "fruit.onnx",
+        [NAMES[i] for i in order],
+        input_size=None,
+        weights="centroid",
+        centroids=centroids_from_colors([COLORS[i] for i in order]),
+        downsample=1,
     )
     out = tmp_path / "r.json"
-    code = main(["evaluate", "--dataset", str(data), "--gt-scheme", str(scheme_file), "--model", str(model),
-                 "--json", str(out), "-q"])
+    code = main(
+        [
+            "evaluate",
+            "--dataset",
+            str(data),
+            "--gt-scheme",
+            str(scheme_file),
+            "--model",
+            str(model),
+            "--json",
+            str(out),
+            "-q",
+        ]
+    )
     assert code == 0
     doc = json.loads(out.read_text())
     assert doc["scheme"] == "custom:fruit" and doc["classes"] == NAMES
@@ -61,7 +83,10 @@ def test_custom_scheme_folder_evaluates_by_class_name(tmp_path, scheme_file) -> 
 def test_custom_scheme_model_with_unknown_class_is_refused(tmp_path, scheme_file, capsys) -> None:
     data = _folder(tmp_path / "data", 1)
     model = make_onnx_segmenter(tmp_path / "m.onnx", ["background", "apple", "cherry"], input_size=None)
-    assert main(["evaluate", "--dataset", str(data), "--gt-scheme", str(scheme_file), "--model", str(model)]) == 2
+    assert (
+        main(["evaluate", "--dataset", str(data), "--gt-scheme", str(scheme_file), "--model", str(model)])
+        == 2
+    )
     assert "'cherry'" in capsys.readouterr().err
 
 
@@ -69,5 +94,7 @@ def test_bad_scheme_file_names_the_file(tmp_path, capsys) -> None:
     bad = tmp_path / "broken.json"
     bad.write_text("{not json")
     data = _folder(tmp_path / "data", 1)
-    assert main(["evaluate", "--dataset", str(data), "--gt-scheme", str(bad), "--predictions", str(data)]) == 2
+    assert (
+        main(["evaluate", "--dataset", str(data), "--gt-scheme", str(bad), "--predictions", str(data)]) == 2
+    )
     assert "broken.json" in capsys.readouterr().err
