@@ -1,10 +1,15 @@
-"""Shared test configuration: Qt offscreen, no network, and a guard against dangling worker threads."""
+"""Shared test configuration: Qt offscreen, no network, a guard against dangling worker threads, and
+`require()` for tests of optional frameworks."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from pathlib import Path
+from types import ModuleType
+
+import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -13,4 +18,15 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # tests/modelzoo.py and friends are imported as plain modules.
 sys.path.insert(0, str(Path(__file__).parent))
 
-from qt_fixtures import dangling_workers  # noqa: F401  (autouse guard for every test)
+from qt_fixtures import dangling_workers  # noqa: E402,F401  (autouse guard for every test)
+
+
+def require(module: str) -> ModuleType:
+    """Import an optional framework (torch, tensorflow, ...) for a test.
+
+    Skips when it is missing, except under SEGLENS_REQUIRE_EXTRAS=1 (CI), where a missing extra must fail
+    loudly instead of silently skipping the backend's tests.
+    """
+    if os.environ.get("SEGLENS_REQUIRE_EXTRAS") == "1":
+        return importlib.import_module(module)
+    return pytest.importorskip(module)
