@@ -18,7 +18,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # tests/modelzoo.py and friends are imported as plain modules.
 sys.path.insert(0, str(Path(__file__).parent))
 
-from qt_fixtures import dangling_workers  # noqa: E402,F401  (autouse guard for every test)
+from qt_fixtures import dangling_workers  # noqa: F401  (autouse guard for every test)
 
 
 def require(module: str) -> ModuleType:
