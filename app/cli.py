@@ -28,10 +28,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if not args_list or (args_list[0] not in _COMMANDS and args_list[0] not in ("-h", "--help", "--version")):
         args_list.insert(0, "open")
-    if args_list[0] == "demo-data":
-        from app.core.synthetic import main as demo_data_main
-
-        return demo_data_main(args_list[1:])
+    if args_list[0] in _DELEGATED:
+        return _delegate(args_list[0], args_list[1:])
     parser = _parser()
     args = parser.parse_args(args_list)
     try:
@@ -44,7 +42,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-_COMMANDS = ("open", "evaluate", "demo-data")
+# Sub-commands implemented by their own module's main(argv), imported only when used.
+_DELEGATED: dict[str, tuple[str, str]] = {
+    "demo-data": ("app.core.synthetic", "write synthetic street scenes in the Cityscapes layout"),
+    "export": ("app.inference.export", "export a Keras or Hugging Face model to ONNX (fidelity checked)"),
+    "quantize": ("app.inference.quantize", "INT8 static quantization of an ONNX model, measured"),
+    "benchmark": ("app.inference.benchmark", "latency, throughput, size, memory (and accuracy) per model"),
+    "serve": ("app.server.app", "host models behind the SegLens REST API"),
+}
+_COMMANDS = ("open", "evaluate", *_DELEGATED)
+
+
+def _delegate(command: str, argv: list[str]) -> int:
+    import importlib
+
+    module_name, _ = _DELEGATED[command]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        print(f"seglens {command}: unavailable ({exc}); install the matching extra", file=sys.stderr)
+        return 2
+    try:
+        return int(module.main(argv))
+    except SegLensError as exc:
+        print(f"seglens {command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
 _GT_SCHEME_HELP = (
     "what the ground-truth masks hold: 'labelids' (Cityscapes, default) or a custom scheme JSON "
     '({"classes": [{"name": ..., "color": [r, g, b]}, ...], "ignore_value": 255})'
@@ -94,7 +118,8 @@ def _parser() -> argparse.ArgumentParser:
     p_eval.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p_eval.set_defaults(func=_cmd_evaluate)
 
-    sub.add_parser("demo-data", help="write synthetic street scenes in the Cityscapes layout", add_help=False)
+    for command, (_, summary) in _DELEGATED.items():
+        sub.add_parser(command, help=summary, add_help=False)
     return parser
 
 

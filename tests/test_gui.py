@@ -148,3 +148,32 @@ def test_drop_dataset_and_models(qtbot, controller, scenes, models) -> None:
     qtbot.waitUntil(lambda: all(p is not None for p in controller.predictors), timeout=20_000)
     assert [p.info.name for p in controller.predictors] == ["alpha", "beta"]
     assert controller.window.compare.a_panel.title.text().startswith("A: alpha")
+
+
+def test_error_and_disagreement_maps_and_hover(qtbot, controller, scenes, models) -> None:
+    controller.auto_evaluate = False
+    _load(qtbot, controller, scenes, models)
+    qtbot.waitUntil(
+        lambda: controller.frame is not None and len(controller.frame.pred_class) == 2, timeout=20_000
+    )
+    compare = controller.window.compare
+    with qtbot.waitSignal(controller.frame_shown, timeout=20_000):
+        compare.mode.setCurrentIndex(compare.mode.findData("disagreement"))
+    caption = compare.stats.text()
+    assert "A right, B wrong:" in caption and "B right, A wrong:" in caption
+    shares = [float(part.split(": ")[1].rstrip("%")) for part in caption.split("   ")]
+    assert len(shares) == 3 and 0 < sum(shares) <= 100.05  # "both right" is the rest
+    # The B panel now shows the disagreement colours, not class colours.
+    frame = controller.frame
+    gt, a, b = frame.gt_class, *frame.pred_class
+    mask = compare.b_panel.view.mask_item.pixmap().toImage()
+    ys, xs = np.nonzero((a == gt) & (b != gt) & (gt != 255))
+    if ys.size:
+        color = mask.pixelColor(int(xs[0]), int(ys[0]))
+        assert (color.red(), color.green(), color.blue()) == (225, 45, 45)
+    # Hovering names the GT, A and B classes under the cursor.
+    compare.hovered.emit(5, 90)
+    text = compare.readout.text()
+    names = controller.scheme.names
+    assert f"GT: {names[gt[90, 5]]}" in text or "GT: (not evaluated)" in text
+    assert text.count(": ") == 3

@@ -23,7 +23,17 @@ from app.core.labels import (
     eval_scheme_by_key,
 )
 from app.core.lru import LruCache
-from app.core.render import mask_rgba, rgba_palette
+from app.core.render import (
+    DISAGREEMENT_COLORS,
+    DISAGREEMENT_NAMES,
+    ERROR_COLORS,
+    ERROR_NAMES,
+    counts,
+    disagreement_map,
+    error_map,
+    mask_rgba,
+    rgba_palette,
+)
 from app.inference.evaluate import (
     Evaluator,
     ModelEvaluation,
@@ -76,6 +86,7 @@ class MainController(QObject):
         self._metrics_timer.setSingleShot(True)
         self._metrics_timer.setInterval(250)
         self._masks_visible = True
+        self.display_mode = "classes"
         self._connect_callbacks()
         self.window.compare.legend.set_classes(self.scheme.names, self.scheme.colors)
         self._refresh_titles()
@@ -97,6 +108,9 @@ class MainController(QObject):
             lambda: w.compare.opacity.setValue(w.compare.opacity.value() - 10)
         )
         w.toggle_masks_action.triggered.connect(self._toggle_masks)
+        w.cycle_mode_action.triggered.connect(w.compare.cycle_mode)
+        w.compare.mode_changed.connect(self.set_display_mode)
+        w.compare.hovered.connect(self._on_hover)
         w.scheme_box.currentIndexChanged.connect(self._on_scheme_box)
         w.image_list.image_selected.connect(self.show_image)
         w.metrics.matrix_model_changed.connect(lambda _i: self._refresh_metrics())
@@ -160,6 +174,35 @@ class MainController(QObject):
         self._reset_results()
         self._maybe_evaluate()
         self.show_image(self.current_row)
+
+    def set_display_mode(self, mode: str) -> None:
+        """'classes', 'errors' (right/wrong against GT) or 'disagreement' (A vs B against GT)."""
+        self.display_mode = mode
+        legend = self.window.compare.legend
+        if mode == "errors":
+            legend.set_classes(ERROR_NAMES[1:], ERROR_COLORS[1:])
+        elif mode == "disagreement":
+            legend.set_classes(DISAGREEMENT_NAMES[1:], DISAGREEMENT_COLORS[1:])
+        else:
+            legend.set_classes(self.scheme.names, self.scheme.colors)
+        self.show_image(self.current_row)
+
+    def _on_hover(self, x: int, y: int) -> None:
+        frame = self.frame
+        if frame is None or not (0 <= y < frame.image.shape[0] and 0 <= x < frame.image.shape[1]):
+            return
+        names = self.scheme.names
+
+        def name(class_map: np.ndarray | None) -> str:
+            if class_map is None:
+                return "–"
+            value = int(class_map[y, x])
+            return names[value] if value < len(names) else "(not evaluated)"
+
+        parts = [f"({x}, {y})", f"GT: {name(frame.gt_class)}"]
+        for (slot, _), pred in zip(self._active(), frame.pred_class, strict=False):
+            parts.append(f"{_SLOTS[slot]}: {name(pred)}")
+        self.window.compare.readout.setText("   ".join(parts))
 
     def _toggle_masks(self) -> None:
         self._masks_visible = not self._masks_visible
@@ -365,12 +408,13 @@ class MainController(QObject):
             self.scheme,
             self.cache,
             [slot for slot, _ in active],
+            self.display_mode,
             key="frame",
         )
         job.signals.result.connect(self._on_frame)
 
-    def _on_frame(self, rendered: tuple[Frame, np.ndarray, list[np.ndarray | None]]) -> None:
-        frame, image, masks = rendered
+    def _on_frame(self, rendered: tuple[Frame, np.ndarray, list[np.ndarray | None], str]) -> None:
+        frame, image, masks, summary = rendered
         self.frame = frame
         compare = self.window.compare
         compare.set_image(rgb_to_qimage(image))
@@ -385,6 +429,7 @@ class MainController(QObject):
         for warning in frame.warnings:
             self._log(f"{frame.ref.key}: {warning}")
         compare.caption.setText(f"{frame.ref.key}   {image.shape[1]}×{image.shape[0]}")
+        compare.stats.setText(summary)
         self.frame_shown.emit(frame)
 
     def _refresh_titles(self, frame: Frame | None = None) -> None:
@@ -470,13 +515,35 @@ def _render_frame(
     scheme: EvalScheme,
     cache: PredictionCache,
     slots: list[int],
-) -> tuple[Frame, np.ndarray, list[np.ndarray | None]]:
+    mode: str = "classes",
+) -> tuple[Frame, np.ndarray, list[np.ndarray | None], str]:
+    """Worker side of showing one image: the frame, its RGBA layers (GT, A, B) and a one-line summary."""
     frame = compose_frame(dataset, ref, predictors, mappings, scheme, cache)
-    lut = rgba_palette(scheme.colors)
+    class_lut = rgba_palette(scheme.colors)
     masks: list[np.ndarray | None] = [None, None, None]
-    if frame.gt_class is not None:
-        masks[0] = mask_rgba(frame.gt_class, lut)
+    preds: list[np.ndarray | None] = [None, None]
     for slot, pred in zip(slots, frame.pred_class, strict=True):
+        preds[slot] = pred
+    gt = frame.gt_class
+    if gt is not None:
+        masks[0] = mask_rgba(gt, class_lut)
+    summary = ""
+    if mode == "classes" or gt is None:
+        for slot, pred in enumerate(preds):
+            if pred is not None:
+                masks[1 + slot] = mask_rgba(pred, class_lut)
+        return frame, frame.image, masks, summary
+    error_lut = rgba_palette(ERROR_COLORS, hidden=(0,))
+    for slot, pred in enumerate(preds):
         if pred is not None:
-            masks[1 + slot] = mask_rgba(pred, lut)
-    return frame, frame.image, masks
+            masks[1 + slot] = mask_rgba(error_map(gt, pred), error_lut)
+    a, b = preds
+    if mode == "disagreement" and a is not None and b is not None:
+        codes = disagreement_map(gt, a, b)
+        masks[2] = mask_rgba(codes, rgba_palette(DISAGREEMENT_COLORS, hidden=(0,)))
+        n = counts(codes, len(DISAGREEMENT_NAMES))
+        total = max(sum(n[1:]), 1)
+        summary = "   ".join(
+            f"{name}: {n[i] / total * 100:.1f}%" for i, name in enumerate(DISAGREEMENT_NAMES) if i
+        )
+    return frame, frame.image, masks, summary

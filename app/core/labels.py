@@ -84,12 +84,25 @@ LABELS: tuple[Label, ...] = (
 # fmt: on
 
 CATEGORY_NAMES: tuple[str, ...] = (
-    "void", "flat", "construction", "object", "nature", "sky", "human", "vehicle",
+    "void",
+    "flat",
+    "construction",
+    "object",
+    "nature",
+    "sky",
+    "human",
+    "vehicle",
 )
 # Cityscapes defines no category colours; these reuse each category's most common label colour.
 CATEGORY_COLORS: tuple[RGB, ...] = (
-    (0, 0, 0), (128, 64, 128), (70, 70, 70), (153, 153, 153),
-    (107, 142, 35), (70, 130, 180), (220, 20, 60), (0, 0, 142),
+    (0, 0, 0),
+    (128, 64, 128),
+    (70, 70, 70),
+    (153, 153, 153),
+    (107, 142, 35),
+    (70, 130, 180),
+    (220, 20, 60),
+    (0, 0, 142),
 )
 
 LABEL_BY_ID: dict[int, Label] = {label.id: label for label in LABELS if label.id >= 0}
@@ -114,8 +127,14 @@ AVG_CLASS_SIZE: dict[str, float] = {
 # When a model predicts categories, each category is written into the labelIds space as this label, so
 # that category-level metrics and the official tool (which reads labelIds PNGs) see the same thing.
 CATEGORY_REPRESENTATIVE_ID: dict[str, int] = {
-    "void": 0, "flat": 7, "construction": 11, "object": 17,
-    "nature": 21, "sky": 23, "human": 24, "vehicle": 26,
+    "void": 0,
+    "flat": 7,
+    "construction": 11,
+    "object": 17,
+    "nature": 21,
+    "sky": 23,
+    "human": 24,
+    "vehicle": 26,
 }
 
 _VOID_SYNONYMS = frozenset({"void", "unlabeled", "unlabelled", "background", "ignore", "other", "none"})

@@ -25,8 +25,31 @@ def mask_rgba(class_map: np.ndarray, lut: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(lut[class_map])
 
 
+ERROR_NAMES = ("ignored", "correct", "wrong")
+ERROR_COLORS: tuple[RGB, ...] = ((0, 0, 0), (40, 170, 80), (225, 45, 45))
+DISAGREEMENT_NAMES = ("ignored", "both right", "A right, B wrong", "B right, A wrong", "both wrong")
+DISAGREEMENT_COLORS: tuple[RGB, ...] = ((0, 0, 0), (90, 90, 90), (225, 45, 45), (40, 170, 80), (240, 170, 30))
+
+
 def error_map(gt_class: np.ndarray, pred_class: np.ndarray) -> np.ndarray:
-    """0 = ignored, 1 = correct, 2 = wrong, per pixel."""
-    out = np.where(gt_class == pred_class, 1, 2).astype(np.uint8)
+    """Per pixel: 0 = ignored (GT not evaluated), 1 = correct, 2 = wrong."""
+    out = np.where(gt_class == pred_class, np.uint8(1), np.uint8(2))
     out[gt_class == IGNORE] = 0
     return out
+
+
+def disagreement_map(gt_class: np.ndarray, a_class: np.ndarray, b_class: np.ndarray) -> np.ndarray:
+    """Per pixel: 0 ignored, 1 both right, 2 A right & B wrong, 3 B right & A wrong, 4 both wrong."""
+    a_ok = a_class == gt_class
+    b_ok = b_class == gt_class
+    out = np.full(gt_class.shape, 4, dtype=np.uint8)
+    out[a_ok & b_ok] = 1
+    out[a_ok & ~b_ok] = 2
+    out[~a_ok & b_ok] = 3
+    out[gt_class == IGNORE] = 0
+    return out
+
+
+def counts(codes: np.ndarray, n: int) -> list[int]:
+    """How many pixels carry each code 0..n-1."""
+    return [int(v) for v in np.bincount(codes.ravel(), minlength=n)[:n]]

@@ -109,8 +109,13 @@ def _scene_rng(seed: int, split: str, index: int) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(split.encode("utf-8")), index])
 
 
-def render_scene(index: int, size: tuple[int, int] = (512, 1024), seed: int = 0, split: str = "val",
-                 cities: Sequence[str] = DEFAULT_CITIES) -> SyntheticScene:
+def render_scene(
+    index: int,
+    size: tuple[int, int] = (512, 1024),
+    seed: int = 0,
+    split: str = "val",
+    cities: Sequence[str] = DEFAULT_CITIES,
+) -> SyntheticScene:
     """Render scene `index` of the (seed, split) stream in memory; size is (height, width)."""
     height, width = size
     if height < 16 or width < 16:
@@ -195,8 +200,9 @@ def _parse_size(text: str) -> tuple[int, int]:
 
 def main(argv: list[str] | None = None) -> int:
     """`seglens demo-data`: write a synthetic Cityscapes-layout data set. Returns the exit code."""
-    parser = argparse.ArgumentParser(prog="seglens demo-data",
-                                     description="Write procedural street scenes in the Cityscapes layout.")
+    parser = argparse.ArgumentParser(
+        prog="seglens demo-data", description="Write procedural street scenes in the Cityscapes layout."
+    )
     parser.add_argument("--out", type=Path, required=True, help="root folder (gets leftImg8bit/ and gtFine/)")
     parser.add_argument("--count", type=int, default=20, help="number of scenes (default 20)")
     parser.add_argument("--size", type=_parse_size, default=(512, 1024), help="HxW (default 512x1024)")
@@ -213,8 +219,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"seglens demo-data: error: {exc}", file=sys.stderr)
         return 1
     h, w = args.size
-    print(f"wrote {args.count} scenes ({h}x{w}, seed {args.seed}, split {args.split}) to {args.out} "
-          f"in {time.perf_counter() - start:.1f} s")
+    print(
+        f"wrote {args.count} scenes ({h}x{w}, seed {args.seed}, split {args.split}) to {args.out} "
+        f"in {time.perf_counter() - start:.1f} s"
+    )
     return 0
 
 

@@ -18,24 +18,58 @@ from PIL import Image, ImageDraw
 from app.core.labels import LABEL_BY_NAME, RGB
 
 _L = {name: label.id for name, label in LABEL_BY_NAME.items()}
-EGO, BORDER, STATIC, DYNAMIC, GROUND = (_L[n] for n in ("ego vehicle", "rectification border", "static",
-                                                        "dynamic", "ground"))
-ROAD, SIDEWALK, PARKING, BUILDING, WALL, FENCE = (_L[n] for n in ("road", "sidewalk", "parking", "building",
-                                                                  "wall", "fence"))
-POLE, LIGHT, SIGN, VEG, TERRAIN, SKY = (_L[n] for n in ("pole", "traffic light", "traffic sign",
-                                                        "vegetation", "terrain", "sky"))
-PERSON, RIDER, CAR, TRUCK, BUS, MOTO, BIKE = (_L[n] for n in ("person", "rider", "car", "truck", "bus",
-                                                              "motorcycle", "bicycle"))
+EGO, BORDER, STATIC, DYNAMIC, GROUND = (
+    _L[n] for n in ("ego vehicle", "rectification border", "static", "dynamic", "ground")
+)
+ROAD, SIDEWALK, PARKING, BUILDING, WALL, FENCE = (
+    _L[n] for n in ("road", "sidewalk", "parking", "building", "wall", "fence")
+)
+POLE, LIGHT, SIGN, VEG, TERRAIN, SKY = (
+    _L[n] for n in ("pole", "traffic light", "traffic sign", "vegetation", "terrain", "sky")
+)
+PERSON, RIDER, CAR, TRUCK, BUS, MOTO, BIKE = (
+    _L[n] for n in ("person", "rider", "car", "truck", "bus", "motorcycle", "bicycle")
+)
 
 Pt = tuple[float, float]
 
-_FACADES = ((150, 150, 150), (192, 180, 160), (172, 118, 88), (205, 195, 175), (118, 110, 100),
-            (212, 204, 190), (160, 150, 140), (140, 88, 70), (182, 170, 148),
-            (100, 100, 106), (170, 160, 120))
-_CAR_PAINT = ((30, 30, 32), (200, 200, 205), (150, 152, 158), (90, 92, 98), (160, 30, 30), (30, 50, 120),
-              (235, 235, 232), (40, 70, 50), (120, 100, 80), (20, 90, 140))
-_CLOTHES = ((30, 30, 35), (50, 55, 90), (140, 30, 40), (200, 200, 195), (90, 90, 95), (160, 120, 70),
-            (40, 90, 60), (200, 150, 40), (70, 40, 90), (110, 60, 40))
+_FACADES = (
+    (150, 150, 150),
+    (192, 180, 160),
+    (172, 118, 88),
+    (205, 195, 175),
+    (118, 110, 100),
+    (212, 204, 190),
+    (160, 150, 140),
+    (140, 88, 70),
+    (182, 170, 148),
+    (100, 100, 106),
+    (170, 160, 120),
+)
+_CAR_PAINT = (
+    (30, 30, 32),
+    (200, 200, 205),
+    (150, 152, 158),
+    (90, 92, 98),
+    (160, 30, 30),
+    (30, 50, 120),
+    (235, 235, 232),
+    (40, 70, 50),
+    (120, 100, 80),
+    (20, 90, 140),
+)
+_CLOTHES = (
+    (30, 30, 35),
+    (50, 55, 90),
+    (140, 30, 40),
+    (200, 200, 195),
+    (90, 90, 95),
+    (160, 120, 70),
+    (40, 90, 60),
+    (200, 150, 40),
+    (70, 40, 90),
+    (110, 60, 40),
+)
 _SKIN = ((230, 190, 160), (200, 150, 120), (150, 100, 70), (100, 70, 50), (240, 205, 180))
 
 
@@ -80,8 +114,9 @@ class Painter:
         self.shade = Image.new("L", (w, h), 255)
         self._d = [ImageDraw.Draw(im) for im in (self.rgb, self.lab, self.inst, self.shade)]
 
-    def poly(self, pts: list[Pt], color: RGB | None, label: int | None = None, inst: int | None = None
-             ) -> None:
+    def poly(
+        self, pts: list[Pt], color: RGB | None, label: int | None = None, inst: int | None = None
+    ) -> None:
         """A polygon; color None draws the label only (see-through parts), label None the image only."""
         if color is not None:
             self._d[0].polygon(pts, fill=color)
@@ -90,8 +125,14 @@ class Painter:
             self._d[2].polygon(pts, fill=label if inst is None else inst)
             self._d[3].polygon(pts, fill=255)  # an object in front is not in the shadow behind it
 
-    def ellipse(self, box: Sequence[float], color: RGB | None, label: int | None = None,
-                inst: int | None = None, width: int = 0) -> None:
+    def ellipse(
+        self,
+        box: Sequence[float],
+        color: RGB | None,
+        label: int | None = None,
+        inst: int | None = None,
+        width: int = 0,
+    ) -> None:
         """An ellipse (filled, or an outline of `width` pixels) in the same layers as `poly`."""
         x0, y0, x1, y1 = box
         bb = (min(x0, x1), min(y0, y1), max(x0, x1, min(x0, x1) + 1), max(y0, y1, min(y0, y1) + 1))
@@ -108,8 +149,9 @@ class Painter:
                 self._d[2].ellipse(bb, fill=lab_inst)
                 self._d[3].ellipse(bb, fill=255)
 
-    def line(self, pts: list[Pt], color: RGB, width: float, label: int | None = None,
-             inst: int | None = None) -> None:
+    def line(
+        self, pts: list[Pt], color: RGB, width: float, label: int | None = None, inst: int | None = None
+    ) -> None:
         """A polyline at least one pixel wide."""
         wd = max(1, round(width))
         self._d[0].line(pts, fill=color, width=wd)
@@ -139,14 +181,25 @@ class SceneBuilder:
     def __init__(self, rng: np.random.Generator, height: int, width: int) -> None:
         self.rng, self.h, self.w = rng, height, width
         r = rng
-        self.cam = _Cam(f=width * r.uniform(0.95, 1.25), cx=width * r.uniform(0.38, 0.62),
-                        cy=height * r.uniform(0.36, 0.5), h=r.uniform(1.15, 1.45))
+        self.cam = _Cam(
+            f=width * r.uniform(0.95, 1.25),
+            cx=width * r.uniform(0.38, 0.62),
+            cy=height * r.uniform(0.36, 0.5),
+            h=r.uniform(1.15, 1.45),
+        )
         lane = r.uniform(3.0, 3.7)
         lanes = int(r.integers(2, 5))
         left = -lane * (lanes - 0.5) - r.uniform(0, 0.6)
         right = lane * 0.5 + r.uniform(0.2, 2.6)
-        self.st = _Street(lane, lanes, left, right, left - r.uniform(2.2, 5.0), right + r.uniform(2.2, 5.0),
-                          r.uniform(110, 220))
+        self.st = _Street(
+            lane,
+            lanes,
+            left,
+            right,
+            left - r.uniform(2.2, 5.0),
+            right + r.uniform(2.2, 5.0),
+            r.uniform(110, 220),
+        )
         self.sun = float(r.choice([-1.0, 1.0]))
         self.sunny = bool(r.random() < 0.65)
         self.counters: dict[int, int] = {}
@@ -164,8 +217,9 @@ class SceneBuilder:
     def add(self, z: float, draw: Callable[[], None]) -> None:
         self.objs.append((z, len(self.objs), draw))
 
-    def ground(self, x0: float, x1: float, z0: float, z1: float, color: RGB | None, label: int | None
-               ) -> None:
+    def ground(
+        self, x0: float, x1: float, z0: float, z1: float, color: RGB | None, label: int | None
+    ) -> None:
         self.paint.poly(self.cam.plane_y(0.0, x0, x1, max(z0, 0.8), z1), color, label)
 
     def px(self, meters: float, z: float) -> float:
@@ -210,8 +264,14 @@ class SceneBuilder:
             dirt = _jit(r, (125, 105, 80), 12)
             color = {TERRAIN: _mul(grass, 1.1), SIDEWALK: _mul(walk, 0.95), GROUND: dirt}
             self.setback[side] = setback
-            self.ground(min(outer, outer + side * setback), max(outer, outer + side * setback), 0.8, st.far,
-                        color[int(kind)], int(kind))
+            self.ground(
+                min(outer, outer + side * setback),
+                max(outer, outer + side * setback),
+                0.8,
+                st.far,
+                color[int(kind)],
+                int(kind),
+            )
         if r.random() < 0.35:  # a parking strip along the right edge
             z0 = r.uniform(4, 25)
             self.ground(st.right - 2.3, st.right, z0, z0 + r.uniform(10, 40), _mul(asphalt, 1.12), PARKING)
@@ -256,8 +316,11 @@ class SceneBuilder:
                     (u0, v0), (u1, v1) = self.cam.p(cx - rad, cy + rad, z), self.cam.p(cx + rad, cy - rad, z)
                     self.paint.ellipse((u0, v0, u1, v1), _jit(r, (70, 95, 50), 12), VEG)
             else:
-                self.paint.poly(self.cam.plane_z(z, x, x + wid, 0, r.uniform(6, 40)),
-                                _jit(r, _FACADES[int(r.integers(len(_FACADES)))], 10, 0.9), BUILDING)
+                self.paint.poly(
+                    self.cam.plane_z(z, x, x + wid, 0, r.uniform(6, 40)),
+                    _jit(r, _FACADES[int(r.integers(len(_FACADES)))], 10, 0.9),
+                    BUILDING,
+                )
             x += wid
 
     # -- buildings and things along the property line ---------------------------------------------------
@@ -375,8 +438,18 @@ class SceneBuilder:
         self.paint.poly(self.cam.plane_y(ht, x - w / 2, x + w / 2, z, z + w), _mul(color, 1.2), label)
 
     # -- vehicles ----------------------------------------------------------------------------------------
-    def box(self, xl: float, xr: float, y0: float, y1: float, z0: float, z1: float, color: RGB,
-            label: int, inst: int) -> float | None:
+    def box(
+        self,
+        xl: float,
+        xr: float,
+        y0: float,
+        y1: float,
+        z0: float,
+        z1: float,
+        color: RGB,
+        label: int,
+        inst: int,
+    ) -> float | None:
         """A lit box; returns the X of its visible side face (None when seen straight on)."""
         cam, p = self.cam, self.paint
         side_x = xl if xl > 0.3 else xr if xr < -0.3 else None
@@ -394,8 +467,13 @@ class SceneBuilder:
         wid *= r.uniform(0.95, 1.05)
         inst = self.next_inst(kind) if inst is None else inst
         xl, xr, z1 = x - wid / 2, x + wid / 2, z0 + length
-        paint = _jit(r, _CAR_PAINT[int(r.integers(len(_CAR_PAINT)))], 10) if kind == CAR else \
-            _jit(r, r.choice(np.array([(220, 190, 40), (200, 40, 40), (230, 230, 225), (60, 110, 170)])), 12)
+        paint = (
+            _jit(r, _CAR_PAINT[int(r.integers(len(_CAR_PAINT)))], 10)
+            if kind == CAR
+            else _jit(
+                r, r.choice(np.array([(220, 190, 40), (200, 40, 40), (230, 230, 225), (60, 110, 170)])), 12
+            )
+        )
         p.shadow(cam.plane_y(0, xl - 0.15, xr + 0.25, z0 - 0.2, z1 + 0.3), 70)
         tyre = _jit(r, (28, 28, 30), 4)
         for wx in (xl, xr - 0.25):  # the far wheels show below the body
@@ -441,18 +519,37 @@ class SceneBuilder:
         stride = r.uniform(0.1, 0.3) if sideways else 0.04
         for sgn in (-1, 1):
             hip = 0.0 if sideways else sgn * 0.09
-            p.poly(q([(hip - 0.07, 0.9), (hip + 0.07, 0.9), (hip + sgn * stride + 0.06, 0),
-                      (hip + sgn * stride - 0.07, 0)]), _mul(pants, 1 + 0.1 * sgn), label, inst)
+            p.poly(
+                q(
+                    [
+                        (hip - 0.07, 0.9),
+                        (hip + 0.07, 0.9),
+                        (hip + sgn * stride + 0.06, 0),
+                        (hip + sgn * stride - 0.07, 0),
+                    ]
+                ),
+                _mul(pants, 1 + 0.1 * sgn),
+                label,
+                inst,
+            )
         half = 0.13 if sideways else 0.2
         p.poly(q([(-half, 1.45), (half, 1.45), (half * 0.8, 0.86), (-half * 0.8, 0.86)]), top, label, inst)
         for sgn in (-1, 1):
             ax = 0.0 if sideways else sgn * (half + 0.04)
             sw = sgn * stride * 0.8
-            p.poly(q([(ax - 0.05, 1.42), (ax + 0.05, 1.42), (ax + sw + 0.04, 0.85), (ax + sw - 0.04, 0.85)]),
-                   _mul(top, 0.9), label, inst)
+            p.poly(
+                q([(ax - 0.05, 1.42), (ax + 0.05, 1.42), (ax + sw + 0.04, 0.85), (ax + sw - 0.04, 0.85)]),
+                _mul(top, 0.9),
+                label,
+                inst,
+            )
         p.ellipse(q([(-0.1, 1.72), (0.1, 1.48)])[0] + q([(-0.1, 1.72), (0.1, 1.48)])[1], skin, label, inst)
-        p.ellipse(q([(-0.105, 1.74), (0.105, 1.6)])[0] + q([(-0.105, 1.74), (0.105, 1.6)])[1],
-                  _jit(r, (50, 35, 25), 15), label, inst)
+        p.ellipse(
+            q([(-0.105, 1.74), (0.105, 1.6)])[0] + q([(-0.105, 1.74), (0.105, 1.6)])[1],
+            _jit(r, (50, 35, 25), 15),
+            label,
+            inst,
+        )
 
     def cyclist(self, x: float, z: float, motor: bool) -> None:
         r, p = self.rng, self.paint

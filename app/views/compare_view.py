@@ -9,10 +9,12 @@ from PySide6.QtGui import QColor, QImage, QPixmap, QResizeEvent
 from PySide6.QtWidgets import (
     QBoxLayout,
     QCheckBox,
+    QComboBox,
     QGridLayout,
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QSizePolicy,
     QSlider,
     QVBoxLayout,
     QWidget,
@@ -64,6 +66,10 @@ class CompareView(QWidget):
 
     opacity_changed = Signal(float)
     show_gt_changed = Signal(bool)
+    mode_changed = Signal(str)
+    hovered = Signal(int, int)
+
+    MODES = (("classes", "Classes"), ("errors", "Errors vs GT"), ("disagreement", "A vs B"))
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -79,14 +85,28 @@ class CompareView(QWidget):
         self.show_gt = QCheckBox("Ground truth")
         self.show_gt.setToolTip("Show the ground-truth panel (G)")
         self.fit_button = QPushButton("Fit")
+        self.mode = QComboBox()
+        for key, text in self.MODES:
+            self.mode.addItem(text, key)
+        self.mode.setToolTip("What the masks show (E cycles): classes, right/wrong against GT, A vs B")
+        self.readout = QLabel("")
+        self.readout.setTextFormat(Qt.TextFormat.PlainText)
+        self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.caption = QLabel("")
         self.caption.setTextFormat(Qt.TextFormat.PlainText)
+        # Long file names must not widen the window (docks would be squeezed out).
+        self.caption.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.stats = QLabel("")
+        self.stats.setTextFormat(Qt.TextFormat.PlainText)
+        self.stats.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.legend = Legend()
         self._build()
         self.gt_panel.setVisible(False)
         self._syncing = False
         for panel in self.panels:
             panel.view.view_changed.connect(lambda v=panel.view: self._sync_from(v))
+            panel.view.hovered.connect(self.hovered)
+        self.mode.currentIndexChanged.connect(lambda _i: self.mode_changed.emit(str(self.mode.currentData())))
         self.opacity.valueChanged.connect(self._on_opacity)
         self.show_gt.toggled.connect(self._on_show_gt)
         self.fit_button.clicked.connect(self.fit)
@@ -97,13 +117,20 @@ class CompareView(QWidget):
 
     def _build(self) -> None:
         controls = QHBoxLayout()
-        controls.addWidget(self.caption, 1)
+        controls.addWidget(QLabel("Show"))
+        controls.addWidget(self.mode)
+        controls.addSpacing(12)
         controls.addWidget(self.show_gt)
         controls.addSpacing(12)
         controls.addWidget(QLabel("Opacity"))
         controls.addWidget(self.opacity)
         controls.addWidget(self.opacity_label)
         controls.addWidget(self.fit_button)
+        controls.addStretch(1)
+        info = QHBoxLayout()
+        info.addWidget(self.caption, 1)
+        info.addWidget(self.stats, 2)
+        self.stats.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.images = QBoxLayout(QBoxLayout.Direction.LeftToRight)
         self.images.setSpacing(6)
         for panel in self.panels:
@@ -111,7 +138,9 @@ class CompareView(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(controls)
+        layout.addLayout(info)
         layout.addLayout(self.images, 1)
+        layout.addWidget(self.readout)
         layout.addWidget(self.legend)
         self._aspect = 2.0  # width / height of the current image (Cityscapes: 2)
 
@@ -144,6 +173,9 @@ class CompareView(QWidget):
     def fit(self) -> None:
         for panel in self.panels:
             panel.view.fit()
+
+    def cycle_mode(self) -> None:
+        self.mode.setCurrentIndex((self.mode.currentIndex() + 1) % self.mode.count())
 
     def _on_opacity(self, value: int) -> None:
         self.opacity_label.setText(f"{value}%")

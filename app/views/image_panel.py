@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QRectF, Qt, Signal
-from PySide6.QtGui import QImage, QPainter, QPixmap, QResizeEvent, QWheelEvent
+from PySide6.QtGui import QImage, QMouseEvent, QPainter, QPixmap, QResizeEvent, QWheelEvent
 from PySide6.QtWidgets import (
     QFrame,
     QGraphicsPixmapItem,
@@ -34,6 +34,7 @@ class ImageView(QGraphicsView):
     """Zoom with the wheel, pan by dragging; reports zoom/pan so sibling views can follow."""
 
     view_changed = Signal()
+    hovered = Signal(int, int)  # image pixel (x, y) under the cursor
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -49,6 +50,7 @@ class ImageView(QGraphicsView):
         self.scene().addItem(self.image_item)
         self.scene().addItem(self.mask_item)
         self._fit = True
+        self.setMouseTracking(True)
         self.horizontalScrollBar().valueChanged.connect(self.view_changed)
         self.verticalScrollBar().valueChanged.connect(self.view_changed)
 
@@ -70,6 +72,14 @@ class ImageView(QGraphicsView):
         if not self.image_item.pixmap().isNull():
             self.fitInView(self.image_item, Qt.AspectRatioMode.KeepAspectRatio)
         self.view_changed.emit()
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        super().mouseMoveEvent(event)
+        point = self.mapToScene(event.position().toPoint())
+        x, y = int(point.x()), int(point.y())
+        rect = self.image_item.pixmap().rect()
+        if 0 <= x < rect.width() and 0 <= y < rect.height():
+            self.hovered.emit(x, y)
 
     def wheelEvent(self, event: QWheelEvent) -> None:
         factor = 1.25 if event.angleDelta().y() > 0 else 0.8

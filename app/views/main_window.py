@@ -79,6 +79,7 @@ class MainWindow(QMainWindow):
         self.opacity_up_action = self._action("More opacity", "Ctrl+Up")
         self.opacity_down_action = self._action("Less opacity", "Ctrl+Down")
         self.toggle_masks_action = self._action("Toggle masks", "Space")
+        self.cycle_mode_action = self._action("Classes / errors / A vs B", "E")
         self.show_log_action = self.log_dock.toggleViewAction()
         self.show_log_action.setShortcut(QKeySequence("Ctrl+L"))
         self.scheme_box = QComboBox()
