@@ -544,6 +544,6 @@ def _render_frame(
         n = counts(codes, len(DISAGREEMENT_NAMES))
         total = max(sum(n[1:]), 1)
         summary = "   ".join(
-            f"{name}: {n[i] / total * 100:.1f}%" for i, name in enumerate(DISAGREEMENT_NAMES) if i
+            f"{name}: {n[i] / total * 100:.1f}%" for i, name in enumerate(DISAGREEMENT_NAMES) if i > 1
         )
     return frame, frame.image, masks, summary
