@@ -340,9 +340,8 @@ class HttpClient:
         try:
             response = client.request(method, path, headers=headers, **kwargs)
         except httpx.ReadTimeout:
-            raise error(
-                f"{self.endpoint}{path}: no answer within the read timeout of {self.settings.read_timeout:g} s"
-            ) from None
+            limit = self.settings.read_timeout
+            raise error(f"{self.endpoint}{path}: no answer within the read timeout of {limit:g} s") from None
         except (
             httpx.ConnectError,
             httpx.ConnectTimeout,

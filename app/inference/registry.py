@@ -28,10 +28,15 @@ class Backend:
     suffixes: tuple[str, ...]  # lower case, with the dot; () for manifest-only backends (remote)
     loader: str  # "module:function"
     description: str
+    markers: tuple[str, ...] = ()  # files that make a directory this backend's model (HF: config.json)
 
 
 BACKENDS: tuple[Backend, ...] = (
     Backend("onnx", (".onnx",), "app.inference.onnx_backend:load_onnx", "ONNX model"),
+    Backend("keras", (".keras", ".h5", ".hdf5"), "app.inference.keras_backend:load_keras", "Keras model"),
+    Backend("hf", (), "app.inference.hf_backend:load_hf", "transformers checkpoint folder", ("config.json",)),
+    Backend("rest", (), "app.inference.rest_backend:load_rest", "SegLens REST server (manifest url)"),
+    Backend("v2", (), "app.inference.v2_backend:load_v2", "Open Inference Protocol v2 server (manifest url)"),
 )
 
 
@@ -60,6 +65,12 @@ def load_model(path: str | Path) -> Segmenter:
     source = Path(path)
     if not source.exists():
         raise ModelLoadError(source, "no such file")
+    if source.is_dir():
+        marked = (b for b in BACKENDS if b.markers and all((source / m).is_file() for m in b.markers))
+        folder = next(marked, None)
+        if folder is None:
+            raise ModelLoadError(source, "a folder opens only as a transformers checkpoint (config.json)")
+        return _call(folder, source, _manifest_beside(source))
     suffix = source.suffix.lower()
     backend = backend_for_suffix(suffix)
     if backend is not None:

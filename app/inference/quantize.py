@@ -1,0 +1,771 @@
+"""INT8 static quantization (QDQ) of ONNX segmentation models, measured rather than assumed.
+
+`quantize()` runs onnxruntime's shape pre-processing (falling back to the original graph, with a warning,
+when it fails), calibrates on real images of a dataset fed through the model's own preprocessing
+(OnnxSegmenter.prepare), writes the INT8 model atomically with the FP32 model's seglens.* metadata plus
+`seglens.quantization` (so the file stays self-describing), and reports sizes, FP32/INT8 latency measured in
+the same run on the same tensors and, given a validation set, mIoU and per-class IoU of both.
+
+`search()` tries a few configurations (which op types, calibration method, keeping the first/last weighted
+node in FP32) and keeps the FASTEST whose mIoU drop is within a budget. When no configuration is faster than
+FP32 within the budget it writes nothing: an INT8 file that is slower or worse than the FP32 one is a trap,
+and the table says what was tried (naive INT8 of SegFormer-B0 is not faster on our CPU, see DESIGN.md).
+
+Unnamed graph nodes are named `<OpType>_<k>` (the k-th node of that type, in graph order, after
+pre-processing): those are the names `exclude_nodes` / `--exclude` take.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnxruntime.quantization import (
+    CalibrationDataReader,
+    CalibrationMethod,
+    QuantFormat,
+    QuantType,
+    create_calibrator,
+    quantize_static,
+)
+
+from app.core.datasets import Dataset, open_dataset
+from app.core.errors import InputError, ModelLoadError, SegLensError
+from app.core.fileutil import atomic_write_bytes
+from app.inference.benchmark import compare_latency
+from app.inference.evaluate import Evaluator, SegmenterPredictor, choose_scheme
+from app.inference.manifest import find_manifest
+from app.inference.onnx_backend import OnnxSegmenter
+
+Method = Literal["minmax", "entropy", "percentile"]
+QuantTypeName = Literal["QUInt8", "QInt8"]
+METHODS: tuple[str, ...] = ("minmax", "entropy", "percentile")
+QUANT_TYPES: tuple[str, ...] = ("QUInt8", "QInt8")
+_METHOD_ENUM = {
+    "minmax": CalibrationMethod.MinMax,
+    "entropy": CalibrationMethod.Entropy,
+    "percentile": CalibrationMethod.Percentile,
+}
+_WEIGHTED_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")  # first/last "real" layers for exclusion
+# Histogram calibrators keep every activation of a collect_data() call in memory: feed a few at a time.
+_CHUNK = 4
+_LATENCY_TENSORS = 4
+_MB = 1024 * 1024
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class QuantizeConfig:
+    """One quantization recipe. op_types None means every op type onnxruntime can quantize."""
+
+    op_types: tuple[str, ...] | None = ("Conv", "MatMul")
+    method: Method = "minmax"
+    per_channel: bool = True
+    exclude_nodes: tuple[str, ...] = ()
+    activation_type: QuantTypeName = "QUInt8"  # uint8 activations + int8 weights: the x86 VNNI path
+    weight_type: QuantTypeName = "QInt8"
+    reduce_range: bool = False  # 7-bit weights only help CPUs without VNNI
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"calibration method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        for kind in (self.activation_type, self.weight_type):
+            if kind not in QUANT_TYPES:
+                raise ValueError(f"quantization type must be QUInt8 or QInt8, got {kind!r}")
+        if self.op_types is not None and not self.op_types:
+            raise ValueError("op_types must name at least one op type (or be None for all)")
+
+    def label(self) -> str:
+        """Short description for tables: 'Conv+MatMul minmax excl. Conv_0'."""
+        ops = "all ops" if self.op_types is None else "+".join(self.op_types)
+        text = f"{ops} {self.method}"
+        if not self.per_channel:
+            text += " per-tensor"
+        if (self.activation_type, self.weight_type) != ("QUInt8", "QInt8"):
+            text += f" {self.activation_type}/{self.weight_type}"
+        if self.reduce_range:
+            text += " reduce-range"
+        if self.exclude_nodes:
+            text += " excl. " + ",".join(self.exclude_nodes)
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        data: dict[str, Any] = _json(self)
+        return data
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    """mIoU (0..1) and per-class IoU (NaN where undefined) of one model on the validation set."""
+
+    miou: float
+    iou: dict[str, float]
+    scheme: str
+    images: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (NaN as None)."""
+        data: dict[str, Any] = _json(self)
+        return data
+
+
+@dataclass(frozen=True)
+class QuantizeResult:
+    """What quantize() wrote and measured. Latencies are medians of bare session.run() calls (ms)."""
+
+    fp32_path: Path
+    int8_path: Path
+    config: QuantizeConfig
+    fp32_bytes: int
+    int8_bytes: int
+    fp32_ms: float
+    int8_ms: float
+    calibration_images: int
+    quantized_nodes: int  # nodes whose weights are stored as int8
+    fp32_accuracy: Accuracy | None = None
+    int8_accuracy: Accuracy | None = None
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def latency_ratio(self) -> float:
+        """INT8 / FP32 latency: below 1 means INT8 is faster."""
+        return self.int8_ms / self.fp32_ms if self.fp32_ms > 0 else math.nan
+
+    @property
+    def miou_delta_points(self) -> float | None:
+        """INT8 minus FP32 mIoU in points (percent), or None without validation."""
+        if self.fp32_accuracy is None or self.int8_accuracy is None:
+            return None
+        return (self.int8_accuracy.miou - self.fp32_accuracy.miou) * 100
+
+    def iou_delta_points(self) -> dict[str, float]:
+        """Per class INT8 minus FP32 IoU in points (NaN where either is undefined)."""
+        if self.fp32_accuracy is None or self.int8_accuracy is None:
+            return {}
+        fp32, int8 = self.fp32_accuracy.iou, self.int8_accuracy.iou
+        return {name: (int8[name] - fp32[name]) * 100 for name in fp32}
+
+    def describe(self) -> str:
+        """A few human-readable lines (the CLI's output)."""
+        lines = [
+            f"wrote {self.int8_path} ({self.config.label()}, {self.quantized_nodes} nodes int8, "
+            f"calibrated on {self.calibration_images} images)",
+            f"size     FP32 {self.fp32_bytes / _MB:.2f} MB   INT8 {self.int8_bytes / _MB:.2f} MB   "
+            f"ratio {self.int8_bytes / self.fp32_bytes:.2f}",
+            f"latency  FP32 {self.fp32_ms:.2f} ms   INT8 {self.int8_ms:.2f} ms   "
+            f"ratio {self.latency_ratio:.2f}" + ("  (INT8 is NOT faster)" if self.latency_ratio >= 1 else ""),
+        ]
+        delta = self.miou_delta_points
+        if delta is not None and self.fp32_accuracy and self.int8_accuracy:
+            fp32, int8 = self.fp32_accuracy, self.int8_accuracy
+            lines.append(
+                f"mIoU     FP32 {fp32.miou * 100:.2f}   INT8 {int8.miou * 100:.2f}   "
+                f"change {delta:+.2f} points ({int8.images} images)"
+            )
+        lines += [f"warning: {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (NaN as None), with the derived ratio and deltas."""
+        return {
+            **_json(self),
+            "latency_ratio": _json(self.latency_ratio),
+            "miou_delta_points": _json(self.miou_delta_points),
+            "iou_delta_points": _json(self.iou_delta_points()),
+        }
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One configuration tried by search()."""
+
+    config: QuantizeConfig
+    fp32_ms: float = math.nan
+    int8_ms: float = math.nan
+    int8_bytes: int = 0
+    quantized_nodes: int = 0
+    accuracy: Accuracy | None = None
+    error: str | None = None
+    path: Path | None = field(default=None, compare=False)  # temporary file, gone after search()
+
+    @property
+    def ratio(self) -> float:
+        """INT8 / FP32 latency."""
+        return self.int8_ms / self.fp32_ms if self.fp32_ms > 0 else math.nan
+
+    def delta_points(self, fp32: Accuracy) -> float:
+        """mIoU change vs FP32 in points (NaN on error)."""
+        return math.nan if self.accuracy is None else (self.accuracy.miou - fp32.miou) * 100
+
+    def within(self, fp32: Accuracy, budget_points: float) -> bool:
+        """Did it lose at most `budget_points` mIoU points?"""
+        delta = self.delta_points(fp32)
+        return not math.isnan(delta) and -delta <= budget_points + 1e-9
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Every configuration tried, the one kept (if any) and why."""
+
+    fp32_path: Path
+    budget_points: float
+    fp32_accuracy: Accuracy
+    trials: tuple[Trial, ...]
+    chosen: int | None  # index into trials
+    result: QuantizeResult | None  # the written model's full report; None when nothing was written
+    message: str
+    warnings: tuple[str, ...] = ()
+
+    def table(self) -> str:
+        """One row per configuration: latency ratio (INT8/FP32) and mIoU change."""
+        header = f"{'#':>2}  {'configuration':<44}{'INT8 ms':>9}{'FP32 ms':>9}{'ratio':>7}{'dmIoU':>8}"
+        header += f"{'MB':>7}  "
+        lines = [header + "verdict", "-" * (len(header) + 14)]
+        for i, t in enumerate(self.trials):
+            if t.error is not None:
+                lines.append(f"{i:>2}  {t.config.label()[:43]:<44}  error: {t.error}")
+                continue
+            delta = t.delta_points(self.fp32_accuracy)
+            verdict = "CHOSEN" if i == self.chosen else _verdict(t, self.fp32_accuracy, self.budget_points)
+            lines.append(
+                f"{i:>2}  {t.config.label()[:43]:<44}{t.int8_ms:>9.2f}{t.fp32_ms:>9.2f}{t.ratio:>7.2f}"
+                f"{delta:>+8.2f}{t.int8_bytes / _MB:>7.2f}  {verdict}"
+            )
+        lines.append(f"FP32 mIoU {self.fp32_accuracy.miou * 100:.2f}; budget {self.budget_points:.2f} points")
+        lines.append(self.message)
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (NaN as None); each trial with its latency ratio and mIoU change."""
+        fp32 = self.fp32_accuracy
+        trials = [
+            {**_json(t), "latency_ratio": _json(t.ratio), "miou_delta_points": _json(t.delta_points(fp32))}
+            for t in self.trials
+        ]
+        result = None if self.result is None else self.result.to_dict()
+        return {**_json(self), "trials": trials, "result": result}
+
+
+def _verdict(trial: Trial, fp32: Accuracy, budget: float) -> str:
+    if not trial.within(fp32, budget):
+        return "over budget"
+    return "not faster" if trial.ratio >= 1 else "ok"
+
+
+def _json(value: Any) -> Any:
+    """Dataclasses, dicts, tuples and paths as JSON values; NaN as None."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _json(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, dict):
+        return {str(k): _json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def quantize(
+    model_path: str | Path,
+    out_path: str | Path,
+    *,
+    calibration: Dataset,
+    count: int = 100,
+    op_types: Sequence[str] | None = ("Conv", "MatMul"),
+    per_channel: bool = True,
+    method: Method = "minmax",
+    exclude_nodes: Sequence[str] = (),
+    activation_type: QuantTypeName = "QUInt8",
+    weight_type: QuantTypeName = "QInt8",
+    reduce_range: bool = False,
+    validation: Dataset | None = None,
+    runs: int = 20,
+    warmup: int = 3,
+    pre_process: bool = True,
+    log: Log | None = None,
+) -> QuantizeResult:
+    """Quantize `model_path` (static QDQ) into `out_path` and measure it against the FP32 model.
+
+    Calibrates on the first `count` images of `calibration`. Latency: median of `runs` session.run()
+    calls per model after `warmup` ones, FP32 and INT8 alternating in blocks on the same tensors. With
+    `validation`, both models are evaluated (mIoU, per-class IoU) with the Evaluator.
+    Raises ModelLoadError / InputError naming the model file or dataset folder.
+    """
+    config = QuantizeConfig(
+        op_types=None if op_types is None else tuple(op_types),
+        method=method,
+        per_channel=per_channel,
+        exclude_nodes=tuple(exclude_nodes),
+        activation_type=activation_type,
+        weight_type=weight_type,
+        reduce_range=reduce_range,
+    )
+    with _Workspace(model_path, calibration, count, pre_process, log) as ws:
+        ws.check_nodes(config.exclude_nodes)
+        trial = ws.try_config(config, ws.calibrate(config.method, config.op_types), runs, warmup, None)
+        if trial.error is not None or trial.path is None:
+            raise SegLensError(f"{ws.fp32_path}: quantization failed: {trial.error}")
+        accuracy: list[Accuracy | None] = [None, None]
+        if validation is not None:
+            accuracy = list(ws.evaluate([ws.fp32_path, trial.path], validation))
+        return ws.finish(trial, out_path, accuracy[0], accuracy[1])
+
+
+def search(
+    model_path: str | Path,
+    out_path: str | Path,
+    *,
+    calibration: Dataset,
+    validation: Dataset,
+    budget_miou_points: float = 1.0,
+    count: int = 100,
+    per_channel: bool = True,
+    activation_type: QuantTypeName = "QUInt8",
+    weight_type: QuantTypeName = "QInt8",
+    reduce_range: bool = False,
+    runs: int = 20,
+    warmup: int = 3,
+    pre_process: bool = True,
+    log: Log | None = None,
+) -> SearchResult:
+    """Try configurations in three stages and write the fastest one within the mIoU budget.
+
+    1. op types: Conv / Conv+MatMul / all supported (sets quantizing the same nodes are tried once), minmax;
+    2. on the best so far: percentile and entropy calibration;
+    3. on the best so far: the last weighted node (classifier) kept FP32, then the first and the last.
+    "Best so far" is the fastest within the budget, else the most accurate. The winner must be faster than
+    FP32 (ratio < 1) and lose at most `budget_miou_points`; without one nothing is written.
+    """
+    if budget_miou_points < 0:
+        raise ValueError(f"the budget must be >= 0 mIoU points, got {budget_miou_points}")
+    base = QuantizeConfig(
+        per_channel=per_channel, activation_type=activation_type, weight_type=weight_type,
+        reduce_range=reduce_range,
+    )
+    with _Workspace(model_path, calibration, count, pre_process, log) as ws:
+        fp32_acc = ws.evaluate([ws.fp32_path], validation)[0]
+        trials: list[Trial] = []
+
+        def attempt(config: QuantizeConfig) -> None:
+            if any(t.config == config for t in trials):
+                return
+            trials.append(ws.try_config(config, ws.calibrate(config.method, None), runs, warmup, validation))
+            ws.say(f"[{len(trials)}] {config.label()}: {_short(trials[-1], fp32_acc)}")
+
+        for ops in ws.distinct_op_sets([("Conv",), ("Conv", "MatMul"), None]):
+            attempt(replace(base, op_types=ops))
+        for method in ("percentile", "entropy"):
+            attempt(replace(_leader(trials, fp32_acc, budget_miou_points).config, method=method))
+        leader = _leader(trials, fp32_acc, budget_miou_points).config
+        for names in ws.edge_exclusions():
+            attempt(replace(leader, exclude_nodes=names))
+        chosen = pick(trials, fp32_acc, budget_miou_points)
+        result = None
+        if chosen is None:
+            message = (
+                f"no configuration is faster than FP32 within {budget_miou_points:g} mIoU points: "
+                "nothing written"
+            )
+        else:
+            trial = trials[chosen]
+            result = ws.finish(trial, out_path, fp32_acc, trial.accuracy)
+            message = f"kept #{chosen} ({trial.config.label()}): wrote {result.int8_path}"
+        return SearchResult(
+            fp32_path=ws.fp32_path, budget_points=budget_miou_points, fp32_accuracy=fp32_acc,
+            trials=tuple(replace(t, path=None) for t in trials), chosen=chosen, result=result,
+            message=message, warnings=tuple(ws.warnings),
+        )
+
+
+def pick(trials: Sequence[Trial], fp32: Accuracy, budget_points: float) -> int | None:
+    """Index of the fastest trial that beats FP32 (ratio < 1) within the mIoU budget, or None."""
+    ok = [i for i, t in enumerate(trials) if not t.error and t.ratio < 1 and t.within(fp32, budget_points)]
+    return min(ok, key=lambda i: trials[i].ratio) if ok else None
+
+
+def _leader(trials: Sequence[Trial], fp32: Accuracy, budget_points: float) -> Trial:
+    good = [t for t in trials if t.error is None]
+    if not good:
+        reason = trials[0].error if trials else "the graph has no node of a quantizable op type"
+        raise SegLensError(f"no configuration could be quantized: {reason}")
+    within = [t for t in good if t.within(fp32, budget_points)]
+    if within:
+        return min(within, key=lambda t: t.ratio)
+    return max(good, key=lambda t: t.accuracy.miou if t.accuracy else -math.inf)
+
+
+def _short(trial: Trial, fp32: Accuracy) -> str:
+    if trial.error is not None:
+        return f"error: {trial.error}"
+    return f"latency ratio {trial.ratio:.2f}, mIoU {trial.delta_points(fp32):+.2f} points"
+
+
+class _ListReader(CalibrationDataReader):
+    """Feeds a list of prepared tensors to the calibrator."""
+
+    def __init__(self, input_name: str, tensors: Sequence[np.ndarray]) -> None:
+        self._feeds = iter([{input_name: t} for t in tensors])
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._feeds, None)
+
+
+class _Workspace:
+    """The FP32 model opened, pre-processed and node-named in a temporary folder, plus what every
+    configuration shares: calibration caches per method and the latency tensors."""
+
+    def __init__(
+        self, model_path: str | Path, calibration: Dataset, count: int, pre_process: bool, log: Log | None
+    ) -> None:
+        from app.inference.registry import load_model
+
+        if count < 1:
+            raise ValueError(f"count must be >= 1, got {count}")
+        if not calibration.refs:
+            raise InputError(calibration.root, "the calibration dataset holds no images")
+        segmenter = load_model(model_path)
+        if not isinstance(segmenter, OnnxSegmenter):
+            segmenter.close()
+            raise ModelLoadError(Path(model_path), "quantization needs an ONNX model")
+        self.segmenter = segmenter
+        self.fp32_path = Path(segmenter.info.source)
+        self.input_name = segmenter.info.extra["input_name"]
+        self.calibration, self.count = calibration, count
+        self.warnings: list[str] = []
+        self._log = log
+        self._tmp = Path(tempfile.mkdtemp(prefix="seglens-quant-"))
+        self._caches: dict[tuple[str, tuple[str, ...] | None], Path] = {}
+        self._latency: list[np.ndarray] = []
+        self.calibration_images = 0
+        manifest = find_manifest(self.fp32_path)
+        if manifest is not None:
+            self.warn(f"{manifest} is not copied into the INT8 file: put a copy beside the INT8 model")
+        try:
+            self.preprocessed = pre_process and self._pre_process()
+            self.model = self._name_nodes()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+
+    def __enter__(self) -> _Workspace:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.segmenter.close()
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def say(self, text: str) -> None:
+        if self._log is not None:
+            self._log(text)
+
+    def warn(self, text: str) -> None:
+        if text in self.warnings:  # each calibration pass re-reads the same images
+            return
+        self.warnings.append(text)
+        self.say(f"warning: {text}")
+
+    @property
+    def prepared(self) -> Path:
+        return self._tmp / "prepared.onnx"
+
+    def _pre_process(self) -> bool:
+        try:
+            _shape_preprocess(self.fp32_path, self.prepared)
+        except Exception as exc:  # symbolic shape inference / optimizer failures come in many types
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            self.warn(f"shape pre-processing failed ({reason}); quantizing the original graph instead")
+            return False
+        return True
+
+    def _name_nodes(self) -> onnx.ModelProto:
+        source = self.prepared if self.preprocessed else self.fp32_path
+        model = onnx.load(str(source))
+        seen: dict[str, int] = {}
+        for node in model.graph.node:
+            k = seen.get(node.op_type, 0)
+            seen[node.op_type] = k + 1
+            if not node.name:
+                node.name = f"{node.op_type}_{k}"
+        onnx.save(model, str(self.prepared))
+        return model
+
+    def check_nodes(self, names: Sequence[str]) -> None:
+        known = {n.name for n in self.model.graph.node}
+        missing = [n for n in names if n not in known]
+        if missing:
+            weighted = [n.name for n in self.model.graph.node if n.op_type in _WEIGHTED_OPS]
+            raise InputError(
+                self.fp32_path,
+                f"no node named {', '.join(map(repr, missing))}; weighted nodes are: {', '.join(weighted)}",
+            )
+
+    def distinct_op_sets(
+        self, candidates: Sequence[tuple[str, ...] | None]
+    ) -> list[tuple[str, ...] | None]:
+        """Candidates that quantize different sets of node types in this graph (first of equals kept)."""
+        from onnxruntime.quantization.registry import QDQRegistry
+
+        present = {n.op_type for n in self.model.graph.node}
+        kept: list[tuple[str, ...] | None] = []
+        effective: list[frozenset[str]] = []
+        for ops in candidates:
+            types = frozenset(present & set(QDQRegistry if ops is None else ops))
+            if types and types not in effective:
+                kept.append(ops)
+                effective.append(types)
+        return kept
+
+    def edge_exclusions(self) -> list[tuple[str, ...]]:
+        """(last weighted node,) and (first, last): classifier and stem kept in FP32."""
+        weighted = [n.name for n in self.model.graph.node if n.op_type in _WEIGHTED_OPS]
+        if len(weighted) < 2:
+            return [tuple(weighted)] if weighted else []
+        return [(weighted[-1],), (weighted[0], weighted[-1])]
+
+    def _tensors(self) -> Iterator[np.ndarray]:
+        """The first `count` calibration images through the model's own preprocessing (copies)."""
+        produced = 0
+        for ref in self.calibration.refs:
+            if produced >= self.count:
+                return
+            try:
+                image = self.calibration.load(ref).image
+            except SegLensError as exc:
+                self.warn(f"calibration image skipped: {exc}")
+                continue
+            produced += 1
+            yield self.segmenter.prepare(image).copy()
+
+    def calibrate(self, method: str, op_types: tuple[str, ...] | None) -> Path:
+        """A calibration cache (tensor ranges) for `method`, computed once per (method, op types)."""
+        key = (method, op_types)
+        if key in self._caches:
+            return self._caches[key]
+        from onnxruntime.quantization.calibrate import save_tensors_data
+
+        self.say(f"calibrating ({method}) on up to {self.count} images of {self.calibration.root}")
+        calibrator = create_calibrator(
+            self.prepared,
+            list(op_types) if op_types is not None else None,
+            augmented_model_path=str(self._tmp / "augmented.onnx"),
+            calibrate_method=_METHOD_ENUM[method],
+        )
+        images = 0
+        chunk: list[np.ndarray] = []
+        # The histogram calibrators print progress to stdout, which belongs to our report: send it aside.
+        with contextlib.redirect_stdout(sys.stderr):
+            for tensor in self._tensors():
+                if len(self._latency) < _LATENCY_TENSORS:
+                    self._latency.append(tensor)
+                if chunk and (len(chunk) == _CHUNK or chunk[0].shape != tensor.shape):
+                    calibrator.collect_data(_ListReader(self.input_name, chunk))
+                    chunk = []
+                chunk.append(tensor)
+                images += 1
+            if not images:
+                raise InputError(self.calibration.root, "no readable calibration images")
+            calibrator.collect_data(_ListReader(self.input_name, chunk))
+            ranges = calibrator.compute_data()
+        cache = self._tmp / f"calibration-{method}-{len(self._caches)}.json"
+        save_tensors_data(ranges, cache)
+        if images < self.count and not self.calibration_images:
+            self.warn(f"only {images} calibration images available ({self.count} asked)")
+        self.calibration_images = images
+        self._caches[key] = cache
+        return cache
+
+    def try_config(
+        self, config: QuantizeConfig, cache: Path, runs: int, warmup: int, validation: Dataset | None
+    ) -> Trial:
+        """Quantize with `config` into a temporary file, measure latency (and accuracy)."""
+        path = self._tmp / f"int8-{time.monotonic_ns()}.onnx"
+        try:
+            quantize_static(
+                str(self.prepared), str(path), calibration_data_reader=None, calibration_cache_path=cache,
+                quant_format=QuantFormat.QDQ,
+                op_types_to_quantize=list(config.op_types) if config.op_types is not None else None,
+                per_channel=config.per_channel, reduce_range=config.reduce_range,
+                activation_type=QuantType[config.activation_type], weight_type=QuantType[config.weight_type],
+                nodes_to_exclude=list(config.exclude_nodes), calibrate_method=_METHOD_ENUM[config.method],
+            )
+            quantized = self._stamp(path, config)
+        except Exception as exc:  # onnxruntime.quantization raises assorted types for unsupported graphs
+            return Trial(config, error=f"{type(exc).__name__}: {exc}".splitlines()[0])
+        fp32_ms, int8_ms = compare_latency([self.fp32_path, path], self._latency, runs=runs, warmup=warmup)
+        accuracy = self.evaluate([path], validation)[0] if validation is not None else None
+        return Trial(config, fp32_ms, int8_ms, path.stat().st_size, quantized, accuracy, None, path)
+
+    def _stamp(self, path: Path, config: QuantizeConfig) -> int:
+        """Copy the FP32 model's seglens.* metadata, add seglens.quantization; count the int8 nodes."""
+        model = onnx.load(str(path))
+        fp32_props = {p.key: p.value for p in onnx.load(str(self.fp32_path), load_external_data=False)
+                      .metadata_props if p.key.startswith("seglens.")}
+        fp32_props["seglens.quantization"] = json.dumps({
+            "format": "QDQ",
+            "config": config.to_dict(),
+            "calibration": {"dataset": str(self.calibration.root), "images": self.calibration_images},
+            "shape_preprocessed": self.preprocessed,
+            "fp32_file": self.fp32_path.name,
+            "fp32_digest": self.segmenter.info.digest,
+            "onnxruntime": ort.__version__,
+        })
+        others = {p.key: p.value for p in model.metadata_props if not p.key.startswith("seglens.")}
+        onnx.helper.set_model_props(model, {**others, **fp32_props})
+        onnx.save(model, str(path))
+        return quantized_weight_count(model)
+
+    def evaluate(self, paths: Sequence[Path], dataset: Dataset) -> list[Accuracy]:
+        """mIoU and per-class IoU of each model on `dataset` (one Evaluator run, images decoded once)."""
+        from app.inference.registry import load_model
+
+        predictors = [SegmenterPredictor(load_model(p)) for p in paths]
+        try:
+            scheme = choose_scheme(None, predictors, dataset.gt_scheme)
+            run = Evaluator(dataset, predictors, scheme).run()
+        finally:
+            for predictor in predictors:
+                predictor.segmenter.close()
+        results = []
+        for evaluation in run.models:
+            images = sum(1 for r in evaluation.images.values() if r.matrix is not None)
+            if not images:
+                raise InputError(dataset.root, "no validation image with ground truth could be evaluated")
+            scores = evaluation.scores()
+            iou = {name: float(v) for name, v in zip(scores.class_names, scores.iou, strict=True)}
+            results.append(Accuracy(float(scores.miou), iou, scheme.key, images))
+        return results
+
+    def finish(
+        self, trial: Trial, out_path: str | Path, fp32: Accuracy | None, int8: Accuracy | None
+    ) -> QuantizeResult:
+        """Write the trial's model to `out_path` atomically and report it."""
+        assert trial.path is not None
+        target = Path(out_path)
+        if target.resolve() == self.fp32_path.resolve():
+            raise InputError(target, "the output would overwrite the FP32 model")
+        atomic_write_bytes(target, trial.path.read_bytes())
+        if trial.ratio >= 1:
+            self.warn(f"INT8 is not faster than FP32 here (latency ratio {trial.ratio:.2f})")
+        return QuantizeResult(
+            fp32_path=self.fp32_path, int8_path=target, config=trial.config,
+            fp32_bytes=self.fp32_path.stat().st_size, int8_bytes=target.stat().st_size,
+            fp32_ms=trial.fp32_ms, int8_ms=trial.int8_ms, calibration_images=self.calibration_images,
+            quantized_nodes=trial.quantized_nodes, fp32_accuracy=fp32, int8_accuracy=int8,
+            warnings=tuple(self.warnings),
+        )
+
+
+def _shape_preprocess(source: Path, target: Path) -> None:
+    """onnxruntime's recommended pre-processing: symbolic shape inference + graph optimization."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    quant_pre_process(str(source), str(target))
+
+
+def quantized_weight_count(model: onnx.ModelProto) -> int:
+    """Number of nodes fed by a DequantizeLinear of an int8/uint8 initializer (their weights are int8)."""
+    inits = {i.name for i in model.graph.initializer}
+    dequantized = {
+        n.output[0] for n in model.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in inits
+    }
+    skip = ("QuantizeLinear", "DequantizeLinear")
+    return sum(1 for n in model.graph.node if n.op_type not in skip and dequantized & set(n.input[1:2]))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`seglens quantize MODEL.onnx --calibration DATASET --out OUT.onnx [...]`. Returns the exit code."""
+    args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    if args.search and args.validation is None:
+        print("seglens quantize: --search needs --validation DATASET", file=sys.stderr)
+        return 2
+
+    def log(text: str) -> None:
+        print(text, file=sys.stderr)
+
+    try:
+        calibration = open_dataset(args.calibration, split=args.split)
+        validation = open_dataset(args.validation, split=args.validation_split) if args.validation else None
+        common: dict[str, Any] = {
+            "calibration": calibration, "count": args.count, "per_channel": args.per_channel,
+            "activation_type": args.activation_type, "weight_type": args.weight_type,
+            "reduce_range": args.reduce_range, "runs": args.runs, "pre_process": args.preprocess, "log": log,
+        }
+        if args.search:
+            assert validation is not None
+            found = search(
+                args.model, args.out, validation=validation, budget_miou_points=args.budget, **common
+            )
+            print(found.table())
+            document, code = found.to_dict(), 0 if found.result is not None else 1
+        else:
+            names = [o.strip() for o in args.ops.split(",") if o.strip()]
+            ops = None if args.ops.strip().lower() == "all" else tuple(names)
+            result = quantize(
+                args.model, args.out, op_types=ops, method=args.method, exclude_nodes=args.exclude,
+                validation=validation, **common,
+            )
+            print(result.describe())
+            document, code = result.to_dict(), 0
+    except (SegLensError, ValueError) as exc:
+        print(f"seglens quantize: error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        from app.core.fileutil import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(document, indent=2, allow_nan=False))
+        print(f"wrote {args.json}", file=sys.stderr)
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="seglens quantize",
+        description="INT8 static (QDQ) quantization of an ONNX model, calibrated on real images and measured "
+        "against the FP32 model (size, latency, and mIoU with --validation).",
+    )
+    parser.add_argument("model", help="the FP32 .onnx model (or a manifest pointing to one)")
+    parser.add_argument("--calibration", required=True, help="dataset folder of calibration images")
+    parser.add_argument("--split", help="Cityscapes split of the calibration set (default: val)")
+    parser.add_argument("--count", type=int, default=100, help="calibration images (default 100)")
+    parser.add_argument("--out", required=True, type=Path, help="the INT8 .onnx file to write")
+    parser.add_argument("--ops", default="Conv,MatMul", help="op types to quantize (comma-separated) or all")
+    parser.add_argument("--method", choices=METHODS, default="minmax", help="calibration method")
+    parser.add_argument("--per-channel", action=argparse.BooleanOptionalAction, default=True,
+                        help="per-channel weight scales (default on)")
+    parser.add_argument("--exclude", nargs="+", default=[], metavar="NODE", help="node names kept in FP32")
+    parser.add_argument("--activation-type", choices=QUANT_TYPES, default="QUInt8")
+    parser.add_argument("--weight-type", choices=QUANT_TYPES, default="QInt8")
+    parser.add_argument("--reduce-range", action="store_true", help="7-bit weights (CPUs without VNNI)")
+    parser.add_argument("--validation", help="dataset folder with ground truth: mIoU of FP32 vs INT8")
+    parser.add_argument("--validation-split", help="Cityscapes split of the validation set (default: val)")
+    parser.add_argument("--search", action="store_true",
+                        help="try several configurations, keep the fastest within --budget")
+    parser.add_argument("--budget", type=float, default=1.0, help="allowed mIoU drop in points (default 1.0)")
+    parser.add_argument("--runs", type=int, default=20, help="timed runs per model (default 20)")
+    parser.add_argument("--no-preprocess", dest="preprocess", action="store_false",
+                        help="skip onnxruntime's shape pre-processing")
+    parser.add_argument("--json", type=Path, help="write the report as JSON here")
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

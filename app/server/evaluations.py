@@ -1,0 +1,56 @@
+"""Evaluation results (`seglens evaluate --json`) attached to a served model for GET /metrics/{model}."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from app.core.errors import InputError
+from app.inference.base import ModelInfo
+
+# Left out of /metrics: large (the confusion matrix, per-image rows) and available in the file itself.
+_DROPPED_METRICS = ("confusion",)
+
+
+def load_evaluation(path: str | Path, served_name: str, info: ModelInfo) -> dict[str, Any]:
+    """The summary of the entry for this model in an evaluate results file. Raises InputError.
+
+    The entry is the one with the model's file digest, else the one with its name (served or own), else
+    the only entry; `digest_matches` tells the client whether the numbers are for this exact file.
+    """
+    source = Path(path)
+    try:
+        document = json.loads(source.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(source, f"cannot read evaluation results: {exc}") from exc
+    entries = document.get("models") if isinstance(document, dict) else None
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries) or not entries:
+        raise InputError(source, "not a `seglens evaluate --json` results file (no 'models' list)")
+    entry = _pick_entry(entries, served_name, info)
+    if entry is None:
+        names = ", ".join(str(e.get("name")) for e in entries)
+        raise InputError(source, f"no results for model {served_name!r} ({info.name}); the file has: {names}")
+    metrics = entry.get("metrics")
+    if not isinstance(metrics, dict):
+        metrics = {}
+    return {
+        "source": source.name,
+        "evaluated_model": entry.get("name"),
+        "digest_matches": entry.get("digest") == info.digest,
+        "dataset": document.get("dataset"),
+        "scheme": document.get("scheme"),
+        "images_evaluated": entry.get("images_evaluated"),
+        "metrics": {k: v for k, v in metrics.items() if k not in _DROPPED_METRICS},
+        "latency_ms": entry.get("latency_ms"),
+    }
+
+
+def _pick_entry(entries: list[dict[str, Any]], served_name: str, info: ModelInfo) -> dict[str, Any] | None:
+    for entry in entries:
+        if entry.get("digest") == info.digest:
+            return entry
+    for entry in entries:
+        if entry.get("name") in (served_name, info.name):
+            return entry
+    return entries[0] if len(entries) == 1 else None
