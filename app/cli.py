@@ -116,6 +116,11 @@ def _parser() -> argparse.ArgumentParser:
     p_eval.add_argument("--limit", type=int, help="evaluate only the first N images")
     p_eval.add_argument("--workers", type=int, default=2, help="images in flight (default 2)")
     p_eval.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p_eval.add_argument(
+        "--onnx-runtime",
+        action="store_true",
+        help="run Keras/Hugging Face models through an ONNX export (cached by digest, fidelity checked)",
+    )
     p_eval.set_defaults(func=_cmd_evaluate)
 
     for command, (_, summary) in _DELEGATED.items():
@@ -140,7 +145,14 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print("seglens evaluate: give at least one --model or --predictions", file=sys.stderr)
         return 2
     dataset = open_dataset(args.dataset, split=args.split, gt_scheme=gt_scheme_from_arg(args.gt_scheme))
-    predictors: list[SamplePredictor] = [SegmenterPredictor(load_model(m)) for m in args.model]
+    segmenters = [load_model(m) for m in args.model]
+    if args.onnx_runtime:
+        from app.inference.accelerate import accelerated
+
+        for i, (source, native) in enumerate(zip(args.model, segmenters, strict=True)):
+            segmenters[i], note = accelerated(source, native)
+            print(note, file=sys.stderr)
+    predictors: list[SamplePredictor] = [SegmenterPredictor(s) for s in segmenters]
     predictors += [FolderPredictions(p, dataset.gt_scheme) for p in args.predictions]
     scheme = choose_scheme(args.scheme, predictors, dataset.gt_scheme)
     evaluator = Evaluator(

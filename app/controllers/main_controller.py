@@ -88,6 +88,9 @@ class MainController(QObject):
         self._masks_visible = True
         self.display_mode = "classes"
         self._connect_callbacks()
+        from app.controllers.tools_controller import ToolsController
+
+        self.tools = ToolsController(self)
         self.window.compare.legend.set_classes(self.scheme.names, self.scheme.colors)
         self._refresh_titles()
 
@@ -263,6 +266,10 @@ class MainController(QObject):
         self._maybe_evaluate()
 
     # ----------------------------------------------------------------- evaluation
+    def active(self) -> list[tuple[int, SegmenterPredictor]]:
+        """The loaded models as (slot, predictor), A before B."""
+        return self._active()
+
     def _active(self) -> list[tuple[int, SegmenterPredictor]]:
         return [(i, p) for i, p in enumerate(self.predictors) if p is not None]
 

@@ -80,6 +80,10 @@ class MainWindow(QMainWindow):
         self.opacity_down_action = self._action("Less opacity", "Ctrl+Down")
         self.toggle_masks_action = self._action("Toggle masks", "Space")
         self.cycle_mode_action = self._action("Classes / errors / A vs B", "E")
+        self.add_remote_action = self._action("Add hosted model…", "Ctrl+Shift+R", "Add a REST or v2 model")
+        self.benchmark_action = self._action("Benchmark A and B", "Ctrl+B", "Latency, size, memory")
+        self.export_action = self._action("Export model A to ONNX…", None, "Keras or Hugging Face model A")
+        self.quantize_action = self._action("Quantize model A to INT8…", None, "Static INT8, measured")
         self.show_log_action = self.log_dock.toggleViewAction()
         self.show_log_action.setShortcut(QKeySequence("Ctrl+L"))
         self.scheme_box = QComboBox()
@@ -92,6 +96,14 @@ class MainWindow(QMainWindow):
         bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
         for action in (self.open_dataset_action, self.model_a_action, self.model_b_action):
             bar.addAction(action)
+        file_menu = self.menuBar().addMenu("&File")
+        for action in (
+            self.open_dataset_action,
+            self.model_a_action,
+            self.model_b_action,
+            self.evaluate_action,
+        ):
+            file_menu.addAction(action)
         bar.addSeparator()
         bar.addWidget(QLabel(" Scheme "))
         bar.addWidget(self.scheme_box)
@@ -101,6 +113,23 @@ class MainWindow(QMainWindow):
         bar.addSeparator()
         bar.addAction(self.show_log_action)
         self.addToolBar(bar)
+        tools = self.menuBar().addMenu("&Tools")
+        tools.addAction(self.add_remote_action)
+        tools.addSeparator()
+        for action in (self.benchmark_action, self.export_action, self.quantize_action):
+            tools.addAction(action)
+        view = self.menuBar().addMenu("&View")
+        for action in (
+            self.next_action,
+            self.prev_action,
+            self.toggle_gt_action,
+            self.toggle_masks_action,
+            self.cycle_mode_action,
+            self.opacity_up_action,
+            self.opacity_down_action,
+            self.show_log_action,
+        ):
+            view.addAction(action)
 
     def _build_status(self) -> None:
         self.progress = QProgressBar()

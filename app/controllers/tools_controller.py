@@ -1,0 +1,172 @@
+"""The Tools menu: hosted models, benchmark, ONNX export and INT8 quantization, all on the worker pool."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QObject
+from PySide6.QtWidgets import QDialog, QFileDialog
+
+from app.core.errors import InputError
+from app.core.fileutil import atomic_write_text
+from app.core.paths import config_dir
+from app.views.remote_dialog import RemoteModelDialog, RemoteModelRequest
+
+if TYPE_CHECKING:
+    from app.controllers.main_controller import MainController
+
+
+def keyring_available() -> bool:
+    """True when the optional `keyring` package is importable (it stores keys in the OS keyring)."""
+    try:
+        importlib.import_module("keyring")
+    except ImportError:
+        return False
+    return True
+
+
+def remote_manifest(request: RemoteModelRequest) -> dict[str, Any]:
+    """The manifest of a hosted model; it never contains the key itself."""
+    if not request.name or not re.fullmatch(r"[A-Za-z0-9._-]+", request.name):
+        raise InputError(None, "a hosted model needs a name of letters, digits, '.', '_' or '-'")
+    if not request.url.startswith(("http://", "https://")):
+        raise InputError(None, f"{request.url!r}: the URL must start with http:// or https://")
+    options: dict[str, Any] = {}
+    if request.model:
+        options["model"] = request.model
+    if request.key_env:
+        options["api_key_env"] = request.key_env
+    elif request.key:
+        options["keyring_service"] = f"seglens:{request.name}"
+    if request.azureml_deployment:
+        options["azureml_deployment"] = request.azureml_deployment
+    manifest: dict[str, Any] = {"name": request.name, "kind": request.protocol, "url": request.url}
+    if request.scheme:
+        manifest["scheme"] = request.scheme
+    if options:
+        manifest["options"] = options
+    return manifest
+
+
+def save_remote(request: RemoteModelRequest, folder: Path | None = None) -> Path:
+    """Store the key in the OS keyring (if typed) and write the manifest under the config folder."""
+    manifest = remote_manifest(request)
+    if request.key and not request.key_env:
+        keyring = importlib.import_module("keyring")
+        keyring.set_password(manifest["options"]["keyring_service"], "seglens", request.key)
+    path = (folder or config_dir() / "remote") / f"{request.name}.json"
+    atomic_write_text(path, json.dumps(manifest, indent=2))
+    return path
+
+
+class ToolsController(QObject):
+    """Owns the Tools menu actions of the main window."""
+
+    def __init__(self, main: MainController) -> None:
+        super().__init__(main)
+        self.main = main
+        w = main.window
+        w.add_remote_action.triggered.connect(self.add_remote)
+        w.benchmark_action.triggered.connect(self.benchmark)
+        w.export_action.triggered.connect(self.export_a)
+        w.quantize_action.triggered.connect(self.quantize_a)
+
+    def add_remote(self) -> None:
+        dialog = RemoteModelDialog(keyring_available(), self.main.window)
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return
+        request = dialog.request()
+        try:
+            path = save_remote(request)
+        except Exception as exc:  # InputError, or the keyring backend's own errors
+            self.main.window.show_message(f"Hosted model not added: {exc}", 10000)
+            self.main.window.append_log(f"hosted model not added: {exc}")
+            return
+        self.main.window.append_log(f"hosted model {request.name}: manifest {path}")
+        self.main.set_model(request.slot, path)
+
+    def benchmark(self) -> None:
+        """Measure A and B (latency percentiles, throughput, size, memory) without blocking the window."""
+        from app.inference.benchmark import benchmark_model, format_table
+
+        active = self.main.active()
+        if not active:
+            self.main.window.show_message("Choose a model first.", 5000)
+            return
+
+        def run() -> str:
+            dataset = self.main.dataset
+            results = [benchmark_model(p.segmenter, runs=10, dataset=dataset, limit=10) for _, p in active]
+            return format_table(results)
+
+        self.main.window.show_message("Benchmarking…")
+        job = self.main.pool.submit(run, key="benchmark")
+        job.signals.result.connect(self._show_table)
+
+    def _show_table(self, table: str) -> None:
+        self.main.window.append_log(table)
+        self.main.window.log_dock.show()
+        self.main.window.show_message("Benchmark done: see the log", 8000)
+
+    def export_a(self) -> None:
+        """Export model A (Keras or Hugging Face) to ONNX and use the export as A when it is faithful."""
+        from app.inference.export import sample_images, source_kind
+
+        predictor = self.main.predictors[0]
+        if predictor is None or predictor.info.backend not in ("keras", "hf"):
+            self.main.window.show_message("Model A must be a Keras or Hugging Face model to export.", 8000)
+            return
+        source = Path(predictor.info.source)
+        source_kind(source)
+        out, _ = QFileDialog.getSaveFileName(
+            self.main.window, "Export model A to ONNX", str(source.with_suffix(".onnx")), "ONNX (*.onnx)"
+        )
+        if not out:
+            return
+
+        def run() -> Any:
+            from app.inference.export import export_model
+
+            return export_model(source, out, samples=sample_images(None, 4))
+
+        job = self.main.pool.submit(run, key="export")
+        job.signals.result.connect(lambda report, path=out: self._exported(report, path))
+        self.main.window.show_message(f"Exporting {source.name} to ONNX…")
+
+    def _exported(self, report: Any, path: str) -> None:
+        self.main.window.append_log(f"exported {path}: {report.describe()}")
+        self.main.window.show_message(report.describe(), 10000)
+        if report.ok:
+            self.main.set_model(0, path)
+
+    def quantize_a(self) -> None:
+        """Quantize ONNX model A with the open dataset as calibration and validation data."""
+        predictor = self.main.predictors[0]
+        dataset = self.main.dataset
+        if predictor is None or predictor.info.backend != "onnx" or dataset is None:
+            self.main.window.show_message("Open a dataset and choose an ONNX model A first.", 8000)
+            return
+        source = Path(predictor.info.source)
+        default = source.with_name(f"{source.stem}_int8.onnx")
+        out, _ = QFileDialog.getSaveFileName(self.main.window, "INT8 model", str(default), "ONNX (*.onnx)")
+        if not out:
+            return
+
+        def run() -> Any:
+            from app.inference.quantize import quantize
+
+            count = min(len(dataset), 50)
+            return quantize(source, out, calibration=dataset, count=count, validation=dataset)
+
+        job = self.main.pool.submit(run, key="quantize")
+        job.signals.result.connect(self._quantized)
+        self.main.window.show_message(f"Quantizing {source.name}…")
+
+    def _quantized(self, result: Any) -> None:
+        self.main.window.append_log(result.describe())
+        self.main.window.log_dock.show()
+        self.main.window.show_message("Quantization done: see the log", 8000)
