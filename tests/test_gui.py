@@ -177,3 +177,30 @@ def test_error_and_disagreement_maps_and_hover(qtbot, controller, scenes, models
     names = controller.scheme.names
     assert f"GT: {names[gt[90, 5]]}" in text or "GT: (not evaluated)" in text
     assert text.count(": ") == 3
+
+
+def test_confusion_drill_down_to_pixels(qtbot, controller, scenes, models) -> None:
+    from app.core.metrics import aggregate
+
+    controller.auto_evaluate = False
+    _load(qtbot, controller, scenes, models)
+    with qtbot.waitSignal(controller.evaluation_finished, timeout=60_000):
+        controller.evaluate()
+    live = controller.live[0]
+    total = aggregate(live.matrix, live.scheme.members)
+    np.fill_diagonal(total, 0)
+    gt, pred = np.unravel_index(int(np.argmax(total)), total.shape)  # the largest confusion of A
+    controller.drilldown.drill(int(gt), int(pred))
+    drill = controller.window.metrics.drill
+    counts = [int(drill.item(i).text().split(" px")[0].replace(",", "")) for i in range(drill.count())]
+    assert counts and counts == sorted(counts, reverse=True) and sum(counts) == total[gt, pred]
+    with qtbot.waitSignal(controller.frame_shown, timeout=20_000) as shown:
+        drill.setCurrentRow(0)
+    frame = shown.args[0]
+    assert frame.ref.key == drill.item(0).data(256)
+    mask = controller.window.compare.a_panel.view.mask_item.pixmap().toImage()
+    arr = np.frombuffer(mask.constBits(), np.uint8).reshape(mask.height(), mask.bytesPerLine())
+    rgba = arr[:, : mask.width() * 4].reshape(mask.height(), mask.width(), 4)
+    magenta = np.all(rgba == [255, 0, 255, 255], axis=2)
+    assert int(magenta.sum()) == counts[0]
+    assert f"{counts[0]} pixels of" in controller.window.compare.stats.text()

@@ -23,17 +23,7 @@ from app.core.labels import (
     eval_scheme_by_key,
 )
 from app.core.lru import LruCache
-from app.core.render import (
-    DISAGREEMENT_COLORS,
-    DISAGREEMENT_NAMES,
-    ERROR_COLORS,
-    ERROR_NAMES,
-    counts,
-    disagreement_map,
-    error_map,
-    mask_rgba,
-    rgba_palette,
-)
+from app.core.render import DISAGREEMENT_COLORS, DISAGREEMENT_NAMES, ERROR_COLORS, ERROR_NAMES
 from app.inference.evaluate import (
     Evaluator,
     ModelEvaluation,
@@ -42,7 +32,14 @@ from app.inference.evaluate import (
     SegmenterPredictor,
     mapping_for,
 )
-from app.inference.frames import Frame, PredictionCache, cache_key, compose_frame
+from app.inference.frames import (
+    Frame,
+    Highlight,
+    PredictionCache,
+    cache_key,
+    compose_frame,
+    render_layers,
+)
 from app.inference.registry import load_model
 from app.views.image_panel import rgb_to_qimage, rgba_to_qimage
 from app.views.main_window import MODEL_SUFFIXES, MainWindow
@@ -87,10 +84,14 @@ class MainController(QObject):
         self._metrics_timer.setInterval(250)
         self._masks_visible = True
         self.display_mode = "classes"
+        self.highlight: Highlight | None = None  # confusion drill-down: pixels to outline in one panel
         self._connect_callbacks()
         from app.controllers.tools_controller import ToolsController
 
         self.tools = ToolsController(self)
+        from app.controllers.drilldown import DrillDownController
+
+        self.drilldown = DrillDownController(self)
         self.window.compare.legend.set_classes(self.scheme.names, self.scheme.colors)
         self._refresh_titles()
 
@@ -181,6 +182,7 @@ class MainController(QObject):
     def set_display_mode(self, mode: str) -> None:
         """'classes', 'errors' (right/wrong against GT) or 'disagreement' (A vs B against GT)."""
         self.display_mode = mode
+        self.highlight = None
         legend = self.window.compare.legend
         if mode == "errors":
             legend.set_classes(ERROR_NAMES[1:], ERROR_COLORS[1:])
@@ -361,6 +363,7 @@ class MainController(QObject):
         self.evaluation_finished.emit(result)
 
     def _reset_results(self) -> None:
+        self.highlight = None
         self.live = [None, None]
         self.result = None
         self.window.image_list.model.clear_scores()
@@ -416,6 +419,7 @@ class MainController(QObject):
             self.cache,
             [slot for slot, _ in active],
             self.display_mode,
+            self.highlight,
             key="frame",
         )
         job.signals.result.connect(self._on_frame)
@@ -523,34 +527,9 @@ def _render_frame(
     cache: PredictionCache,
     slots: list[int],
     mode: str = "classes",
+    highlight: Highlight | None = None,
 ) -> tuple[Frame, np.ndarray, list[np.ndarray | None], str]:
     """Worker side of showing one image: the frame, its RGBA layers (GT, A, B) and a one-line summary."""
     frame = compose_frame(dataset, ref, predictors, mappings, scheme, cache)
-    class_lut = rgba_palette(scheme.colors)
-    masks: list[np.ndarray | None] = [None, None, None]
-    preds: list[np.ndarray | None] = [None, None]
-    for slot, pred in zip(slots, frame.pred_class, strict=True):
-        preds[slot] = pred
-    gt = frame.gt_class
-    if gt is not None:
-        masks[0] = mask_rgba(gt, class_lut)
-    summary = ""
-    if mode == "classes" or gt is None:
-        for slot, pred in enumerate(preds):
-            if pred is not None:
-                masks[1 + slot] = mask_rgba(pred, class_lut)
-        return frame, frame.image, masks, summary
-    error_lut = rgba_palette(ERROR_COLORS, hidden=(0,))
-    for slot, pred in enumerate(preds):
-        if pred is not None:
-            masks[1 + slot] = mask_rgba(error_map(gt, pred), error_lut)
-    a, b = preds
-    if mode == "disagreement" and a is not None and b is not None:
-        codes = disagreement_map(gt, a, b)
-        masks[2] = mask_rgba(codes, rgba_palette(DISAGREEMENT_COLORS, hidden=(0,)))
-        n = counts(codes, len(DISAGREEMENT_NAMES))
-        total = max(sum(n[1:]), 1)
-        summary = "   ".join(
-            f"{name}: {n[i] / total * 100:.1f}%" for i, name in enumerate(DISAGREEMENT_NAMES) if i > 1
-        )
+    masks, summary = render_layers(frame, scheme, slots, mode, highlight)
     return frame, frame.image, masks, summary

@@ -12,8 +12,18 @@ import numpy as np
 
 from app.core.datasets import Dataset, SampleRef
 from app.core.errors import SegLensError
-from app.core.labels import ClassMapping, EvalScheme
+from app.core.labels import IGNORE, ClassMapping, EvalScheme
 from app.core.lru import LruCache
+from app.core.render import (
+    DISAGREEMENT_COLORS,
+    DISAGREEMENT_NAMES,
+    ERROR_COLORS,
+    counts,
+    disagreement_map,
+    error_map,
+    mask_rgba,
+    rgba_palette,
+)
 from app.inference.evaluate import ImageEval, SamplePredictor, evaluate_sample
 
 PredictionCache = LruCache[tuple[np.ndarray, ImageEval]]
@@ -70,3 +80,79 @@ def compose_frame(
         errors.append(None)
     gt_class = to_class[sample.gt] if sample.gt is not None else None
     return Frame(ref, sample.image, gt_class, tuple(preds), tuple(evals), tuple(errors), sample.warnings)
+
+
+@dataclass(frozen=True)
+class Highlight:
+    """Confusion drill-down: in model `slot`'s panel show only pixels of GT class `gt` predicted as `pred`
+    (`pred` equal to the number of classes means "not an evaluated class")."""
+
+    slot: int
+    gt: int
+    pred: int
+
+
+HIGHLIGHT_RGBA = np.array([255, 0, 255, 255], dtype=np.uint8)
+
+
+def render_layers(
+    frame: Frame,
+    scheme: EvalScheme,
+    slots: Sequence[int],
+    mode: str = "classes",
+    highlight: Highlight | None = None,
+) -> tuple[list[np.ndarray | None], str]:
+    """RGBA layers for the GT, A and B panels, and a one-line summary (A vs B shares).
+
+    mode: "classes" (class colours), "errors" (right/wrong against GT) or "disagreement" (panel B shows
+    A right & B wrong / B right & A wrong / both wrong). A highlight replaces its model's layer.
+    """
+    class_lut = rgba_palette(scheme.colors)
+    masks: list[np.ndarray | None] = [None, None, None]
+    preds: list[np.ndarray | None] = [None, None]
+    for slot, pred in zip(slots, frame.pred_class, strict=True):
+        preds[slot] = pred
+    gt = frame.gt_class
+    if gt is not None:
+        masks[0] = mask_rgba(gt, class_lut)
+    summary = ""
+    if mode == "classes" or gt is None:
+        for slot, pred in enumerate(preds):
+            if pred is not None:
+                masks[1 + slot] = mask_rgba(pred, class_lut)
+    else:
+        error_lut = rgba_palette(ERROR_COLORS, hidden=(0,))
+        for slot, pred in enumerate(preds):
+            if pred is not None:
+                masks[1 + slot] = mask_rgba(error_map(gt, pred), error_lut)
+        a, b = preds
+        if mode == "disagreement" and a is not None and b is not None:
+            codes = disagreement_map(gt, a, b)
+            masks[2] = mask_rgba(codes, rgba_palette(DISAGREEMENT_COLORS, hidden=(0,)))
+            n = counts(codes, len(DISAGREEMENT_NAMES))
+            total = max(sum(n[1:]), 1)
+            summary = "   ".join(
+                f"{name}: {n[i] / total * 100:.1f}%" for i, name in enumerate(DISAGREEMENT_NAMES) if i > 1
+            )
+    if highlight is not None and gt is not None and preds[highlight.slot] is not None:
+        masks[1 + highlight.slot], pixels = _highlight_layer(gt, preds[highlight.slot], highlight, scheme)
+        summary = (
+            f"{pixels} pixels of {_name(scheme, highlight.gt)} predicted as {_name(scheme, highlight.pred)}"
+        )
+    return masks, summary
+
+
+def _name(scheme: EvalScheme, value: int) -> str:
+    return scheme.names[value] if value < scheme.num_classes else "not an evaluated class"
+
+
+def _highlight_layer(
+    gt: np.ndarray, pred: np.ndarray | None, highlight: Highlight, scheme: EvalScheme
+) -> tuple[np.ndarray, int]:
+    assert pred is not None
+    # "Other" predictions are every value outside the evaluated classes (IGNORE in the class map).
+    predicted = pred >= scheme.num_classes if highlight.pred >= scheme.num_classes else pred == highlight.pred
+    selected = (gt == highlight.gt) & predicted & (gt != IGNORE)
+    layer = np.zeros((*gt.shape, 4), dtype=np.uint8)
+    layer[selected] = HIGHLIGHT_RGBA
+    return layer, int(np.count_nonzero(selected))

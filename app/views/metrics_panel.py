@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QListWidget,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -42,7 +43,9 @@ def _pct(value: float) -> str:
 
 
 class ConfusionHeatmap(QWidget):
-    """Row-normalised confusion matrix (rows: ground truth, columns: prediction)."""
+    """Row-normalised confusion (rows: ground truth, columns: prediction); a click on a cell drills down."""
+
+    cell_clicked = Signal(int, int)  # (ground-truth class, predicted class; the last column is "other")
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -55,12 +58,22 @@ class ConfusionHeatmap(QWidget):
         self.image = pg.ImageItem(axisOrder="row-major")
         self.image.setLookupTable(pg.colormap.get("viridis").getLookupTable(nPts=256))
         self.plot.addItem(self.image)
+        self.plot.scene().sigMouseClicked.connect(self._on_click)
         self.plot.getAxis("left").setLabel("ground truth")
         self.plot.getAxis("bottom").setLabel("prediction (last column: other)")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.plot)
         self.values: np.ndarray | None = None
+
+    def _on_click(self, event: object) -> None:
+        if self.values is None:
+            return
+        point = self.image.mapFromScene(event.scenePos())  # type: ignore[attr-defined]
+        row, column = int(np.floor(point.y())), int(np.floor(point.x()))
+        rows, columns = self.values.shape
+        if 0 <= row < rows and 0 <= column < columns:
+            self.cell_clicked.emit(row, column)
 
     def set_matrix(self, matrix: np.ndarray | None, names: Sequence[str]) -> None:
         if matrix is None or matrix.size == 0:
@@ -97,6 +110,10 @@ class MetricsPanel(QWidget):
         self.matrix_choice = QComboBox()
         self.matrix_choice.addItems(["A", "B"])
         self.heatmap = ConfusionHeatmap()
+        self.drill_title = QLabel("Click a matrix cell to list the images with that confusion.")
+        self.drill_title.setWordWrap(True)
+        self.drill = QListWidget()
+        self.drill.setMaximumHeight(130)
         choice_row = QHBoxLayout()
         choice_row.addWidget(QLabel("Confusion matrix (row-normalised) of"))
         choice_row.addWidget(self.matrix_choice)
@@ -107,6 +124,8 @@ class MetricsPanel(QWidget):
         layout.addWidget(self.classes, 2)
         layout.addLayout(choice_row)
         layout.addWidget(self.heatmap, 2)
+        layout.addWidget(self.drill_title)
+        layout.addWidget(self.drill)
         for table in (self.summary, self.classes):
             table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.matrix_choice.currentIndexChanged.connect(self.matrix_model_changed)
