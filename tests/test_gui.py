@@ -204,3 +204,34 @@ def test_confusion_drill_down_to_pixels(qtbot, controller, scenes, models) -> No
     magenta = np.all(rgba == [255, 0, 255, 255], axis=2)
     assert int(magenta.sum()) == counts[0]
     assert f"{counts[0]} pixels of" in controller.window.compare.stats.text()
+
+
+def test_failure_mining_presets_focus_class_and_city(qtbot, controller, scenes, models) -> None:
+    controller.auto_evaluate = False
+    _load(qtbot, controller, scenes, models)
+    with qtbot.waitSignal(controller.evaluation_finished, timeout=60_000):
+        controller.evaluate()
+    images = controller.window.image_list
+    deltas = {
+        row: controller.live[1].images[ref.key].miou - controller.live[0].images[ref.key].miou
+        for row, ref in enumerate(controller.dataset.refs)
+    }
+    images.apply_preset("regressions")
+    order = images.visible_rows()
+    assert [round(deltas[r], 12) for r in order] == sorted(round(d, 12) for d in deltas.values())
+    assert images.current_row() == order[0]  # the worst regression is opened
+    images.apply_preset("improvements")
+    assert images.visible_rows()[0] == max(deltas, key=deltas.get)
+    # A focus class adds its per-image IoU columns; "B fails on class" sorts by B's IoU of that class.
+    road = controller.scheme.names.index("road")
+    images.focus.setCurrentIndex(images.focus.findData(road))
+    images.apply_preset("b_fails")
+    b_road = [
+        controller.live[1].images[controller.dataset.refs[r].key].iou[road] for r in images.visible_rows()
+    ]
+    known = [v for v in b_road if not np.isnan(v)]
+    assert known == sorted(known) and not images.table.isColumnHidden(6)
+    # One city only.
+    city = controller.dataset.cities()[0]
+    images.city.setCurrentIndex(images.city.findData(city))
+    assert {controller.dataset.refs[r].city for r in images.visible_rows()} == {city}

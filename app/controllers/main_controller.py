@@ -83,6 +83,7 @@ class MainController(QObject):
         self._metrics_timer.setSingleShot(True)
         self._metrics_timer.setInterval(250)
         self._masks_visible = True
+        self._closed = False
         self.display_mode = "classes"
         self.highlight: Highlight | None = None  # confusion drill-down: pixels to outline in one panel
         self._connect_callbacks()
@@ -175,6 +176,7 @@ class MainController(QObject):
     def _on_scheme_box(self, _index: int) -> None:
         self.scheme = eval_scheme_by_key(str(self.window.scheme_box.currentData()))
         self.window.compare.legend.set_classes(self.scheme.names, self.scheme.colors)
+        self.window.image_list.set_classes(self.scheme.names)
         self._reset_results()
         self._maybe_evaluate()
         self.show_image(self.current_row)
@@ -219,7 +221,9 @@ class MainController(QObject):
         self.cancel_evaluation()
         self.dataset = dataset
         self.cache.clear()
-        self.window.image_list.model.reset([(_short_name(ref), ref.city or "") for ref in dataset.refs])
+        self.window.image_list.set_dataset(
+            [(_short_name(ref), ref.city or "") for ref in dataset.refs], dataset.cities(), self.scheme.names
+        )
         self.window.setWindowTitle(f"{dataset.root.name} — {self.window.windowTitle().split(' — ')[-1]}")
         self._log(f"opened {dataset.root}: {len(dataset)} images ({dataset.kind}, split {dataset.split})")
         custom = dataset.gt_scheme is not LABELIDS
@@ -228,6 +232,7 @@ class MainController(QObject):
             # A custom id space has exactly one evaluation scheme: its own classes.
             self.scheme = custom_eval_scheme(dataset.gt_scheme)
             self.window.compare.legend.set_classes(self.scheme.names, self.scheme.colors)
+            self.window.image_list.set_classes(self.scheme.names)
         elif not self.scheme.is_cityscapes:
             self._on_scheme_box(self.window.scheme_box.currentIndex())
         self.window.show_message(f"{dataset.root}: {len(dataset)} images", 5000)
@@ -334,7 +339,7 @@ class MainController(QObject):
                 continue
             if image_eval is not None:
                 live.add(image_eval)
-                self.window.image_list.model.set_score(outcome.index, slot, image_eval.miou)
+                self.window.image_list.model.set_score(outcome.index, slot, image_eval.miou, image_eval.iou)
             elif error:
                 live.errors[outcome.ref.key] = error
                 self._log(f"model {_SLOTS[slot]}: {error}")
@@ -435,7 +440,9 @@ class MainController(QObject):
             if error:
                 self._log(f"model {_SLOTS[slot]}: {error}")
             if image_eval is not None:
-                self.window.image_list.model.set_score(self.current_row, slot, image_eval.miou)
+                self.window.image_list.model.set_score(
+                    self.current_row, slot, image_eval.miou, image_eval.iou
+                )
         self._refresh_titles(frame)
         for warning in frame.warnings:
             self._log(f"{frame.ref.key}: {warning}")
@@ -472,8 +479,14 @@ class MainController(QObject):
         self.window.append_log(text)
 
     def shutdown(self) -> None:
-        """Stop work and release models (window closing)."""
+        """Stop work and release models (window closing). Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
         self._cancel.set()
+        self._generation += 1  # outcomes still queued for the GUI thread are dropped
+        self._metrics_timer.stop()
+        self._metrics_timer.timeout.disconnect(self._refresh_metrics)
         self.pool.shutdown()
         for predictor in self.predictors:
             if predictor is not None:

@@ -6,10 +6,8 @@ when it fails), calibrates on real images of a dataset fed through the model's o
 `seglens.quantization` (so the file stays self-describing), and reports sizes, FP32/INT8 latency measured in
 the same run on the same tensors and, given a validation set, mIoU and per-class IoU of both.
 
-`search()` tries a few configurations (which op types, calibration method, keeping the first/last weighted
-node in FP32) and keeps the FASTEST whose mIoU drop is within a budget. When no configuration is faster than
-FP32 within the budget it writes nothing: an INT8 file that is slower or worse than the FP32 one is a trap,
-and the table says what was tried (naive INT8 of SegFormer-B0 is not faster on our CPU, see DESIGN.md).
+`search()` (in app.inference.quantize_search, re-exported here with `pick`, `SearchResult` and `Trial`) tries
+a few configurations and keeps the FASTEST whose mIoU drop is within a budget.
 
 Unnamed graph nodes are named `<OpType>_<k>` (the k-th node of that type, in graph order, after
 pre-processing): those are the names `exclude_nodes` / `--exclude` take.
@@ -26,10 +24,10 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, fields, is_dataclass, replace
+from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import onnx
@@ -50,6 +48,12 @@ from app.inference.benchmark import compare_latency
 from app.inference.evaluate import Evaluator, SegmenterPredictor, choose_scheme
 from app.inference.manifest import find_manifest
 from app.inference.onnx_backend import OnnxSegmenter
+
+if TYPE_CHECKING:  # the search API, re-exported at run time by __getattr__ below
+    from app.inference.quantize_search import SearchResult as SearchResult
+    from app.inference.quantize_search import Trial as Trial
+    from app.inference.quantize_search import pick as pick
+    from app.inference.quantize_search import search as search
 
 Method = Literal["minmax", "entropy", "percentile"]
 QuantTypeName = Literal["QUInt8", "QInt8"]
@@ -190,83 +194,6 @@ class QuantizeResult:
         }
 
 
-@dataclass(frozen=True)
-class Trial:
-    """One configuration tried by search()."""
-
-    config: QuantizeConfig
-    fp32_ms: float = math.nan
-    int8_ms: float = math.nan
-    int8_bytes: int = 0
-    quantized_nodes: int = 0
-    accuracy: Accuracy | None = None
-    error: str | None = None
-    path: Path | None = field(default=None, compare=False)  # temporary file, gone after search()
-
-    @property
-    def ratio(self) -> float:
-        """INT8 / FP32 latency."""
-        return self.int8_ms / self.fp32_ms if self.fp32_ms > 0 else math.nan
-
-    def delta_points(self, fp32: Accuracy) -> float:
-        """mIoU change vs FP32 in points (NaN on error)."""
-        return math.nan if self.accuracy is None else (self.accuracy.miou - fp32.miou) * 100
-
-    def within(self, fp32: Accuracy, budget_points: float) -> bool:
-        """Did it lose at most `budget_points` mIoU points?"""
-        delta = self.delta_points(fp32)
-        return not math.isnan(delta) and -delta <= budget_points + 1e-9
-
-
-@dataclass(frozen=True)
-class SearchResult:
-    """Every configuration tried, the one kept (if any) and why."""
-
-    fp32_path: Path
-    budget_points: float
-    fp32_accuracy: Accuracy
-    trials: tuple[Trial, ...]
-    chosen: int | None  # index into trials
-    result: QuantizeResult | None  # the written model's full report; None when nothing was written
-    message: str
-    warnings: tuple[str, ...] = ()
-
-    def table(self) -> str:
-        """One row per configuration: latency ratio (INT8/FP32) and mIoU change."""
-        header = f"{'#':>2}  {'configuration':<44}{'INT8 ms':>9}{'FP32 ms':>9}{'ratio':>7}{'dmIoU':>8}"
-        header += f"{'MB':>7}  "
-        lines = [header + "verdict", "-" * (len(header) + 14)]
-        for i, t in enumerate(self.trials):
-            if t.error is not None:
-                lines.append(f"{i:>2}  {t.config.label()[:43]:<44}  error: {t.error}")
-                continue
-            delta = t.delta_points(self.fp32_accuracy)
-            verdict = "CHOSEN" if i == self.chosen else _verdict(t, self.fp32_accuracy, self.budget_points)
-            lines.append(
-                f"{i:>2}  {t.config.label()[:43]:<44}{t.int8_ms:>9.2f}{t.fp32_ms:>9.2f}{t.ratio:>7.2f}"
-                f"{delta:>+8.2f}{t.int8_bytes / _MB:>7.2f}  {verdict}"
-            )
-        lines.append(f"FP32 mIoU {self.fp32_accuracy.miou * 100:.2f}; budget {self.budget_points:.2f} points")
-        lines.append(self.message)
-        return "\n".join(lines)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready (NaN as None); each trial with its latency ratio and mIoU change."""
-        fp32 = self.fp32_accuracy
-        trials = [
-            {**_json(t), "latency_ratio": _json(t.ratio), "miou_delta_points": _json(t.delta_points(fp32))}
-            for t in self.trials
-        ]
-        result = None if self.result is None else self.result.to_dict()
-        return {**_json(self), "trials": trials, "result": result}
-
-
-def _verdict(trial: Trial, fp32: Accuracy, budget: float) -> str:
-    if not trial.within(fp32, budget):
-        return "over budget"
-    return "not faster" if trial.ratio >= 1 else "ok"
-
-
 def _json(value: Any) -> Any:
     """Dataclasses, dicts, tuples and paths as JSON values; NaN as None."""
     if is_dataclass(value) and not isinstance(value, type):
@@ -326,95 +253,6 @@ def quantize(
         if validation is not None:
             accuracy = list(ws.evaluate([ws.fp32_path, trial.path], validation))
         return ws.finish(trial, out_path, accuracy[0], accuracy[1])
-
-
-def search(
-    model_path: str | Path,
-    out_path: str | Path,
-    *,
-    calibration: Dataset,
-    validation: Dataset,
-    budget_miou_points: float = 1.0,
-    count: int = 100,
-    per_channel: bool = True,
-    activation_type: QuantTypeName = "QUInt8",
-    weight_type: QuantTypeName = "QInt8",
-    reduce_range: bool = False,
-    runs: int = 20,
-    warmup: int = 3,
-    pre_process: bool = True,
-    log: Log | None = None,
-) -> SearchResult:
-    """Try configurations in three stages and write the fastest one within the mIoU budget.
-
-    1. op types: Conv / Conv+MatMul / all supported (sets quantizing the same nodes are tried once), minmax;
-    2. on the best so far: percentile and entropy calibration;
-    3. on the best so far: the last weighted node (classifier) kept FP32, then the first and the last.
-    "Best so far" is the fastest within the budget, else the most accurate. The winner must be faster than
-    FP32 (ratio < 1) and lose at most `budget_miou_points`; without one nothing is written.
-    """
-    if budget_miou_points < 0:
-        raise ValueError(f"the budget must be >= 0 mIoU points, got {budget_miou_points}")
-    base = QuantizeConfig(
-        per_channel=per_channel, activation_type=activation_type, weight_type=weight_type,
-        reduce_range=reduce_range,
-    )
-    with _Workspace(model_path, calibration, count, pre_process, log) as ws:
-        fp32_acc = ws.evaluate([ws.fp32_path], validation)[0]
-        trials: list[Trial] = []
-
-        def attempt(config: QuantizeConfig) -> None:
-            if any(t.config == config for t in trials):
-                return
-            trials.append(ws.try_config(config, ws.calibrate(config.method, None), runs, warmup, validation))
-            ws.say(f"[{len(trials)}] {config.label()}: {_short(trials[-1], fp32_acc)}")
-
-        for ops in ws.distinct_op_sets([("Conv",), ("Conv", "MatMul"), None]):
-            attempt(replace(base, op_types=ops))
-        for method in ("percentile", "entropy"):
-            attempt(replace(_leader(trials, fp32_acc, budget_miou_points).config, method=method))
-        leader = _leader(trials, fp32_acc, budget_miou_points).config
-        for names in ws.edge_exclusions():
-            attempt(replace(leader, exclude_nodes=names))
-        chosen = pick(trials, fp32_acc, budget_miou_points)
-        result = None
-        if chosen is None:
-            message = (
-                f"no configuration is faster than FP32 within {budget_miou_points:g} mIoU points: "
-                "nothing written"
-            )
-        else:
-            trial = trials[chosen]
-            result = ws.finish(trial, out_path, fp32_acc, trial.accuracy)
-            message = f"kept #{chosen} ({trial.config.label()}): wrote {result.int8_path}"
-        return SearchResult(
-            fp32_path=ws.fp32_path, budget_points=budget_miou_points, fp32_accuracy=fp32_acc,
-            trials=tuple(replace(t, path=None) for t in trials), chosen=chosen, result=result,
-            message=message, warnings=tuple(ws.warnings),
-        )
-
-
-def pick(trials: Sequence[Trial], fp32: Accuracy, budget_points: float) -> int | None:
-    """Index of the fastest trial that beats FP32 (ratio < 1) within the mIoU budget, or None."""
-    ok = [i for i, t in enumerate(trials) if not t.error and t.ratio < 1 and t.within(fp32, budget_points)]
-    return min(ok, key=lambda i: trials[i].ratio) if ok else None
-
-
-def _leader(trials: Sequence[Trial], fp32: Accuracy, budget_points: float) -> Trial:
-    good = [t for t in trials if t.error is None]
-    if not good:
-        reason = trials[0].error if trials else "the graph has no node of a quantizable op type"
-        raise SegLensError(f"no configuration could be quantized: {reason}")
-    within = [t for t in good if t.within(fp32, budget_points)]
-    if within:
-        return min(within, key=lambda t: t.ratio)
-    return max(good, key=lambda t: t.accuracy.miou if t.accuracy else -math.inf)
-
-
-def _short(trial: Trial, fp32: Accuracy) -> str:
-    if trial.error is not None:
-        return f"error: {trial.error}"
-    return f"latency ratio {trial.ratio:.2f}, mIoU {trial.delta_points(fp32):+.2f} points"
 
 
 class _ListReader(CalibrationDataReader):
@@ -518,9 +356,7 @@ class _Workspace:
                 f"no node named {', '.join(map(repr, missing))}; weighted nodes are: {', '.join(weighted)}",
             )
 
-    def distinct_op_sets(
-        self, candidates: Sequence[tuple[str, ...] | None]
-    ) -> list[tuple[str, ...] | None]:
+    def distinct_op_sets(self, candidates: Sequence[tuple[str, ...] | None]) -> list[tuple[str, ...] | None]:
         """Candidates that quantize different sets of node types in this graph (first of equals kept)."""
         from onnxruntime.quantization.registry import QDQRegistry
 
@@ -597,15 +433,23 @@ class _Workspace:
         self, config: QuantizeConfig, cache: Path, runs: int, warmup: int, validation: Dataset | None
     ) -> Trial:
         """Quantize with `config` into a temporary file, measure latency (and accuracy)."""
+        from app.inference.quantize_search import Trial  # lazy: quantize_search imports this module
+
         path = self._tmp / f"int8-{time.monotonic_ns()}.onnx"
         try:
             quantize_static(
-                str(self.prepared), str(path), calibration_data_reader=None, calibration_cache_path=cache,
+                str(self.prepared),
+                str(path),
+                calibration_data_reader=None,
+                calibration_cache_path=cache,
                 quant_format=QuantFormat.QDQ,
                 op_types_to_quantize=list(config.op_types) if config.op_types is not None else None,
-                per_channel=config.per_channel, reduce_range=config.reduce_range,
-                activation_type=QuantType[config.activation_type], weight_type=QuantType[config.weight_type],
-                nodes_to_exclude=list(config.exclude_nodes), calibrate_method=_METHOD_ENUM[config.method],
+                per_channel=config.per_channel,
+                reduce_range=config.reduce_range,
+                activation_type=QuantType[config.activation_type],
+                weight_type=QuantType[config.weight_type],
+                nodes_to_exclude=list(config.exclude_nodes),
+                calibrate_method=_METHOD_ENUM[config.method],
             )
             quantized = self._stamp(path, config)
         except Exception as exc:  # onnxruntime.quantization raises assorted types for unsupported graphs
@@ -617,17 +461,22 @@ class _Workspace:
     def _stamp(self, path: Path, config: QuantizeConfig) -> int:
         """Copy the FP32 model's seglens.* metadata, add seglens.quantization; count the int8 nodes."""
         model = onnx.load(str(path))
-        fp32_props = {p.key: p.value for p in onnx.load(str(self.fp32_path), load_external_data=False)
-                      .metadata_props if p.key.startswith("seglens.")}
-        fp32_props["seglens.quantization"] = json.dumps({
-            "format": "QDQ",
-            "config": config.to_dict(),
-            "calibration": {"dataset": str(self.calibration.root), "images": self.calibration_images},
-            "shape_preprocessed": self.preprocessed,
-            "fp32_file": self.fp32_path.name,
-            "fp32_digest": self.segmenter.info.digest,
-            "onnxruntime": ort.__version__,
-        })
+        fp32_props = {
+            p.key: p.value
+            for p in onnx.load(str(self.fp32_path), load_external_data=False).metadata_props
+            if p.key.startswith("seglens.")
+        }
+        fp32_props["seglens.quantization"] = json.dumps(
+            {
+                "format": "QDQ",
+                "config": config.to_dict(),
+                "calibration": {"dataset": str(self.calibration.root), "images": self.calibration_images},
+                "shape_preprocessed": self.preprocessed,
+                "fp32_file": self.fp32_path.name,
+                "fp32_digest": self.segmenter.info.digest,
+                "onnxruntime": ort.__version__,
+            }
+        )
         others = {p.key: p.value for p in model.metadata_props if not p.key.startswith("seglens.")}
         onnx.helper.set_model_props(model, {**others, **fp32_props})
         onnx.save(model, str(path))
@@ -666,10 +515,17 @@ class _Workspace:
         if trial.ratio >= 1:
             self.warn(f"INT8 is not faster than FP32 here (latency ratio {trial.ratio:.2f})")
         return QuantizeResult(
-            fp32_path=self.fp32_path, int8_path=target, config=trial.config,
-            fp32_bytes=self.fp32_path.stat().st_size, int8_bytes=target.stat().st_size,
-            fp32_ms=trial.fp32_ms, int8_ms=trial.int8_ms, calibration_images=self.calibration_images,
-            quantized_nodes=trial.quantized_nodes, fp32_accuracy=fp32, int8_accuracy=int8,
+            fp32_path=self.fp32_path,
+            int8_path=target,
+            config=trial.config,
+            fp32_bytes=self.fp32_path.stat().st_size,
+            int8_bytes=target.stat().st_size,
+            fp32_ms=trial.fp32_ms,
+            int8_ms=trial.int8_ms,
+            calibration_images=self.calibration_images,
+            quantized_nodes=trial.quantized_nodes,
+            fp32_accuracy=fp32,
+            int8_accuracy=int8,
             warnings=tuple(self.warnings),
         )
 
@@ -705,12 +561,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         calibration = open_dataset(args.calibration, split=args.split)
         validation = open_dataset(args.validation, split=args.validation_split) if args.validation else None
         common: dict[str, Any] = {
-            "calibration": calibration, "count": args.count, "per_channel": args.per_channel,
-            "activation_type": args.activation_type, "weight_type": args.weight_type,
-            "reduce_range": args.reduce_range, "runs": args.runs, "pre_process": args.preprocess, "log": log,
+            "calibration": calibration,
+            "count": args.count,
+            "per_channel": args.per_channel,
+            "activation_type": args.activation_type,
+            "weight_type": args.weight_type,
+            "reduce_range": args.reduce_range,
+            "runs": args.runs,
+            "pre_process": args.preprocess,
+            "log": log,
         }
         if args.search:
             assert validation is not None
+            from app.inference.quantize_search import search  # lazy: quantize_search imports this module
+
             found = search(
                 args.model, args.out, validation=validation, budget_miou_points=args.budget, **common
             )
@@ -720,8 +584,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             names = [o.strip() for o in args.ops.split(",") if o.strip()]
             ops = None if args.ops.strip().lower() == "all" else tuple(names)
             result = quantize(
-                args.model, args.out, op_types=ops, method=args.method, exclude_nodes=args.exclude,
-                validation=validation, **common,
+                args.model,
+                args.out,
+                op_types=ops,
+                method=args.method,
+                exclude_nodes=args.exclude,
+                validation=validation,
+                **common,
             )
             print(result.describe())
             document, code = result.to_dict(), 0
@@ -749,22 +618,47 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, type=Path, help="the INT8 .onnx file to write")
     parser.add_argument("--ops", default="Conv,MatMul", help="op types to quantize (comma-separated) or all")
     parser.add_argument("--method", choices=METHODS, default="minmax", help="calibration method")
-    parser.add_argument("--per-channel", action=argparse.BooleanOptionalAction, default=True,
-                        help="per-channel weight scales (default on)")
+    parser.add_argument(
+        "--per-channel",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="per-channel weight scales (default on)",
+    )
     parser.add_argument("--exclude", nargs="+", default=[], metavar="NODE", help="node names kept in FP32")
     parser.add_argument("--activation-type", choices=QUANT_TYPES, default="QUInt8")
     parser.add_argument("--weight-type", choices=QUANT_TYPES, default="QInt8")
     parser.add_argument("--reduce-range", action="store_true", help="7-bit weights (CPUs without VNNI)")
     parser.add_argument("--validation", help="dataset folder with ground truth: mIoU of FP32 vs INT8")
     parser.add_argument("--validation-split", help="Cityscapes split of the validation set (default: val)")
-    parser.add_argument("--search", action="store_true",
-                        help="try several configurations, keep the fastest within --budget")
+    parser.add_argument(
+        "--search", action="store_true", help="try several configurations, keep the fastest within --budget"
+    )
     parser.add_argument("--budget", type=float, default=1.0, help="allowed mIoU drop in points (default 1.0)")
     parser.add_argument("--runs", type=int, default=20, help="timed runs per model (default 20)")
-    parser.add_argument("--no-preprocess", dest="preprocess", action="store_false",
-                        help="skip onnxruntime's shape pre-processing")
+    parser.add_argument(
+        "--no-preprocess",
+        dest="preprocess",
+        action="store_false",
+        help="skip onnxruntime's shape pre-processing",
+    )
     parser.add_argument("--json", type=Path, help="write the report as JSON here")
     return parser
+
+
+_SEARCH_EXPORTS = ("SearchResult", "Trial", "pick", "search")
+
+
+def __getattr__(name: str) -> Any:
+    """Re-export the search API (`from app.inference.quantize import search, pick, SearchResult, Trial`).
+
+    Resolved lazily (PEP 562) because app.inference.quantize_search imports this module at import time;
+    importing it here at module level would be circular whichever of the two modules is imported first.
+    """
+    if name in _SEARCH_EXPORTS:
+        from app.inference import quantize_search
+
+        return getattr(quantize_search, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
-"""The image table: one row per image with per-image mIoU of A and B and their difference."""
+"""The image table: per-image mIoU of A and B and their difference, a focus class, filters and presets
+for failure mining ("worst regressions of B vs A", "largest improvements", "B fails on class X")."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 
+import numpy as np
 from PySide6.QtCore import (
     QAbstractTableModel,
     QModelIndex,
@@ -14,10 +16,25 @@ from PySide6.QtCore import (
     Signal,
 )
 from PySide6.QtGui import QBrush, QColor
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
 
-_HEADERS = ("Image", "City", "mIoU A", "mIoU B", "B−A")
 Index = QModelIndex | QPersistentModelIndex
+MIOU_A, MIOU_B, DELTA, CLASS_A, CLASS_B, CLASS_DELTA = range(2, 8)
+PRESETS = (
+    ("", "Sort…"),
+    ("regressions", "Worst regressions of B vs A"),
+    ("improvements", "Largest improvements of B vs A"),
+    ("b_fails", "B fails on the focus class"),
+    ("a_fails", "A fails on the focus class"),
+)
 
 
 class ImageTableModel(QAbstractTableModel):
@@ -26,38 +43,69 @@ class ImageTableModel(QAbstractTableModel):
     def __init__(self) -> None:
         super().__init__()
         self._rows: list[tuple[str, str]] = []
-        self._scores: list[list[float]] = []
+        self._miou = np.full((0, 2), np.nan)
+        self._iou: np.ndarray = np.full((0, 2, 0), np.nan)  # (rows, models, classes)
+        self.class_names: tuple[str, ...] = ()
+        self.focus: int | None = None
 
-    def reset(self, rows: Sequence[tuple[str, str]]) -> None:
+    def reset(self, rows: Sequence[tuple[str, str]], class_names: Sequence[str] = ()) -> None:
         self.beginResetModel()
         self._rows = list(rows)
-        self._scores = [[math.nan, math.nan] for _ in self._rows]
+        self.class_names = tuple(class_names)
+        self._miou = np.full((len(self._rows), 2), np.nan)
+        self._iou = np.full((len(self._rows), 2, len(self.class_names)), np.nan)
+        self.focus = None
         self.endResetModel()
 
-    def set_score(self, row: int, model: int, miou: float) -> None:
-        self._scores[row][model] = miou
-        self.dataChanged.emit(self.index(row, 2), self.index(row, 4))
+    def set_classes(self, class_names: Sequence[str]) -> None:
+        self.beginResetModel()
+        self.class_names = tuple(class_names)
+        self._iou = np.full((len(self._rows), 2, len(self.class_names)), np.nan)
+        self.focus = None
+        self.endResetModel()
+
+    def set_score(self, row: int, model: int, miou: float, iou: np.ndarray | None = None) -> None:
+        self._miou[row, model] = miou
+        if iou is not None and iou.shape == self._iou.shape[2:]:
+            self._iou[row, model] = iou
+        self.dataChanged.emit(self.index(row, MIOU_A), self.index(row, CLASS_DELTA))
 
     def clear_scores(self) -> None:
         # dataChanged, not a model reset: a reset would drop the user's current row and sort.
-        self._scores = [[math.nan, math.nan] for _ in self._rows]
+        self._miou[:] = np.nan
+        self._iou[:] = np.nan
         if self._rows:
-            self.dataChanged.emit(self.index(0, 2), self.index(len(self._rows) - 1, 4))
+            self.dataChanged.emit(self.index(0, MIOU_A), self.index(len(self._rows) - 1, CLASS_DELTA))
+
+    def set_focus(self, class_index: int | None) -> None:
+        self.focus = class_index
+        self.headerDataChanged.emit(Qt.Orientation.Horizontal, CLASS_A, CLASS_DELTA)
+        if self._rows:
+            self.dataChanged.emit(self.index(0, CLASS_A), self.index(len(self._rows) - 1, CLASS_DELTA))
 
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self._rows)
 
     def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(_HEADERS)
+        return 0 if parent.isValid() else CLASS_DELTA + 1
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = 0) -> object:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return _HEADERS[section]
-        return None
+        if orientation != Qt.Orientation.Horizontal or role != Qt.ItemDataRole.DisplayRole:
+            return None
+        short = self.class_names[self.focus][:10] if self.focus is not None else "class"
+        return ("Image", "City", "mIoU A", "mIoU B", "B−A", f"{short} A", f"{short} B", f"{short} B−A")[
+            section
+        ]
 
-    def _value(self, row: int, column: int) -> float:
-        a, b = self._scores[row]
-        return {2: a, 3: b, 4: b - a}.get(column, math.nan)
+    def value(self, row: int, column: int) -> float:
+        """The number shown in a score column (NaN when unknown)."""
+        if column in (MIOU_A, MIOU_B, DELTA):
+            a, b = self._miou[row]
+        elif self.focus is not None and column in (CLASS_A, CLASS_B, CLASS_DELTA):
+            a, b = self._iou[row, :, self.focus]
+        else:
+            return math.nan
+        return float({MIOU_A: a, MIOU_B: b, CLASS_A: a, CLASS_B: b}.get(column, b - a))
 
     def data(self, index: Index, role: int = 0) -> object:
         if not index.isValid():
@@ -66,35 +114,65 @@ class ImageTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.DisplayRole:
             if column < 2:
                 return self._rows[row][column]
-            value = self._value(row, column)
+            value = self.value(row, column)
             if math.isnan(value):
                 return "–"
-            return f"{value * 100:+.1f}" if column == 4 else f"{value * 100:.1f}"
-        if role == Qt.ItemDataRole.UserRole:  # sort key
+            return f"{value * 100:+.1f}" if column in (DELTA, CLASS_DELTA) else f"{value * 100:.1f}"
+        if role == Qt.ItemDataRole.UserRole:  # sort key: unknown values sort last in ascending order
             if column < 2:
                 return self._rows[row][column]
-            value = self._value(row, column)
-            return -1e9 if math.isnan(value) else value
+            value = self.value(row, column)
+            return 1e9 if math.isnan(value) else value
         if role == Qt.ItemDataRole.TextAlignmentRole and column >= 2:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        if role == Qt.ItemDataRole.ForegroundRole and column == 4:
-            value = self._value(row, column)
+        if role == Qt.ItemDataRole.ForegroundRole and column in (DELTA, CLASS_DELTA):
+            value = self.value(row, column)
             if not math.isnan(value) and abs(value) >= 0.005:
                 return QBrush(QColor(40, 160, 70) if value > 0 else QColor(210, 60, 60))
         return None
 
 
+class ImageFilter(QSortFilterProxyModel):
+    """Sorts by the numeric sort key; keeps the rows of one city (or all)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.city = ""
+        self.setSortRole(Qt.ItemDataRole.UserRole)
+
+    def set_city(self, city: str) -> None:
+        if hasattr(self, "beginFilterChange"):  # Qt >= 6.10: invalidate*Filter() are deprecated
+            self.beginFilterChange()
+            self.city = city
+            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+        else:
+            self.city = city
+            self.invalidateRowsFilter()
+
+    def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:
+        if not self.city:
+            return True
+        model = self.sourceModel()
+        return bool(model.index(source_row, 1, source_parent).data() == self.city)
+
+
 class ImageList(QWidget):
-    """A sortable table; emits the dataset row of the image the user picks."""
+    """A sortable, filterable table; emits the dataset row of the image the user picks."""
 
     image_selected = Signal(int)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.model = ImageTableModel()
-        self.proxy = QSortFilterProxyModel(self)
+        self.proxy = ImageFilter()
         self.proxy.setSourceModel(self.model)
-        self.proxy.setSortRole(Qt.ItemDataRole.UserRole)
+        self.city = QComboBox()
+        self.city.setToolTip("Show the images of one city")
+        self.focus = QComboBox()
+        self.focus.setToolTip("Add per-image IoU columns for one class")
+        self.preset = QComboBox()
+        for key, text in PRESETS:
+            self.preset.addItem(text, key)
         self.table = QTableView()
         self.table.setModel(self.proxy)
         self.table.setSortingEnabled(True)
@@ -105,15 +183,73 @@ class ImageList(QWidget):
         self.table.verticalHeader().setVisible(False)
         self.table.verticalHeader().setDefaultSectionSize(22)
         header = self.table.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
-        for column in range(2, len(_HEADERS)):
-            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
         self.table.setMinimumWidth(360)
+        filters = QHBoxLayout()
+        filters.addWidget(self.city, 1)
+        filters.addWidget(self.focus, 1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(filters)
+        layout.addWidget(self.preset)
         layout.addWidget(self.table)
+        self._show_class_columns(False)
         self.table.selectionModel().currentRowChanged.connect(self._on_current)
+        self.city.currentIndexChanged.connect(lambda _i: self.proxy.set_city(str(self.city.currentData())))
+        self.focus.currentIndexChanged.connect(self._on_focus)
+        self.preset.activated.connect(lambda _i: self.apply_preset(str(self.preset.currentData())))
+
+    def set_dataset(
+        self, rows: Sequence[tuple[str, str]], cities: Sequence[str], classes: Sequence[str]
+    ) -> None:
+        """New rows (image, city), the cities to filter by and the evaluated class names."""
+        self.model.reset(rows, classes)
+        self.city.blockSignals(True)
+        self.city.clear()
+        self.city.addItem("All cities", "")
+        for city in cities:
+            self.city.addItem(city, city)
+        self.city.blockSignals(False)
+        self.proxy.set_city("")
+        self.set_classes(classes)
+
+    def set_classes(self, classes: Sequence[str]) -> None:
+        self.model.set_classes(classes)
+        self.focus.blockSignals(True)
+        self.focus.clear()
+        self.focus.addItem("Focus class…", -1)
+        for i, name in enumerate(classes):
+            self.focus.addItem(name, i)
+        self.focus.blockSignals(False)
+        self._show_class_columns(False)
+
+    def _on_focus(self, _index: int) -> None:
+        value = int(self.focus.currentData())
+        self.model.set_focus(None if value < 0 else value)
+        self._show_class_columns(value >= 0)
+
+    def _show_class_columns(self, visible: bool) -> None:
+        for column in (CLASS_A, CLASS_B, CLASS_DELTA):
+            self.table.setColumnHidden(column, not visible)
+
+    def apply_preset(self, key: str) -> None:
+        """Sort for a failure-mining question; the class presets use the focus class."""
+        if key == "regressions":
+            self.table.sortByColumn(DELTA, Qt.SortOrder.AscendingOrder)
+        elif key == "improvements":
+            self.table.sortByColumn(DELTA, Qt.SortOrder.DescendingOrder)
+        elif key in ("b_fails", "a_fails"):
+            if self.model.focus is None:
+                self.focus.setCurrentIndex(1)  # the first class, so the preset does something visible
+            self.table.sortByColumn(CLASS_B if key == "b_fails" else CLASS_A, Qt.SortOrder.AscendingOrder)
+        if key:
+            self.step_to_top()
+
+    def step_to_top(self) -> None:
+        if self.proxy.rowCount():
+            self.table.setCurrentIndex(self.proxy.index(0, 0))
+            self.table.scrollToTop()
 
     def _on_current(self, current: QModelIndex, _previous: QModelIndex) -> None:
         if current.isValid():
@@ -129,6 +265,10 @@ class ImageList(QWidget):
     def current_row(self) -> int:
         index = self.table.currentIndex()
         return self.proxy.mapToSource(index).row() if index.isValid() else -1
+
+    def visible_rows(self) -> list[int]:
+        """Dataset rows in the displayed order (after filter and sort)."""
+        return [self.proxy.mapToSource(self.proxy.index(r, 0)).row() for r in range(self.proxy.rowCount())]
 
     def step(self, delta: int) -> None:
         """Move the selection by `delta` rows in the displayed order."""
