@@ -128,7 +128,7 @@ class CompareView(QWidget):
         controls.addWidget(self.fit_button)
         controls.addStretch(1)
         info = QHBoxLayout()
-        info.addWidget(self.caption, 1)
+        info.addWidget(self.caption, 3)
         info.addWidget(self.stats, 2)
         self.stats.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.images = QBoxLayout(QBoxLayout.Direction.LeftToRight)

@@ -79,7 +79,9 @@ class ConfusionHeatmap(QWidget):
         if matrix is None or matrix.size == 0:
             self.image.clear()
             self.values = None
+            self.plot.hide()  # empty axes with meaningless ranges would only confuse
             return
+        self.plot.show()
         rows = matrix.sum(axis=1, keepdims=True).astype(np.float64)
         normalized = np.divide(matrix, rows, out=np.zeros(matrix.shape, dtype=np.float64), where=rows > 0)
         self.values = normalized
