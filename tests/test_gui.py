@@ -235,3 +235,31 @@ def test_failure_mining_presets_focus_class_and_city(qtbot, controller, scenes, 
     city = controller.dataset.cities()[0]
     images.city.setCurrentIndex(images.city.findData(city))
     assert {controller.dataset.refs[r].city for r in images.visible_rows()} == {city}
+
+
+def test_legend_hides_a_class_and_b_minus_a_matrix(qtbot, controller, scenes, models) -> None:
+    controller.auto_evaluate = False
+    _load(qtbot, controller, scenes, models)
+    qtbot.waitUntil(
+        lambda: controller.frame is not None and len(controller.frame.pred_class) == 2, timeout=20_000
+    )
+    legend = controller.window.compare.legend
+    with qtbot.waitSignal(controller.frame_shown, timeout=20_000) as shown:
+        legend.entries[0].setChecked(False)  # road
+    pred_a = shown.args[0].pred_class[0]
+    image = controller.window.compare.a_panel.view.mask_item.pixmap().toImage()
+    alpha = np.array(
+        [
+            [image.pixelColor(x, y).alpha() for x in range(0, image.width(), 7)]
+            for y in range(0, image.height(), 7)
+        ]
+    )
+    sampled = pred_a[::7, ::7]
+    assert (alpha[sampled == 0] == 0).all() and (alpha[(sampled != 0) & (sampled != 255)] == 255).all()
+    # The B - A heatmap shows a signed difference.
+    with qtbot.waitSignal(controller.evaluation_finished, timeout=60_000):
+        controller.evaluate()
+    metrics = controller.window.metrics
+    metrics.matrix_choice.setCurrentIndex(metrics.matrix_choice.findData("B-A"))
+    values = metrics.heatmap.values
+    assert values is not None and values.min() < 0 < values.max()

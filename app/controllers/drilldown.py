@@ -44,7 +44,7 @@ class DrillDownController(QObject):
 
     def drill(self, gt: int, pred: int) -> None:
         """List the images of the model shown in the heatmap ranked by confusion (gt -> pred)."""
-        slot = self.main.window.metrics.matrix_choice.currentIndex()
+        slot = min(self.main.window.metrics.matrix_choice.currentIndex(), 1)  # "B - A" drills into B
         evaluation = self.main.live[slot]
         panel = self.main.window.metrics
         panel.drill.clear()

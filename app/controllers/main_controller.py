@@ -23,7 +23,7 @@ from app.core.labels import (
     eval_scheme_by_key,
 )
 from app.core.lru import LruCache
-from app.core.render import DISAGREEMENT_COLORS, DISAGREEMENT_NAMES, ERROR_COLORS, ERROR_NAMES
+from app.core.render import DISAGREEMENT_COLORS, DISAGREEMENT_NAMES, ERROR_COLORS, ERROR_NAMES, matrix_view
 from app.inference.evaluate import (
     Evaluator,
     ModelEvaluation,
@@ -86,6 +86,7 @@ class MainController(QObject):
         self._closed = False
         self.display_mode = "classes"
         self.highlight: Highlight | None = None  # confusion drill-down: pixels to outline in one panel
+        self.hidden: frozenset[int] = frozenset()  # classes unticked in the legend
         self._connect_callbacks()
         from app.controllers.tools_controller import ToolsController
 
@@ -116,6 +117,7 @@ class MainController(QObject):
         w.cycle_mode_action.triggered.connect(w.compare.cycle_mode)
         w.compare.mode_changed.connect(self.set_display_mode)
         w.compare.hovered.connect(self._on_hover)
+        w.compare.legend.hidden_changed.connect(self._on_hidden)
         w.scheme_box.currentIndexChanged.connect(self._on_scheme_box)
         w.image_list.image_selected.connect(self.show_image)
         w.metrics.matrix_model_changed.connect(lambda _i: self._refresh_metrics())
@@ -177,6 +179,7 @@ class MainController(QObject):
         self.scheme = eval_scheme_by_key(str(self.window.scheme_box.currentData()))
         self.window.compare.legend.set_classes(self.scheme.names, self.scheme.colors)
         self.window.image_list.set_classes(self.scheme.names)
+        self.hidden = frozenset()
         self._reset_results()
         self._maybe_evaluate()
         self.show_image(self.current_row)
@@ -186,13 +189,19 @@ class MainController(QObject):
         self.display_mode = mode
         self.highlight = None
         legend = self.window.compare.legend
+        self.hidden = frozenset()
         if mode == "errors":
-            legend.set_classes(ERROR_NAMES[1:], ERROR_COLORS[1:])
+            legend.set_classes(ERROR_NAMES[1:], ERROR_COLORS[1:], checkable=False)
         elif mode == "disagreement":
-            legend.set_classes(DISAGREEMENT_NAMES[1:], DISAGREEMENT_COLORS[1:])
+            legend.set_classes(DISAGREEMENT_NAMES[1:], DISAGREEMENT_COLORS[1:], checkable=False)
         else:
             legend.set_classes(self.scheme.names, self.scheme.colors)
         self.show_image(self.current_row)
+
+    def _on_hidden(self, hidden: frozenset[int]) -> None:
+        if self.display_mode in ("classes", "contours"):
+            self.hidden = hidden
+            self.show_image(self.current_row)
 
     def _on_hover(self, x: int, y: int) -> None:
         frame = self.frame
@@ -397,8 +406,11 @@ class MainController(QObject):
             )
         metrics = self.window.metrics
         metrics.set_models(summaries, self.scheme.names)
-        chosen = summaries[metrics.matrix_choice.currentIndex()]
-        metrics.heatmap.set_matrix(chosen.matrix if chosen else None, self.scheme.names)
+        a, b = (s.matrix if s is not None else None for s in summaries)
+        view = matrix_view(
+            a, b, str(metrics.matrix_choice.currentData()), str(metrics.matrix_scale.currentData())
+        )
+        metrics.heatmap.set_values(view, self.scheme.names)
 
     # ----------------------------------------------------------------- display
     def show_image(self, row: int) -> None:
@@ -425,6 +437,7 @@ class MainController(QObject):
             [slot for slot, _ in active],
             self.display_mode,
             self.highlight,
+            self.hidden,
             key="frame",
         )
         job.signals.result.connect(self._on_frame)
@@ -541,8 +554,9 @@ def _render_frame(
     slots: list[int],
     mode: str = "classes",
     highlight: Highlight | None = None,
+    hidden: frozenset[int] = frozenset(),
 ) -> tuple[Frame, np.ndarray, list[np.ndarray | None], str]:
     """Worker side of showing one image: the frame, its RGBA layers (GT, A, B) and a one-line summary."""
     frame = compose_frame(dataset, ref, predictors, mappings, scheme, cache)
-    masks, summary = render_layers(frame, scheme, slots, mode, highlight)
+    masks, summary = render_layers(frame, scheme, slots, mode, highlight, hidden)
     return frame, frame.image, masks, summary

@@ -53,3 +53,36 @@ def disagreement_map(gt_class: np.ndarray, a_class: np.ndarray, b_class: np.ndar
 def counts(codes: np.ndarray, n: int) -> list[int]:
     """How many pixels carry each code 0..n-1."""
     return [int(v) for v in np.bincount(codes.ravel(), minlength=n)[:n]]
+
+
+def matrix_view(
+    a: np.ndarray | None, b: np.ndarray | None, which: str, scale: str
+) -> tuple[np.ndarray, tuple[float, float]] | None:
+    """Values and colour levels of a confusion heatmap.
+
+    which: "A", "B" or "B-A"; scale: "rows" (row-normalised: each GT class sums to 1), "counts" or "log"
+    (log10(1 + count), signed for differences). None when the needed matrices are missing.
+    """
+    wanted = {"A": (a,), "B": (b,), "B-A": (a, b)}[which]
+    if any(m is None for m in wanted):
+        return None
+    views = [_scaled(m, scale) for m in wanted if m is not None]
+    if which != "B-A":
+        values = views[0]
+        return values, (0.0, 1.0 if scale == "rows" else max(float(values.max()), 1e-9))
+    diff = views[1] - views[0]
+    if scale == "log" and a is not None and b is not None:
+        raw = b.astype(np.float64) - a.astype(np.float64)
+        diff = np.sign(raw) * np.log10(1.0 + np.abs(raw))
+    bound = 1.0 if scale == "rows" else max(float(np.abs(diff).max()), 1e-9)
+    return diff, (-bound, bound)
+
+
+def _scaled(matrix: np.ndarray, scale: str) -> np.ndarray:
+    values = matrix.astype(np.float64)
+    if scale == "rows":
+        rows = values.sum(axis=1, keepdims=True)
+        return np.divide(values, rows, out=np.zeros_like(values), where=rows > 0)
+    if scale == "log":
+        return np.log10(1.0 + values)
+    return values

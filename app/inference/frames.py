@@ -5,7 +5,7 @@ Runs on a worker thread. Predictions come from the shared cache when the evaluat
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,6 +14,7 @@ from app.core.datasets import Dataset, SampleRef
 from app.core.errors import SegLensError
 from app.core.labels import IGNORE, ClassMapping, EvalScheme
 from app.core.lru import LruCache
+from app.core.overlay import contours
 from app.core.render import (
     DISAGREEMENT_COLORS,
     DISAGREEMENT_NAMES,
@@ -101,25 +102,28 @@ def render_layers(
     slots: Sequence[int],
     mode: str = "classes",
     highlight: Highlight | None = None,
+    hidden: Collection[int] = (),
 ) -> tuple[list[np.ndarray | None], str]:
     """RGBA layers for the GT, A and B panels, and a one-line summary (A vs B shares).
 
-    mode: "classes" (class colours), "errors" (right/wrong against GT) or "disagreement" (panel B shows
-    A right & B wrong / B right & A wrong / both wrong). A highlight replaces its model's layer.
+    mode: "classes" (class colours), "contours" (class outlines only), "errors" (right/wrong against GT)
+    or "disagreement" (panel B shows A right & B wrong / B right & A wrong / both wrong). Classes in
+    `hidden` are transparent in the class modes. A highlight replaces its model's layer.
     """
-    class_lut = rgba_palette(scheme.colors)
+    class_lut = rgba_palette(scheme.colors, hidden=hidden)
     masks: list[np.ndarray | None] = [None, None, None]
     preds: list[np.ndarray | None] = [None, None]
     for slot, pred in zip(slots, frame.pred_class, strict=True):
         preds[slot] = pred
     gt = frame.gt_class
+    outline = mode == "contours"
     if gt is not None:
-        masks[0] = mask_rgba(gt, class_lut)
+        masks[0] = _class_layer(gt, class_lut, outline)
     summary = ""
-    if mode == "classes" or gt is None:
+    if mode in ("classes", "contours") or gt is None:
         for slot, pred in enumerate(preds):
             if pred is not None:
-                masks[1 + slot] = mask_rgba(pred, class_lut)
+                masks[1 + slot] = _class_layer(pred, class_lut, outline)
     else:
         error_lut = rgba_palette(ERROR_COLORS, hidden=(0,))
         for slot, pred in enumerate(preds):
@@ -140,6 +144,13 @@ def render_layers(
             f"{pixels} pixels of {_name(scheme, highlight.gt)} predicted as {_name(scheme, highlight.pred)}"
         )
     return masks, summary
+
+
+def _class_layer(class_map: np.ndarray, lut: np.ndarray, outline: bool) -> np.ndarray:
+    layer = mask_rgba(class_map, lut)
+    if outline:
+        layer[~contours(class_map), 3] = 0
+    return layer
 
 
 def _name(scheme: EvalScheme, value: int) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor, QImage, QPixmap, QResizeEvent
+from PySide6.QtGui import QColor, QIcon, QImage, QPixmap, QResizeEvent
 from PySide6.QtWidgets import (
     QBoxLayout,
     QCheckBox,
@@ -24,7 +24,9 @@ from app.views.image_panel import ImagePanel, ImageView
 
 
 class Legend(QWidget):
-    """Colour swatches with class names, wrapped in rows."""
+    """Colour swatches with class names, wrapped in rows; unticking a class hides it in the masks."""
+
+    hidden_changed = Signal(object)  # frozenset of hidden class indices
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -32,11 +34,16 @@ class Legend(QWidget):
         self._grid.setContentsMargins(4, 0, 4, 0)
         self._grid.setHorizontalSpacing(10)
         self._grid.setVerticalSpacing(2)
-        self.entries: list[QLabel] = []
+        self.entries: list[QCheckBox] = []
 
     def set_classes(
-        self, names: Sequence[str], colors: Sequence[tuple[int, int, int]], columns: int = 10
+        self,
+        names: Sequence[str],
+        colors: Sequence[tuple[int, int, int]],
+        columns: int = 10,
+        checkable: bool = True,
     ) -> None:
+        columns = max(1, min(columns, len(names)))
         while self._grid.count():
             item = self._grid.takeAt(0)
             widget = item.widget() if item is not None else None
@@ -46,19 +53,20 @@ class Legend(QWidget):
         for i, (name, color) in enumerate(zip(names, colors, strict=True)):
             swatch = QPixmap(12, 12)
             swatch.fill(QColor(*color))
-            icon = QLabel()
-            icon.setPixmap(swatch)
-            text = QLabel(name)
-            text.setTextFormat(Qt.TextFormat.PlainText)
-            cell = QWidget()
-            row = QHBoxLayout(cell)
-            row.setContentsMargins(0, 0, 0, 0)
-            row.setSpacing(4)
-            row.addWidget(icon)
-            row.addWidget(text)
-            row.addStretch(1)
-            self._grid.addWidget(cell, i // columns, i % columns)
-            self.entries.append(text)
+            entry = QCheckBox(name)
+            entry.setIcon(QIcon(swatch))
+            entry.setChecked(True)
+            entry.setEnabled(checkable)
+            entry.setToolTip("Untick to hide this class in the masks" if checkable else name)
+            entry.toggled.connect(self._emit_hidden)
+            self._grid.addWidget(entry, i // columns, i % columns)
+            self.entries.append(entry)
+
+    def hidden(self) -> frozenset[int]:
+        return frozenset(i for i, entry in enumerate(self.entries) if not entry.isChecked())
+
+    def _emit_hidden(self, _checked: bool) -> None:
+        self.hidden_changed.emit(self.hidden())
 
 
 class CompareView(QWidget):
@@ -69,7 +77,12 @@ class CompareView(QWidget):
     mode_changed = Signal(str)
     hovered = Signal(int, int)
 
-    MODES = (("classes", "Classes"), ("errors", "Errors vs GT"), ("disagreement", "A vs B"))
+    MODES = (
+        ("classes", "Classes"),
+        ("contours", "Class outlines"),
+        ("errors", "Errors vs GT"),
+        ("disagreement", "A vs B"),
+    )
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)

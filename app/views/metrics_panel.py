@@ -75,17 +75,19 @@ class ConfusionHeatmap(QWidget):
         if 0 <= row < rows and 0 <= column < columns:
             self.cell_clicked.emit(row, column)
 
-    def set_matrix(self, matrix: np.ndarray | None, names: Sequence[str]) -> None:
-        if matrix is None or matrix.size == 0:
+    def set_values(self, view: tuple[np.ndarray, tuple[float, float]] | None, names: Sequence[str]) -> None:
+        """Show prepared values (see app.core.render.matrix_view); negative levels use a diverging map."""
+        if view is None or view[0].size == 0:
             self.image.clear()
             self.values = None
             self.plot.hide()  # empty axes with meaningless ranges would only confuse
             return
+        values, levels = view
         self.plot.show()
-        rows = matrix.sum(axis=1, keepdims=True).astype(np.float64)
-        normalized = np.divide(matrix, rows, out=np.zeros(matrix.shape, dtype=np.float64), where=rows > 0)
-        self.values = normalized
-        self.image.setImage(normalized, levels=(0.0, 1.0))
+        self.values = values
+        cmap = "CET-D1" if levels[0] < 0 else "viridis"
+        self.image.setLookupTable(pg.colormap.get(cmap).getLookupTable(nPts=256))
+        self.image.setImage(values, levels=levels)
         # Names fit on the vertical axis only; columns are numbered in the same order.
         self.plot.getAxis("left").setTicks([[(i + 0.5, f"{n[:12]} {i}") for i, n in enumerate(names)]])
         self.plot.getAxis("bottom").setTicks([[(i + 0.5, str(i)) for i in range(0, len(names) + 1, 2)]])
@@ -110,15 +112,20 @@ class MetricsPanel(QWidget):
         self.classes.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.classes.verticalHeader().setDefaultSectionSize(20)
         self.matrix_choice = QComboBox()
-        self.matrix_choice.addItems(["A", "B"])
+        for text, key in (("A", "A"), ("B", "B"), ("B − A", "B-A")):
+            self.matrix_choice.addItem(text, key)
+        self.matrix_scale = QComboBox()
+        for text, key in (("row-normalised", "rows"), ("counts", "counts"), ("log counts", "log")):
+            self.matrix_scale.addItem(text, key)
         self.heatmap = ConfusionHeatmap()
         self.drill_title = QLabel("Click a matrix cell to list the images with that confusion.")
         self.drill_title.setWordWrap(True)
         self.drill = QListWidget()
         self.drill.setMaximumHeight(130)
         choice_row = QHBoxLayout()
-        choice_row.addWidget(QLabel("Confusion matrix (row-normalised) of"))
+        choice_row.addWidget(QLabel("Confusion matrix of"))
         choice_row.addWidget(self.matrix_choice)
+        choice_row.addWidget(self.matrix_scale)
         choice_row.addStretch(1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
@@ -131,6 +138,7 @@ class MetricsPanel(QWidget):
         for table in (self.summary, self.classes):
             table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.matrix_choice.currentIndexChanged.connect(self.matrix_model_changed)
+        self.matrix_scale.currentIndexChanged.connect(self.matrix_model_changed)
 
     def set_models(self, summaries: Sequence[ModelSummary | None], class_names: Sequence[str]) -> None:
         """Show up to two models; None leaves a column empty."""
