@@ -49,6 +49,8 @@ _DELEGATED: dict[str, tuple[str, str]] = {
     "quantize": ("app.inference.quantize", "INT8 static quantization of an ONNX model, measured"),
     "benchmark": ("app.inference.benchmark", "latency, throughput, size, memory (and accuracy) per model"),
     "serve": ("app.server.app", "host models behind the SegLens REST API"),
+    "report": ("app.report.cli", "evaluate A and B and write a comparison report (HTML, PDF, CSV, JSON)"),
+    "gate": ("app.gate", "QA gate for CI: candidate vs reference with thresholds, JUnit output"),
 }
 _COMMANDS = ("open", "evaluate", *_DELEGATED)
 

@@ -263,3 +263,39 @@ def test_legend_hides_a_class_and_b_minus_a_matrix(qtbot, controller, scenes, mo
     metrics.matrix_choice.setCurrentIndex(metrics.matrix_choice.findData("B-A"))
     values = metrics.heatmap.values
     assert values is not None and values.min() < 0 < values.max()
+
+
+def test_settings_recent_menus_models_panel_and_shortcuts(
+    qtbot, monkeypatch, tmp_path, scenes, models
+) -> None:
+    from app.controllers.main_controller import MainController
+    from app.core.settings import load_settings
+
+    monkeypatch.setenv("SEGLENS_CONFIG", str(tmp_path / "cfg"))
+    first = MainController()
+    qtbot.addWidget(first.window)
+    first.auto_evaluate = False
+    _load(qtbot, first, scenes, models)
+    first.window.compare.opacity.setValue(80)
+    menu = first.window.recent_datasets_menu
+    assert [a.text() for a in menu.actions()] == [str(scenes)]
+    assert len(first.window.recent_a_menu.actions()) == 2
+    facts = first.window.models.facts
+    assert facts.item(1, 0).text() == "onnx" and facts.item(3, 0).text() == "19"
+    assert first.window.models.mappings.count() == 2
+    shortcut_rows = []
+    monkeypatch.setattr(
+        "app.controllers.preferences.ShortcutsDialog.exec",
+        lambda self: shortcut_rows.append(
+            {self.table.item(r, 0).text(): self.table.item(r, 1).text() for r in range(self.table.rowCount())}
+        ),
+    )
+    first.window.shortcuts_action.trigger()
+    assert shortcut_rows and shortcut_rows[0]["Next image"] == "Right"
+    first.shutdown()
+    assert load_settings().opacity == pytest.approx(0.8)
+    second = MainController()
+    qtbot.addWidget(second.window)
+    assert second.window.compare.opacity.value() == 80
+    assert [a.text() for a in second.window.recent_datasets_menu.actions()] == [str(scenes)]
+    second.shutdown()

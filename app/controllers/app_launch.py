@@ -71,6 +71,7 @@ def launch(
         window.restoreGeometry(settings.value("window/geometry"))
         window.restoreState(settings.value("window/state"))
     window.show()
+    controller.preferences.restore_view()
     if dataset is None:
         demo = demo_models()
         model_a = model_a or demo.get("a")

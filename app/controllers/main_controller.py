@@ -11,12 +11,12 @@ import numpy as np
 from PySide6.QtCore import QObject, QSettings, QTimer, Signal
 from PySide6.QtWidgets import QFileDialog
 
-from app.controllers.workers import ErrorReport, Job, JobContext, WorkerPool
-from app.core.datasets import Dataset, SampleRef, open_dataset
+from app.controllers.jobs import render_frame, run_evaluation, short_name
+from app.controllers.workers import ErrorReport, Job, WorkerPool
+from app.core.datasets import Dataset, open_dataset
 from app.core.errors import SegLensError
 from app.core.labels import (
     LABELIDS,
-    ClassMapping,
     ClassScheme,
     EvalScheme,
     custom_eval_scheme,
@@ -36,14 +36,12 @@ from app.inference.frames import (
     Frame,
     Highlight,
     PredictionCache,
-    cache_key,
-    compose_frame,
-    render_layers,
 )
 from app.inference.registry import load_model
 from app.views.image_panel import rgb_to_qimage, rgba_to_qimage
 from app.views.main_window import MODEL_SUFFIXES, MainWindow
 from app.views.metrics_panel import ModelSummary
+from app.views.models_panel import ModelCard
 
 _SLOTS = ("A", "B")
 
@@ -94,6 +92,9 @@ class MainController(QObject):
         from app.controllers.drilldown import DrillDownController
 
         self.drilldown = DrillDownController(self)
+        from app.controllers.preferences import PreferencesController
+
+        self.preferences = PreferencesController(self)
         self.window.compare.legend.set_classes(self.scheme.names, self.scheme.colors)
         self._refresh_titles()
 
@@ -231,7 +232,7 @@ class MainController(QObject):
         self.dataset = dataset
         self.cache.clear()
         self.window.image_list.set_dataset(
-            [(_short_name(ref), ref.city or "") for ref in dataset.refs], dataset.cities(), self.scheme.names
+            [(short_name(ref), ref.city or "") for ref in dataset.refs], dataset.cities(), self.scheme.names
         )
         self.window.setWindowTitle(f"{dataset.root.name} — {self.window.windowTitle().split(' — ')[-1]}")
         self._log(f"opened {dataset.root}: {len(dataset)} images ({dataset.kind}, split {dataset.split})")
@@ -315,10 +316,10 @@ class MainController(QObject):
         self.window.set_busy(True, 0, total)
         self.window.show_message(f"Evaluating {total} images…")
         job = self.pool.submit(
-            _run_evaluation,
+            run_evaluation,
             evaluator,
             self._cancel,
-            self._bridge,
+            self._bridge.outcome,
             self._generation,
             self.cache,
             with_context=True,
@@ -406,11 +407,49 @@ class MainController(QObject):
             )
         metrics = self.window.metrics
         metrics.set_models(summaries, self.scheme.names)
+        self._refresh_models_panel(summaries)
         a, b = (s.matrix if s is not None else None for s in summaries)
         view = matrix_view(
             a, b, str(metrics.matrix_choice.currentData()), str(metrics.matrix_scale.currentData())
         )
         metrics.heatmap.set_values(view, self.scheme.names)
+
+    def _refresh_models_panel(self, summaries: list[ModelSummary | None]) -> None:
+        cards: list[ModelCard | None] = []
+        for slot, predictor in enumerate(self.predictors):
+            if predictor is None:
+                cards.append(None)
+                continue
+            info = predictor.info
+            spec = info.input
+            size = f"{spec.height}×{spec.width}" if spec.height and spec.width else "any size"
+            summary = summaries[slot] if slot < len(summaries) else None
+            latency = summary.latency_ms if summary is not None else math.nan
+            mapping = mapping_for(info, self.dataset.gt_scheme if self.dataset else LABELIDS)
+            to_class = self.scheme.id_to_class()
+            pairs = [
+                (
+                    name,
+                    self.scheme.names[c]
+                    if (c := int(to_class[int(mapping.lut[i])])) < 255
+                    else "not evaluated",
+                )
+                for i, name in enumerate(info.class_names)
+            ]
+            fields = {
+                "name": info.name,
+                "backend": info.backend,
+                "source": info.source,
+                "classes": str(len(info.class_names)),
+                "scheme": info.scheme,
+                "input": f"{size}, {spec.layout}, {spec.channel_order}, resize {spec.resize}",
+                "output": info.output,
+                "file size": "remote" if info.file_size is None else f"{info.file_size / 1e6:.2f} MB",
+                "digest": info.digest[:16],
+                "latency": "–" if math.isnan(latency) else f"{latency:.0f} ms (p50)",
+            }
+            cards.append(ModelCard(_SLOTS[slot], fields, pairs))
+        self.window.models.set_models(cards)
 
     # ----------------------------------------------------------------- display
     def show_image(self, row: int) -> None:
@@ -427,7 +466,7 @@ class MainController(QObject):
             return
         ref = self.dataset.refs[row]
         job = self.pool.submit(
-            _render_frame,
+            render_frame,
             self.dataset,
             ref,
             predictors,
@@ -500,6 +539,7 @@ class MainController(QObject):
         self._generation += 1  # outcomes still queued for the GUI thread are dropped
         self._metrics_timer.stop()
         self._metrics_timer.timeout.disconnect(self._refresh_metrics)
+        self.preferences.save()
         self.pool.shutdown()
         for predictor in self.predictors:
             if predictor is not None:
@@ -508,55 +548,3 @@ class MainController(QObject):
         settings.setValue("window/version", 1)
         settings.setValue("window/geometry", self.window.saveGeometry())
         settings.setValue("window/state", self.window.saveState())
-
-
-def _short_name(ref: SampleRef) -> str:
-    """The frame without its city prefix (the city has its own column)."""
-    if ref.city and ref.frame.startswith(f"{ref.city}_"):
-        return ref.frame[len(ref.city) + 1 :]
-    return ref.frame
-
-
-def _run_evaluation(
-    ctx: JobContext,
-    evaluator: Evaluator,
-    cancel: threading.Event,
-    bridge: _Bridge,
-    generation: int,
-    cache: PredictionCache,
-) -> RunResult:
-    total = len(evaluator.dataset)
-    done = 0
-
-    def on_image(outcome: SampleOutcome) -> None:
-        nonlocal done
-        done += 1
-        for predictor, ids, image_eval in zip(
-            evaluator.predictors, outcome.predictions, outcome.evals, strict=False
-        ):
-            if ids is not None and image_eval is not None:
-                cache.put(cache_key(predictor, evaluator.scheme, outcome.ref), (ids, image_eval))
-        bridge.outcome.emit(generation, outcome)
-        ctx.progress(done, total, outcome.ref.key)
-        if ctx.cancelled:
-            cancel.set()
-
-    return evaluator.run(on_image=on_image, cancel=cancel)
-
-
-def _render_frame(
-    dataset: Dataset,
-    ref: SampleRef,
-    predictors: list[SegmenterPredictor],
-    mappings: list[ClassMapping],
-    scheme: EvalScheme,
-    cache: PredictionCache,
-    slots: list[int],
-    mode: str = "classes",
-    highlight: Highlight | None = None,
-    hidden: frozenset[int] = frozenset(),
-) -> tuple[Frame, np.ndarray, list[np.ndarray | None], str]:
-    """Worker side of showing one image: the frame, its RGBA layers (GT, A, B) and a one-line summary."""
-    frame = compose_frame(dataset, ref, predictors, mappings, scheme, cache)
-    masks, summary = render_layers(frame, scheme, slots, mode, highlight, hidden)
-    return frame, frame.image, masks, summary

@@ -10,6 +10,16 @@ from pathlib import Path
 from typing import IO
 
 
+def _read_umask() -> int:
+    # os.umask can only be read by setting it; done once at import, before worker threads exist.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO[bytes]]:
     """Open a temporary file beside `path`; on success fsync it and rename it over `path`."""
@@ -17,6 +27,9 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO[bytes]]:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     tmp = Path(tmp_name)
+    # mkstemp creates 0600; give the file the mode a plain open() would (0666 minus the umask).
+    with contextlib.suppress(OSError, AttributeError):
+        os.fchmod(fd, 0o666 & ~_UMASK)
     try:
         with os.fdopen(fd, mode) as handle:
             yield handle

@@ -163,7 +163,16 @@ class ModelEvaluation:
             self.has_instances = True
 
     def scores(self) -> Scores:
-        return compute_scores(self.matrix, self.scheme, self.instances if self.has_instances else None)
+        # Instance weights are floats: sum them in a fixed (key) order, not in the order images finished,
+        # so iIoU is identical from run to run.
+        instances = None
+        if self.has_instances:
+            instances = InstanceCounts.zeros()
+            for key in sorted(self.images):
+                counts = self.images[key].instances
+                if counts is not None:
+                    instances = instances + counts
+        return compute_scores(self.matrix, self.scheme, instances)
 
     def latencies_ms(self) -> np.ndarray:
         return np.array([r.timings.total_ms for r in self.images.values()], dtype=np.float64)

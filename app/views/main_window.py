@@ -22,6 +22,7 @@ from app import __version__
 from app.views.compare_view import CompareView
 from app.views.image_list import ImageList
 from app.views.metrics_panel import MetricsPanel
+from app.views.models_panel import ModelsPanel
 
 MODEL_SUFFIXES = (".onnx", ".json", ".yaml", ".yml")
 
@@ -40,12 +41,16 @@ class MainWindow(QMainWindow):
         self.compare = CompareView()
         self.image_list = ImageList()
         self.metrics = MetricsPanel()
+        self.models = ModelsPanel()
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
         self.log.setMaximumBlockCount(5000)
         self.setCentralWidget(self.compare)
         self.images_dock = self._dock("Images", self.image_list, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.metrics_dock = self._dock("Metrics", self.metrics, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.models_dock = self._dock("Models", self.models, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(self.metrics_dock, self.models_dock)
+        self.metrics_dock.raise_()
         self.log_dock = self._dock("Log", self.log, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.log_dock.hide()
         self._build_actions()
@@ -84,6 +89,7 @@ class MainWindow(QMainWindow):
         self.benchmark_action = self._action("Benchmark A and B", "Ctrl+B", "Latency, size, memory")
         self.export_action = self._action("Export model A to ONNX…", None, "Keras or Hugging Face model A")
         self.quantize_action = self._action("Quantize model A to INT8…", None, "Static INT8, measured")
+        self.shortcuts_action = self._action("Keyboard shortcuts", "F1")
         self.show_log_action = self.log_dock.toggleViewAction()
         self.show_log_action.setShortcut(QKeySequence("Ctrl+L"))
         self.scheme_box = QComboBox()
@@ -104,6 +110,10 @@ class MainWindow(QMainWindow):
             self.evaluate_action,
         ):
             file_menu.addAction(action)
+        file_menu.addSeparator()
+        self.recent_datasets_menu = file_menu.addMenu("Recent datasets")
+        self.recent_a_menu = file_menu.addMenu("Recent models as A")
+        self.recent_b_menu = file_menu.addMenu("Recent models as B")
         bar.addSeparator()
         bar.addWidget(QLabel(" Scheme "))
         bar.addWidget(self.scheme_box)
@@ -128,6 +138,7 @@ class MainWindow(QMainWindow):
             self.opacity_up_action,
             self.opacity_down_action,
             self.show_log_action,
+            self.shortcuts_action,
         ):
             view.addAction(action)
 

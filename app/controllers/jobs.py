@@ -1,0 +1,72 @@
+"""Functions that run on worker threads for the main controller (no widgets touched here)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Protocol
+
+import numpy as np
+
+from app.controllers.workers import JobContext
+from app.core.datasets import Dataset, SampleRef
+from app.core.labels import ClassMapping, EvalScheme
+from app.inference.evaluate import Evaluator, RunResult, SampleOutcome, SegmenterPredictor
+from app.inference.frames import Frame, Highlight, PredictionCache, cache_key, compose_frame, render_layers
+
+
+class OutcomeSink(Protocol):
+    """Where per-image outcomes go (a Qt signal emitted from the worker, delivered queued)."""
+
+    def emit(self, generation: int, outcome: SampleOutcome) -> None: ...
+
+
+def short_name(ref: SampleRef) -> str:
+    """The frame without its city prefix (the city has its own column)."""
+    if ref.city and ref.frame.startswith(f"{ref.city}_"):
+        return ref.frame[len(ref.city) + 1 :]
+    return ref.frame
+
+
+def run_evaluation(
+    ctx: JobContext,
+    evaluator: Evaluator,
+    cancel: threading.Event,
+    bridge: OutcomeSink,
+    generation: int,
+    cache: PredictionCache,
+) -> RunResult:
+    total = len(evaluator.dataset)
+    done = 0
+
+    def on_image(outcome: SampleOutcome) -> None:
+        nonlocal done
+        done += 1
+        for predictor, ids, image_eval in zip(
+            evaluator.predictors, outcome.predictions, outcome.evals, strict=False
+        ):
+            if ids is not None and image_eval is not None:
+                cache.put(cache_key(predictor, evaluator.scheme, outcome.ref), (ids, image_eval))
+        bridge.emit(generation, outcome)
+        ctx.progress(done, total, outcome.ref.key)
+        if ctx.cancelled:
+            cancel.set()
+
+    return evaluator.run(on_image=on_image, cancel=cancel)
+
+
+def render_frame(
+    dataset: Dataset,
+    ref: SampleRef,
+    predictors: list[SegmenterPredictor],
+    mappings: list[ClassMapping],
+    scheme: EvalScheme,
+    cache: PredictionCache,
+    slots: list[int],
+    mode: str = "classes",
+    highlight: Highlight | None = None,
+    hidden: frozenset[int] = frozenset(),
+) -> tuple[Frame, np.ndarray, list[np.ndarray | None], str]:
+    """Worker side of showing one image: the frame, its RGBA layers (GT, A, B) and a one-line summary."""
+    frame = compose_frame(dataset, ref, predictors, mappings, scheme, cache)
+    masks, summary = render_layers(frame, scheme, slots, mode, highlight, hidden)
+    return frame, frame.image, masks, summary

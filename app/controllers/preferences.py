@@ -1,0 +1,74 @@
+"""Settings and habits: remembered opacity/scheme/mode, recent datasets and models, shortcuts help."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject
+from PySide6.QtWidgets import QMenu
+
+from app.core.settings import Settings, load_settings, save_settings
+from app.views.shortcuts_dialog import ShortcutsDialog
+
+if TYPE_CHECKING:
+    from app.controllers.main_controller import MainController
+
+
+class PreferencesController(QObject):
+    """Loads settings at start, records what the user opens, saves on close."""
+
+    def __init__(self, main: MainController) -> None:
+        super().__init__(main)
+        self.main = main
+        self.settings: Settings = load_settings()
+        w = main.window
+        w.compare.opacity.setValue(round(self.settings.opacity * 100))
+        main.dataset_loaded.connect(lambda dataset: self._remember_dataset(dataset.root))
+        main.model_loaded.connect(lambda _slot, predictor: self._remember_model(predictor.info.source))
+        w.shortcuts_action.triggered.connect(self.show_shortcuts)
+        self._fill_menus()
+
+    def restore_view(self) -> None:
+        """Scheme and display mode of the last session (after the controller is wired)."""
+        self.main.set_scheme(self.settings.scheme)
+        compare = self.main.window.compare
+        index = compare.mode.findData(self.settings.display_mode)
+        if index >= 0:
+            compare.mode.setCurrentIndex(index)
+
+    def _remember_dataset(self, root: Path) -> None:
+        self.settings.remember_dataset(root)
+        self._fill_menus()
+
+    def _remember_model(self, source: str) -> None:
+        if source and not source.startswith(("http://", "https://")):
+            self.settings.remember_model(source)
+            self._fill_menus()
+
+    def _fill_menus(self) -> None:
+        w = self.main.window
+        self._fill(w.recent_datasets_menu, self.settings.recent_datasets, self.main.open_dataset)
+        self._fill(w.recent_a_menu, self.settings.recent_models, lambda path: self.main.set_model(0, path))
+        self._fill(w.recent_b_menu, self.settings.recent_models, lambda path: self.main.set_model(1, path))
+
+    @staticmethod
+    def _fill(menu: QMenu, paths: list[str], open_path: object) -> None:
+        menu.clear()
+        for path in paths:
+            action = menu.addAction(path)
+            action.triggered.connect(lambda _checked=False, p=path: open_path(p))  # type: ignore[operator]
+        menu.setEnabled(bool(paths))
+
+    def show_shortcuts(self) -> None:
+        ShortcutsDialog(self.main.window.actions(), self.main.window).exec()
+
+    def save(self) -> None:
+        """Remember the view for next time (called when the window closes)."""
+        w = self.main.window
+        self.settings.opacity = w.compare.opacity.value() / 100
+        self.settings.scheme = (
+            self.main.scheme.key if self.main.scheme.is_cityscapes else self.settings.scheme
+        )
+        self.settings.display_mode = self.main.display_mode
+        save_settings(self.settings)

@@ -1,0 +1,324 @@
+"""`seglens gate`: a headless QA gate for CI. Evaluates a reference and a candidate model on a dataset and
+checks the candidate against thresholds.
+
+Exit 0: the candidate passes; 1: a rule is broken (each listed with its numbers; points are mIoU percentage
+points); 2: the run itself failed (unreadable model, empty dataset, nothing evaluated, bad arguments).
+
+Predictions go through the on-disk prediction cache, so re-running after changing only thresholds costs
+decoding and counting, not inference. Cached predictions keep the latency measured when they were made, so
+the latency rule compares real inference times on a re-run too.
+
+It lives at the top of the package, not in app.inference, because it also writes reports (app.report).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from app.core.errors import SegLensError
+from app.core.fileutil import atomic_write_bytes, atomic_write_text
+from app.report.run import ModelLoader
+
+if TYPE_CHECKING:
+    from app.inference.evaluate import RunResult
+    from app.report.run import TopMasks
+
+PASS, FAIL, ERROR = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    """One checked rule. `passed` None means skipped (not applicable or not asked for)."""
+
+    name: str
+    passed: bool | None
+    message: str
+    value: float | None = None
+    threshold: float | None = None
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Limits the candidate must keep. Drops are in percentage points; latency as candidate/reference P50."""
+
+    max_miou_drop: float = 0.5
+    max_class_drop: float = 2.0
+    classes: tuple[str, ...] = ()  # empty: every evaluated class
+    max_latency_ratio: float | None = None  # None: not checked (latency is noisy on shared CI machines)
+
+
+def _points(ref: float | None, cand: float | None) -> float | None:
+    if ref is None or cand is None or math.isnan(ref) or math.isnan(cand):
+        return None
+    return (ref - cand) * 100
+
+
+def check_rules(ref: dict[str, Any], cand: dict[str, Any], limits: Thresholds) -> list[RuleResult]:
+    """The rules on two model entries of the RunResult document (reference first)."""
+    rules = [_miou_rule(ref, cand, limits)]
+    known = list(ref["metrics"]["classes"])
+    for name in limits.classes or tuple(known):
+        rules.append(_class_rule(name, ref, cand, limits))
+    rules.append(_latency_rule(ref, cand, limits))
+    rules.append(_coverage_rule(ref, cand))
+    return rules
+
+
+def _change(drop: float) -> str:
+    if abs(drop) < 0.005:
+        return "unchanged"
+    return f"fell {drop:.2f} points" if drop > 0 else f"rose {-drop:.2f} points"
+
+
+def _miou_rule(ref: dict[str, Any], cand: dict[str, Any], limits: Thresholds) -> RuleResult:
+    a, b = ref["metrics"]["miou"], cand["metrics"]["miou"]
+    drop = _points(a, b)
+    if drop is None:
+        return RuleResult("mIoU drop", None, "mIoU undefined (no labelled pixels)")
+    text = f"mIoU {a * 100:.2f} -> {b * 100:.2f}: {_change(drop)}"
+    return RuleResult(
+        "mIoU drop", drop <= limits.max_miou_drop, f"{text} (max drop {limits.max_miou_drop:g})",
+        drop, limits.max_miou_drop,
+    )  # fmt: skip
+
+
+def _class_rule(name: str, ref: dict[str, Any], cand: dict[str, Any], limits: Thresholds) -> RuleResult:
+    rule = f"class IoU drop: {name}"
+    a, b = ref["metrics"]["classes"][name]["iou"], cand["metrics"]["classes"][name]["iou"]
+    drop = _points(a, b)
+    if drop is None:
+        return RuleResult(rule, None, f"{name}: IoU undefined (class absent from the ground truth)")
+    text = f"{name} IoU {a * 100:.2f} -> {b * 100:.2f}: {_change(drop)}"
+    return RuleResult(
+        rule, drop <= limits.max_class_drop, f"{text} (max drop {limits.max_class_drop:g})",
+        drop, limits.max_class_drop,
+    )  # fmt: skip
+
+
+def _latency_rule(ref: dict[str, Any], cand: dict[str, Any], limits: Thresholds) -> RuleResult:
+    if limits.max_latency_ratio is None:
+        return RuleResult("latency ratio", None, "not checked (no --max-latency-ratio)")
+    a, b = ref["latency_ms"]["p50"], cand["latency_ms"]["p50"]
+    if not a or b is None:
+        return RuleResult("latency ratio", None, "latency not measured")
+    ratio = b / a
+    return RuleResult(
+        "latency ratio",
+        ratio <= limits.max_latency_ratio,
+        f"P50 {a:.1f} ms -> {b:.1f} ms: {ratio:.2f}x (max {limits.max_latency_ratio:g}x)",
+        ratio,
+        limits.max_latency_ratio,
+    )
+
+
+def _coverage_rule(ref: dict[str, Any], cand: dict[str, Any]) -> RuleResult:
+    # A candidate that crashes on images the reference handles has regressed, whatever its mIoU says.
+    failed = sorted(set(cand["errors"]) - set(ref["errors"]))
+    if not failed:
+        return RuleResult("images evaluated", True, f"{cand['images_evaluated']} images, none failed", 0, 0)
+    listed = ", ".join(failed[:5]) + (f" and {len(failed) - 5} more" if len(failed) > 5 else "")
+    return RuleResult("images evaluated", False, f"candidate failed on {len(failed)} images: {listed}",
+                      len(failed), 0)  # fmt: skip
+
+
+# --- JUnit ------------------------------------------------------------------------------------------------
+
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _x(text: object) -> str:
+    """Text XML 1.0 can carry (ElementTree escapes <, & and quotes but not control characters)."""
+    return _XML_INVALID.sub("?", str(text))
+
+
+def junit_xml(rules: Sequence[RuleResult], *, suite: str, seconds: float, error: str | None = None) -> bytes:
+    """A JUnit report: one testcase per rule; a failed run is one testcase with an <error>."""
+    failures = sum(1 for r in rules if r.passed is False)
+    skipped = sum(1 for r in rules if r.passed is None)
+    tests = len(rules) + (1 if error else 0)
+    counts = {"tests": str(tests), "failures": str(failures), "errors": "1" if error else "0",
+              "skipped": str(skipped), "time": f"{seconds:.3f}"}  # fmt: skip
+    root = ET.Element("testsuites", {"name": "seglens gate", **counts})
+    node = ET.SubElement(root, "testsuite", {"name": _x(suite), **counts})
+    for rule in rules:
+        case = ET.SubElement(
+            node, "testcase", {"name": _x(rule.name), "classname": "seglens.gate", "time": "0"}
+        )
+        if rule.passed is False:
+            ET.SubElement(case, "failure", {"message": _x(rule.message), "type": "threshold"}).text = _x(
+                rule.message
+            )
+        elif rule.passed is None:
+            ET.SubElement(case, "skipped", {"message": _x(rule.message)})
+        else:
+            ET.SubElement(case, "system-out").text = _x(rule.message)
+    if error:
+        case = ET.SubElement(
+            node, "testcase", {"name": "evaluation", "classname": "seglens.gate", "time": "0"}
+        )
+        ET.SubElement(case, "error", {"message": _x(error), "type": "run"}).text = _x(error)
+    ET.indent(root)
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+
+
+# --- command ----------------------------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    from app.cli import _GT_SCHEME_HELP
+
+    p = argparse.ArgumentParser(prog="seglens gate", description=__doc__.split("\n\n")[0] if __doc__ else "")
+    p.add_argument("--dataset", required=True, help="dataset folder")
+    p.add_argument("--split", help="Cityscapes split (default: val)")
+    p.add_argument("--gt-scheme", help=_GT_SCHEME_HELP)
+    p.add_argument("--reference", required=True, help="the model in production (A)")
+    p.add_argument("--candidate", required=True, help="the model to accept or refuse (B)")
+    p.add_argument("--scheme", choices=("trainids", "categories"), help="default: trainids if possible")
+    p.add_argument(
+        "--max-miou-drop", type=float, default=0.5, help="mIoU points the candidate may lose (0.5)"
+    )
+    p.add_argument(
+        "--max-class-drop", type=float, default=2.0, help="IoU points any checked class may lose (2)"
+    )
+    p.add_argument("--classes", help="comma-separated classes to check (default: all)")
+    p.add_argument(
+        "--max-latency-ratio", type=float, help="candidate/reference P50 limit (default: unchecked)"
+    )
+    p.add_argument("--junit", type=Path, help="write a JUnit XML report here")
+    p.add_argument("--json", type=Path, help="write the gate result and the full run as JSON here")
+    p.add_argument("--report", type=Path, help="write the comparison report (.html or .pdf) here")
+    p.add_argument("--cache", type=Path, help="prediction cache folder (default: the user cache)")
+    p.add_argument("--no-cache", action="store_true", help="predict every image again")
+    p.add_argument("--cache-max-mb", type=int, default=2048, help="prediction cache bound (default 2048 MB)")
+    p.add_argument("--limit", type=int, help="evaluate only the first N images")
+    p.add_argument("--workers", type=int, default=2, help="images in flight (default 2)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    return p
+
+
+def main(argv: Sequence[str] | None = None, *, loader: ModelLoader | None = None) -> int:
+    """Entry point of `seglens gate`. `loader` opens a model file (tests inject a counting one)."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    args = _parser().parse_args(args_list)
+    start = time.perf_counter()
+    try:
+        outcome = _run(args, args_list, loader)
+    except SegLensError as exc:
+        outcome = _Outcome([], None, None, str(exc), {})
+    seconds = time.perf_counter() - start
+    return _finish(args, outcome, seconds)
+
+
+@dataclass
+class _Outcome:
+    rules: list[RuleResult]
+    document: dict[str, Any] | None
+    limits: Thresholds | None
+    error: str | None
+    cache: dict[str, int]
+
+
+def _thresholds(args: argparse.Namespace) -> Thresholds:
+    classes = tuple(c.strip() for c in (args.classes or "").split(",") if c.strip())
+    return Thresholds(args.max_miou_drop, args.max_class_drop, classes, args.max_latency_ratio)
+
+
+def _run(args: argparse.Namespace, argv: list[str], loader: ModelLoader | None) -> _Outcome:
+    from app.cli import gt_scheme_from_arg
+    from app.core.datasets import open_dataset
+    from app.core.paths import cache_dir
+    from app.core.prediction_cache import PredictionCache
+    from app.inference.cached import CachedPredictor
+    from app.inference.evaluate import SamplePredictor
+    from app.report.run import close_all, load_predictors, reproduce_settings, run_comparison
+
+    limits = _thresholds(args)
+    dataset = open_dataset(args.dataset, split=args.split, gt_scheme=gt_scheme_from_arg(args.gt_scheme))
+    if not dataset.refs:
+        return _Outcome([], None, limits, f"{dataset.root}: the dataset has no images", {})
+    models, memory = load_predictors([args.reference, args.candidate], [], dataset, loader)
+    predictors: list[SamplePredictor] = list(models)
+    cached: list[CachedPredictor] = []
+    if not args.no_cache:
+        cache = PredictionCache(args.cache or cache_dir() / "predictions", args.cache_max_mb * 1024 * 1024)
+        cached = [CachedPredictor(p, cache) for p in models]
+        predictors = list(cached)
+    try:
+        result, keeper = run_comparison(
+            dataset,
+            predictors,
+            args.scheme,
+            top_n=5,
+            workers=args.workers,
+            limit=args.limit,
+            quiet=args.quiet,
+        )
+    finally:
+        close_all(predictors)
+    document = result.to_dict()
+    stats = {"hits": sum(c.hits for c in cached), "misses": sum(c.misses for c in cached)}
+    ref, cand = cast(list[dict[str, Any]], document["models"])
+    for role, entry in (("reference", ref), ("candidate", cand)):
+        if not entry["images_evaluated"]:
+            return _Outcome([], document, limits, f"nothing evaluated for the {role} {entry['name']}", stats)
+    unknown = [c for c in limits.classes if c not in ref["metrics"]["classes"]]
+    if unknown:
+        known = ", ".join(ref["metrics"]["classes"])
+        return _Outcome([], document, limits, f"unknown classes {', '.join(unknown)}; known: {known}", stats)
+    if args.report:
+        _write_report(args.report, result, reproduce_settings("seglens gate", argv), memory, keeper)
+    return _Outcome(check_rules(ref, cand, limits), document, limits, None, stats)
+
+
+def _write_report(
+    path: Path, result: RunResult, settings: dict[str, str], memory: list[int | None], keeper: TopMasks
+) -> None:
+    from app.report.writer import write_report
+
+    fmt = "pdf" if path.suffix.lower() == ".pdf" else "html"
+    target = path if path.suffix else path.with_suffix(".html")
+    write_report(result, target, formats=(fmt,), settings=settings, memory=memory, masks=keeper.mask)
+
+
+def _finish(args: argparse.Namespace, outcome: _Outcome, seconds: float) -> int:
+    broken = [r for r in outcome.rules if r.passed is False]
+    code = ERROR if outcome.error else (FAIL if broken else PASS)
+    for rule in outcome.rules:
+        mark = {True: "PASS", False: "FAIL", None: "SKIP"}[rule.passed]
+        print(f"{mark}  {rule.name}: {rule.message}")
+    if outcome.error:
+        print(f"seglens gate: error: {outcome.error}", file=sys.stderr)
+    elif broken:
+        print(f"seglens gate: FAILED: {len(broken)} of {len(outcome.rules)} rules broken", file=sys.stderr)
+    else:
+        print("seglens gate: passed", file=sys.stderr)
+    if args.junit:
+        suite = f"seglens gate: {args.candidate} vs {args.reference}"
+        atomic_write_bytes(
+            args.junit, junit_xml(outcome.rules, suite=suite, seconds=seconds, error=outcome.error)
+        )
+    if args.json:
+        status = {PASS: "pass", FAIL: "fail", ERROR: "error"}[code]
+        document = {
+            "status": status,
+            "exit_code": code,
+            "error": outcome.error,
+            "thresholds": asdict(outcome.limits) if outcome.limits else None,
+            "rules": [asdict(r) for r in outcome.rules],
+            "broken": [r.name for r in broken],
+            "cache": outcome.cache,
+            "seconds": round(seconds, 3),
+            "run": outcome.document,
+        }
+        atomic_write_text(args.json, json.dumps(document, indent=2, allow_nan=False))
+    return code

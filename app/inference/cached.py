@@ -1,0 +1,64 @@
+"""A SamplePredictor that answers from the on-disk prediction cache and predicts only on a miss."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import asdict
+
+from app.core.datasets import Sample
+from app.core.prediction_cache import CacheKey, PredictionCache, image_digest
+from app.inference.base import ModelInfo, Prediction, Timings
+from app.inference.evaluate import SamplePredictor
+
+
+def preprocessing_key(info: ModelInfo) -> str:
+    """Everything besides the model file that changes what a prediction is: the input handling (a manifest
+    beside the same file may change size or normalization), the output kind and the class list."""
+    text = repr((info.backend, asdict(info.input), info.output, info.class_names, info.scheme))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class CachedPredictor:
+    """Wraps a predictor; predictions of models without a digest (saved-mask folders) are not cached,
+    since reading the file again is as cheap as reading the cache."""
+
+    def __init__(self, predictor: SamplePredictor, cache: PredictionCache) -> None:
+        self.predictor = predictor
+        self.cache = cache
+        self.hits = 0
+        self.misses = 0
+        self._lock = threading.Lock()
+        self._preprocessing = preprocessing_key(predictor.info)
+
+    @property
+    def info(self) -> ModelInfo:
+        return self.predictor.info
+
+    @property
+    def enabled(self) -> bool:
+        """False when the model has no digest to key on."""
+        return bool(self.predictor.info.digest)
+
+    def predict_sample(self, sample: Sample) -> Prediction:
+        """The cached prediction of `sample` (with the timings measured when it was made), or a new one."""
+        if not self.enabled:
+            return self.predictor.predict_sample(sample)
+        key = CacheKey(self.info.digest, image_digest(sample.image), self._preprocessing)
+        entry = self.cache.get(key)
+        if entry is not None and entry.labels.shape == sample.image.shape[:2]:
+            self._count(hit=True)
+            return Prediction(labels=entry.labels, timings=Timings(*entry.timings))
+        prediction = self.predictor.predict_sample(sample)
+        self._count(hit=False)
+        t = prediction.timings
+        if prediction.labels.ndim == 2 and prediction.labels.dtype.name == "uint8":
+            self.cache.put(key, prediction.labels, (t.preprocess_ms, t.inference_ms, t.postprocess_ms))
+        return prediction
+
+    def _count(self, *, hit: bool) -> None:
+        with self._lock:
+            if hit:
+                self.hits += 1
+            else:
+                self.misses += 1

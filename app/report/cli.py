@@ -1,0 +1,126 @@
+"""`seglens report`: evaluate model A and model B on a dataset and write the comparison report."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from app.core.errors import SegLensError
+
+if TYPE_CHECKING:
+    from app.inference.evaluate import RunResult
+    from app.report.data import MaskSource
+
+DEFAULT_OUT = Path("seglens-report.html")
+
+
+def _parser() -> argparse.ArgumentParser:
+    from app.cli import _GT_SCHEME_HELP
+
+    parser = argparse.ArgumentParser(
+        prog="seglens report",
+        description="Evaluate model A and model B on a dataset and write a comparison report "
+        "(self-contained HTML, PDF, CSV, JSON).",
+    )
+    parser.add_argument("--dataset", required=True, help="dataset folder (Cityscapes layout or images)")
+    parser.add_argument("--split", help="Cityscapes split (default: val)")
+    parser.add_argument("--gt-scheme", help=_GT_SCHEME_HELP)
+    parser.add_argument("--model", action="append", default=[], help="model file; give A first, then B")
+    parser.add_argument(
+        "--predictions", action="append", default=[], help="folder of labelIds PNGs (after the --model ones)"
+    )
+    parser.add_argument("--scheme", choices=("trainids", "categories"), help="default: trainids if possible")
+    parser.add_argument("--out", type=Path, help=f"HTML report (default {DEFAULT_OUT} if nothing else asked)")
+    parser.add_argument("--pdf", type=Path, help="PDF report (needs the 'report' extra: fpdf2)")
+    parser.add_argument("--csv", type=Path, metavar="DIR", help="folder for per_class.csv and per_image.csv")
+    parser.add_argument("--json", type=Path, help="full results and findings as JSON")
+    parser.add_argument("--top", type=int, default=5, help="regressions/improvements to show (default 5)")
+    parser.add_argument("--limit", type=int, help="evaluate only the first N images")
+    parser.add_argument("--workers", type=int, default=2, help="images in flight (default 2)")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `seglens report`. 0: written; 1: nothing could be evaluated; 2: bad input."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    args = _parser().parse_args(args_list)
+    try:
+        return _run(args, args_list)
+    except SegLensError as exc:
+        print(f"seglens report: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace, argv: list[str]) -> int:
+    from app.cli import format_summary, gt_scheme_from_arg
+    from app.core.datasets import open_dataset
+    from app.report.run import close_all, load_predictors, reproduce_settings, run_comparison
+
+    count = len(args.model) + len(args.predictions)
+    if not 1 <= count <= 2:
+        print(
+            "seglens report: give model A and model B (--model or --predictions, two in all)", file=sys.stderr
+        )
+        return 2
+    if args.top < 0:
+        print("seglens report: --top must be 0 or more", file=sys.stderr)
+        return 2
+    if args.pdf:
+        from app.report.writer import pdf_writer
+
+        pdf_writer()  # a missing extra is reported before minutes of inference, not after
+    dataset = open_dataset(args.dataset, split=args.split, gt_scheme=gt_scheme_from_arg(args.gt_scheme))
+    predictors, memory = load_predictors(args.model, args.predictions, dataset)
+    try:
+        print(f"{dataset.root}: {len(dataset.refs)} images", file=sys.stderr)
+        result, keeper = run_comparison(
+            dataset, predictors, args.scheme, top_n=args.top, workers=args.workers, limit=args.limit,
+            quiet=args.quiet,
+        )  # fmt: skip
+    finally:
+        close_all(predictors)
+    if not any(m.images for m in result.models):
+        print("seglens report: nothing could be evaluated", file=sys.stderr)
+        return 1
+    settings = reproduce_settings("seglens report", argv)
+    for path in _write(args, result, keeper.mask, settings, memory):
+        print(f"wrote {path}", file=sys.stderr)
+    print(format_summary(result.to_dict()))
+    return 0
+
+
+def _write(
+    args: argparse.Namespace,
+    result: RunResult,
+    masks: MaskSource,
+    settings: dict[str, str],
+    memory: list[int | None],
+) -> list[Path]:
+    from app.report.data import build_report_data
+    from app.report.figures import build_figures
+    from app.report.writer import write_json
+
+    out = args.out if args.out or args.pdf or args.csv or args.json else DEFAULT_OUT
+    data = build_report_data(result, top_n=args.top, settings=settings, memory=memory, masks=masks)
+    written: list[Path] = []
+    if out or args.pdf:
+        figures = build_figures(data)
+        if out:
+            from app.report.html import write_html
+
+            written.append(write_html(data, figures, out))
+        if args.pdf:
+            from app.report.writer import pdf_writer
+
+            written.append(pdf_writer()(data, figures, args.pdf))
+    if args.csv:
+        from app.report.tables import write_csv
+
+        written += write_csv(data, args.csv)
+    if args.json:
+        written.append(write_json(data, args.json))
+    return written
