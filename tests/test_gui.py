@@ -299,3 +299,28 @@ def test_settings_recent_menus_models_panel_and_shortcuts(
     assert second.window.compare.opacity.value() == 80
     assert [a.text() for a in second.window.recent_datasets_menu.actions()] == [str(scenes)]
     second.shutdown()
+
+
+def test_predictions_cached_on_disk_across_sessions(qtbot, monkeypatch, tmp_path, scenes, models) -> None:
+    from app.controllers.main_controller import MainController
+
+    monkeypatch.setenv("SEGLENS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("SEGLENS_CONFIG", str(tmp_path / "cfg"))
+    results = []
+    wrappers = []
+    for _session in range(2):
+        ctrl = MainController()
+        qtbot.addWidget(ctrl.window)
+        ctrl.auto_evaluate = False
+        _load(qtbot, ctrl, scenes, models)
+        with qtbot.waitSignal(ctrl.evaluation_finished, timeout=60_000):
+            ctrl.evaluate()
+        results.append([m.matrix.copy() for m in ctrl.live if m is not None])
+        wrappers.append([ctrl._on_disk(p) for _, p in ctrl.active()])
+        ctrl.shutdown()
+    # The first session predicted every image (the display job may race the evaluation for the first
+    # ones); the second predicted nothing: every image came from the disk cache, with equal results.
+    assert all(w.misses >= 6 for w in wrappers[0])
+    assert all(w.misses == 0 and w.hits >= 6 for w in wrappers[1])
+    for first, second in zip(*results, strict=True):
+        np.testing.assert_array_equal(first, second)

@@ -10,7 +10,7 @@ import numpy as np
 from app.controllers.workers import JobContext
 from app.core.datasets import Dataset, SampleRef
 from app.core.labels import ClassMapping, EvalScheme
-from app.inference.evaluate import Evaluator, RunResult, SampleOutcome, SegmenterPredictor
+from app.inference.evaluate import Evaluator, RunResult, SampleOutcome, SamplePredictor
 from app.inference.frames import Frame, Highlight, PredictionCache, cache_key, compose_frame, render_layers
 
 
@@ -57,7 +57,7 @@ def run_evaluation(
 def render_frame(
     dataset: Dataset,
     ref: SampleRef,
-    predictors: list[SegmenterPredictor],
+    predictors: list[SamplePredictor],
     mappings: list[ClassMapping],
     scheme: EvalScheme,
     cache: PredictionCache,

@@ -23,7 +23,10 @@ from app.core.labels import (
     eval_scheme_by_key,
 )
 from app.core.lru import LruCache
+from app.core.paths import cache_dir
+from app.core.prediction_cache import PredictionCache as DiskPredictionCache
 from app.core.render import DISAGREEMENT_COLORS, DISAGREEMENT_NAMES, ERROR_COLORS, ERROR_NAMES, matrix_view
+from app.inference.cached import CachedPredictor
 from app.inference.evaluate import (
     Evaluator,
     ModelEvaluation,
@@ -32,11 +35,7 @@ from app.inference.evaluate import (
     SegmenterPredictor,
     mapping_for,
 )
-from app.inference.frames import (
-    Frame,
-    Highlight,
-    PredictionCache,
-)
+from app.inference.frames import Frame, Highlight, PredictionCache, compose_frame
 from app.inference.registry import load_model
 from app.views.image_panel import rgb_to_qimage, rgba_to_qimage
 from app.views.main_window import MODEL_SUFFIXES, MainWindow
@@ -70,6 +69,9 @@ class MainController(QObject):
         self.live: list[ModelEvaluation | None] = [None, None]
         self.result: RunResult | None = None
         self.cache: PredictionCache = LruCache(max_bytes=512 * 1024 * 1024)
+        # Predictions survive the session on disk (keyed by model digest + image pixels + preprocessing).
+        self.disk_cache = DiskPredictionCache(cache_dir() / "predictions")
+        self._disk_wrappers: dict[int, CachedPredictor] = {}
         self.current_row = -1
         self.frame: Frame | None = None
         self.auto_evaluate = True
@@ -290,6 +292,14 @@ class MainController(QObject):
     def _active(self) -> list[tuple[int, SegmenterPredictor]]:
         return [(i, p) for i, p in enumerate(self.predictors) if p is not None]
 
+    def _on_disk(self, predictor: SegmenterPredictor) -> CachedPredictor:
+        """The predictor behind the on-disk prediction cache (one wrapper per model, so hits are counted)."""
+        cached = self._disk_wrappers.get(id(predictor))
+        if cached is None or cached.predictor is not predictor:
+            cached = CachedPredictor(predictor, self.disk_cache)
+            self._disk_wrappers[id(predictor)] = cached
+        return cached
+
     def _maybe_evaluate(self) -> None:
         if self.auto_evaluate and self.dataset is not None and self._active():
             self.evaluate()
@@ -302,7 +312,7 @@ class MainController(QObject):
         self.cancel_evaluation()
         active = self._active()
         try:
-            evaluator = Evaluator(self.dataset, [p for _, p in active], self.scheme)
+            evaluator = Evaluator(self.dataset, [self._on_disk(p) for _, p in active], self.scheme)
         except SegLensError as exc:
             self._log(str(exc))
             self.window.show_message(str(exc), 10000)
@@ -458,7 +468,7 @@ class MainController(QObject):
             return
         self.current_row = row
         active = self._active()
-        predictors = [p for _, p in active]
+        predictors = [self._on_disk(p) for _, p in active]
         try:
             mappings = [mapping_for(p.info, self.dataset.gt_scheme) for p in predictors]
         except SegLensError as exc:
@@ -501,6 +511,21 @@ class MainController(QObject):
         compare.caption.setText(f"{frame.ref.key}   {image.shape[1]}×{image.shape[0]}")
         compare.stats.setText(summary)
         self.frame_shown.emit(frame)
+        self._prefetch_after(self.current_row)
+
+    def _prefetch_after(self, row: int) -> None:
+        """Predict the next image in the displayed order in the background, so stepping on is instant."""
+        if self.dataset is None or not self._active():
+            return
+        order = self.window.image_list.visible_rows()
+        if row not in order or order.index(row) + 1 >= len(order):
+            return
+        ref = self.dataset.refs[order[order.index(row) + 1]]
+        predictors = [self._on_disk(p) for _, p in self._active()]
+        mappings = [mapping_for(p.info, self.dataset.gt_scheme) for p in predictors]
+        self.pool.submit(
+            compose_frame, self.dataset, ref, predictors, mappings, self.scheme, self.cache, key="prefetch"
+        )
 
     def _refresh_titles(self, frame: Frame | None = None) -> None:
         compare = self.window.compare
