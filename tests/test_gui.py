@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import require
 from modelzoo import make_onnx_segmenter
 
 from app.core.datasets import open_dataset
@@ -324,3 +325,21 @@ def test_predictions_cached_on_disk_across_sessions(qtbot, monkeypatch, tmp_path
     assert all(w.misses == 0 and w.hits >= 6 for w in wrappers[1])
     for first, second in zip(*results, strict=True):
         np.testing.assert_array_equal(first, second)
+
+
+def test_export_report_from_the_window(qtbot, controller, scenes, models, tmp_path) -> None:
+    require("fpdf")
+    controller.auto_evaluate = False
+    _load(qtbot, controller, scenes, models)
+    with qtbot.waitSignal(controller.evaluation_finished, timeout=60_000):
+        controller.evaluate()
+    out = tmp_path / "review.html"
+    controller.tools.export_report(str(out))
+    qtbot.waitUntil(lambda: "report written" in controller.window.log.toPlainText(), timeout=60_000)
+    html = out.read_text(encoding="utf-8")
+    assert "alpha" in html and "beta" in html and "<script" not in html.lower()
+    miou = controller.live[0].scores().miou * 100
+    assert f"{miou:.1f}" in html or f"{miou:.2f}" in html
+    assert out.with_suffix(".pdf").read_bytes().startswith(b"%PDF")
+    # The A/B thumbnails came from the disk cache, not from a second inference.
+    assert all(controller._on_disk(p).misses <= 8 for _, p in controller.active())

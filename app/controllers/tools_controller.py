@@ -74,6 +74,7 @@ class ToolsController(QObject):
         w.benchmark_action.triggered.connect(self.benchmark)
         w.export_action.triggered.connect(self.export_a)
         w.quantize_action.triggered.connect(self.quantize_a)
+        w.report_action.triggered.connect(self.export_report)
 
     def add_remote(self) -> None:
         dialog = RemoteModelDialog(keyring_available(), self.main.window)
@@ -170,3 +171,43 @@ class ToolsController(QObject):
         self.main.window.append_log(result.describe())
         self.main.window.log_dock.show()
         self.main.window.show_message("Quantization done: see the log", 8000)
+
+    def export_report(self, out: str | None = None) -> None:
+        """Write the report of the last finished evaluation (HTML plus PDF, CSV and JSON beside it)."""
+        main = self.main
+        result = main.result
+        if result is None or main.dataset is None:
+            main.window.show_message("Evaluate first: the report describes a finished evaluation.", 8000)
+            return
+        if out is None:
+            out, _ = QFileDialog.getSaveFileName(
+                main.window, "Export report", str(Path.home() / "seglens-report.html"), "HTML (*.html)"
+            )
+            if not out:
+                return
+        predictors = [main._on_disk(p) for _, p in main.active()]
+        mappings = [m.mapping for m in result.models]
+
+        def masks(index: int, sample: Any) -> Any:
+            # Served from the on-disk cache filled by the evaluation: no second inference.
+            return mappings[index].apply(predictors[index].predict_sample(sample).labels)
+
+        settings = {
+            "dataset": str(main.dataset.root),
+            "split": str(main.dataset.split),
+            "scheme": main.scheme.key,
+            **{f"model {'AB'[i]}": p.info.source for i, p in enumerate(predictors)},
+        }
+
+        def run() -> list[Path]:
+            from app.report.writer import write_report
+
+            return write_report(result, out, settings=settings, masks=masks)
+
+        job = main.pool.submit(run, key="report")
+        job.signals.result.connect(self._reported)
+        main.window.show_message("Writing the report…")
+
+    def _reported(self, paths: list[Path]) -> None:
+        self.main.window.append_log("report written: " + ", ".join(str(p) for p in paths))
+        self.main.window.show_message(f"Report written: {paths[0]}", 10000)

@@ -89,6 +89,9 @@ class MainWindow(QMainWindow):
         self.benchmark_action = self._action("Benchmark A and B", "Ctrl+B", "Latency, size, memory")
         self.export_action = self._action("Export model A to ONNX…", None, "Keras or Hugging Face model A")
         self.quantize_action = self._action("Quantize model A to INT8…", None, "Static INT8, measured")
+        self.report_action = self._action(
+            "Export report…", "Ctrl+E", "HTML, PDF, CSV and JSON of this comparison"
+        )
         self.shortcuts_action = self._action("Keyboard shortcuts", "F1")
         self.show_log_action = self.log_dock.toggleViewAction()
         self.show_log_action.setShortcut(QKeySequence("Ctrl+L"))
@@ -108,6 +111,7 @@ class MainWindow(QMainWindow):
             self.model_a_action,
             self.model_b_action,
             self.evaluate_action,
+            self.report_action,
         ):
             file_menu.addAction(action)
         file_menu.addSeparator()
