@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from conftest import require
 from modelzoo import make_onnx_segmenter
+from PySide6.QtCore import Qt
 
 from app.core.datasets import open_dataset
 from app.core.labels import CATEGORY_NAMES, TRAINIDS, eval_scheme_by_key
@@ -343,3 +344,15 @@ def test_export_report_from_the_window(qtbot, controller, scenes, models, tmp_pa
     assert out.with_suffix(".pdf").read_bytes().startswith(b"%PDF")
     # The A/B thumbnails came from the disk cache, not from a second inference.
     assert all(controller._on_disk(p).misses <= 8 for _, p in controller.active())
+
+
+def test_thumbnails_load_lazily(qtbot, controller, scenes) -> None:
+    controller.window.resize(1400, 800)
+    with qtbot.waitSignal(controller.dataset_loaded, timeout=20_000):
+        controller.open_dataset(scenes)
+    model = controller.window.image_list.model
+    qtbot.waitUntil(lambda: len(model._thumbs) >= 1, timeout=20_000)
+    icon = model.data(model.index(0, 0), Qt.ItemDataRole.DecorationRole)
+    assert icon is not None and icon.width() <= 96 and icon.height() <= 48
+    # Only rows the table painted were asked for, each once.
+    assert len(model._requested) <= len(controller.dataset)

@@ -70,3 +70,22 @@ def render_frame(
     frame = compose_frame(dataset, ref, predictors, mappings, scheme, cache)
     masks, summary = render_layers(frame, scheme, slots, mode, highlight, hidden)
     return frame, frame.image, masks, summary
+
+
+def thumbnail(path: object, size: tuple[int, int]) -> np.ndarray | None:
+    """A small RGB copy of an image for the image table (PIL's draft/reduce keep this cheap); None for a
+    file that cannot be read (the evaluation reports it properly; a thumbnail must not spam errors)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        source = Image.open(str(path))
+    except (OSError, UnidentifiedImageError):
+        return None
+    with source:
+        source.draft("RGB", size)  # JPEG decodes at a fraction of the size; a no-op for PNG
+        try:
+            small = source.convert("RGB")
+        except OSError:
+            return None
+    small.thumbnail(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return np.ascontiguousarray(np.asarray(small))

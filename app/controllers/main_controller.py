@@ -9,9 +9,10 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QObject, QSettings, QTimer, Signal
+from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import QFileDialog
 
-from app.controllers.jobs import render_frame, run_evaluation, short_name
+from app.controllers.jobs import render_frame, run_evaluation, short_name, thumbnail
 from app.controllers.workers import ErrorReport, Job, WorkerPool
 from app.core.datasets import Dataset, open_dataset
 from app.core.errors import SegLensError
@@ -37,6 +38,7 @@ from app.inference.evaluate import (
 )
 from app.inference.frames import Frame, Highlight, PredictionCache, compose_frame
 from app.inference.registry import load_model
+from app.views.image_list import THUMBNAIL_SIZE
 from app.views.image_panel import rgb_to_qimage, rgba_to_qimage
 from app.views.main_window import MODEL_SUFFIXES, MainWindow
 from app.views.metrics_panel import ModelSummary
@@ -63,6 +65,7 @@ class MainController(QObject):
         super().__init__()
         self.window = window or MainWindow()
         self.pool = pool or WorkerPool(parent=self)
+        self.pool.set_group_limit("thumbnails", 1)  # never more than one thread on thumbnails
         self.dataset: Dataset | None = None
         self.predictors: list[SegmenterPredictor | None] = [None, None]
         self.scheme: EvalScheme = eval_scheme_by_key("trainids")
@@ -123,6 +126,7 @@ class MainController(QObject):
         w.compare.legend.hidden_changed.connect(self._on_hidden)
         w.scheme_box.currentIndexChanged.connect(self._on_scheme_box)
         w.image_list.image_selected.connect(self.show_image)
+        w.image_list.model.thumbnail_needed.connect(self._load_thumbnail)
         w.metrics.matrix_model_changed.connect(lambda _i: self._refresh_metrics())
         w.paths_dropped.connect(self.open_paths)
         w.closing.connect(self.shutdown)
@@ -423,6 +427,17 @@ class MainController(QObject):
             a, b, str(metrics.matrix_choice.currentData()), str(metrics.matrix_scale.currentData())
         )
         metrics.heatmap.set_values(view, self.scheme.names)
+
+    def _load_thumbnail(self, row: int) -> None:
+        if self.dataset is None or not 0 <= row < len(self.dataset):
+            return
+        dataset = self.dataset
+        job = self.pool.submit(thumbnail, dataset.refs[row].image_path, THUMBNAIL_SIZE, group="thumbnails")
+        job.signals.result.connect(lambda array, r=row, d=dataset: self._on_thumbnail(d, r, array))
+
+    def _on_thumbnail(self, dataset: Dataset, row: int, array: np.ndarray | None) -> None:
+        if array is not None and dataset is self.dataset:  # not a late answer for a dataset closed since
+            self.window.image_list.model.set_thumbnail(row, QPixmap.fromImage(rgb_to_qimage(array)))
 
     def _refresh_models_panel(self, summaries: list[ModelSummary | None]) -> None:
         cards: list[ModelCard | None] = []

@@ -4,6 +4,7 @@ for failure mining ("worst regressions of B vs A", "largest improvements", "B fa
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import numpy as np
@@ -11,11 +12,12 @@ from PySide6.QtCore import (
     QAbstractTableModel,
     QModelIndex,
     QPersistentModelIndex,
+    QSize,
     QSortFilterProxyModel,
     Qt,
     Signal,
 )
-from PySide6.QtGui import QBrush, QColor
+from PySide6.QtGui import QBrush, QColor, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -27,6 +29,8 @@ from PySide6.QtWidgets import (
 )
 
 Index = QModelIndex | QPersistentModelIndex
+MAX_THUMBNAILS = 2000  # ~30 MB of 96x48 pixmaps
+THUMBNAIL_SIZE = (96, 48)
 MIOU_A, MIOU_B, DELTA, CLASS_A, CLASS_B, CLASS_DELTA = range(2, 8)
 PRESETS = (
     ("", "Sort…"),
@@ -40,16 +44,32 @@ PRESETS = (
 class ImageTableModel(QAbstractTableModel):
     """Rows are images in dataset order; scores arrive as the evaluation runs."""
 
+    thumbnail_needed = Signal(int)  # a visible row has no thumbnail yet: the controller loads it lazily
+
     def __init__(self) -> None:
         super().__init__()
+        self._thumbs: OrderedDict[int, QPixmap] = OrderedDict()
+        self._requested: set[int] = set()
+        self.show_thumbnails = True
         self._rows: list[tuple[str, str]] = []
         self._miou = np.full((0, 2), np.nan)
         self._iou: np.ndarray = np.full((0, 2, 0), np.nan)  # (rows, models, classes)
         self.class_names: tuple[str, ...] = ()
         self.focus: int | None = None
 
+    def set_thumbnail(self, row: int, pixmap: QPixmap) -> None:
+        """Store a loaded thumbnail (bounded: the least recently shown ones are dropped)."""
+        self._thumbs[row] = pixmap
+        self._thumbs.move_to_end(row)
+        while len(self._thumbs) > MAX_THUMBNAILS:
+            dropped, _ = self._thumbs.popitem(last=False)
+            self._requested.discard(dropped)
+        self.dataChanged.emit(self.index(row, 0), self.index(row, 0), [Qt.ItemDataRole.DecorationRole])
+
     def reset(self, rows: Sequence[tuple[str, str]], class_names: Sequence[str] = ()) -> None:
         self.beginResetModel()
+        self._thumbs.clear()
+        self._requested.clear()
         self._rows = list(rows)
         self.class_names = tuple(class_names)
         self._miou = np.full((len(self._rows), 2), np.nan)
@@ -111,6 +131,12 @@ class ImageTableModel(QAbstractTableModel):
         if not index.isValid():
             return None
         row, column = index.row(), index.column()
+        if role == Qt.ItemDataRole.DecorationRole and column == 0 and self.show_thumbnails:
+            pixmap = self._thumbs.get(row)
+            if pixmap is None and row not in self._requested:
+                self._requested.add(row)  # asked once; the view only asks for rows it paints
+                self.thumbnail_needed.emit(row)
+            return pixmap
         if role == Qt.ItemDataRole.DisplayRole:
             if column < 2:
                 return self._rows[row][column]
@@ -181,7 +207,8 @@ class ImageList(QWidget):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
-        self.table.verticalHeader().setDefaultSectionSize(22)
+        self.table.verticalHeader().setDefaultSectionSize(THUMBNAIL_SIZE[1] + 4)
+        self.table.setIconSize(QSize(*THUMBNAIL_SIZE))
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
