@@ -30,3 +30,12 @@ def require(module: str) -> ModuleType:
     if os.environ.get("SEGLENS_REQUIRE_EXTRAS") == "1":
         return importlib.import_module(module)
     return pytest.importorskip(module)
+
+
+@pytest.fixture(autouse=True)
+def _private_user_folders(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test gets its own cache and config folders: no prediction cache or settings leak between
+    tests, runs or the developer's own ~/.cache."""
+    root = tmp_path_factory.mktemp("user")
+    monkeypatch.setenv("SEGLENS_CACHE", str(root / "cache"))
+    monkeypatch.setenv("SEGLENS_CONFIG", str(root / "config"))

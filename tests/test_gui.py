@@ -353,6 +353,6 @@ def test_thumbnails_load_lazily(qtbot, controller, scenes) -> None:
     model = controller.window.image_list.model
     qtbot.waitUntil(lambda: len(model._thumbs) >= 1, timeout=20_000)
     icon = model.data(model.index(0, 0), Qt.ItemDataRole.DecorationRole)
-    assert icon is not None and icon.width() <= 96 and icon.height() <= 48
+    assert icon is not None and icon.width() <= 72 and icon.height() <= 36
     # Only rows the table painted were asked for, each once.
     assert len(model._requested) <= len(controller.dataset)

@@ -6,11 +6,11 @@ import json
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 
 from app import __version__
 from app.controllers.main_controller import MainController
+from app.controllers.preferences import window_settings
 from app.core.labels import LABELIDS, ClassScheme
 from app.core.paths import cache_dir, models_dir
 
@@ -66,11 +66,14 @@ def launch(
     controller = MainController()
     controller.auto_evaluate = evaluate
     window = controller.window
-    settings = QSettings()
-    if settings.value("window/version") == 1:
+    settings = window_settings()
+    restored = settings.value("window/version") == 1
+    if restored:
         window.restoreGeometry(settings.value("window/geometry"))
         window.restoreState(settings.value("window/state"))
     window.show()
+    if not restored:
+        window.fit_docks()
     controller.preferences.restore_view()
     if dataset is None:
         demo = demo_models()

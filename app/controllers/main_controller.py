@@ -8,11 +8,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QObject, QSettings, QTimer, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import QFileDialog
 
 from app.controllers.jobs import render_frame, run_evaluation, short_name, thumbnail
+from app.controllers.preferences import window_settings
 from app.controllers.workers import ErrorReport, Job, WorkerPool
 from app.core.datasets import Dataset, open_dataset
 from app.core.errors import SegLensError
@@ -584,7 +585,7 @@ class MainController(QObject):
         for predictor in self.predictors:
             if predictor is not None:
                 predictor.segmenter.close()
-        settings = QSettings()
+        settings = window_settings()
         settings.setValue("window/version", 1)
         settings.setValue("window/geometry", self.window.saveGeometry())
         settings.setValue("window/state", self.window.saveState())

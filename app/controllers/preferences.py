@@ -5,14 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QObject, QSettings
 from PySide6.QtWidgets import QMenu
 
+from app.core.paths import config_dir
 from app.core.settings import Settings, load_settings, save_settings
 from app.views.shortcuts_dialog import ShortcutsDialog
 
 if TYPE_CHECKING:
     from app.controllers.main_controller import MainController
+
+
+def window_settings() -> QSettings:
+    """Window geometry and dock layout, in the same user config folder as settings.json."""
+    return QSettings(str(config_dir() / "window.ini"), QSettings.Format.IniFormat)
 
 
 class PreferencesController(QObject):

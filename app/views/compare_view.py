@@ -40,7 +40,7 @@ class Legend(QWidget):
         self,
         names: Sequence[str],
         colors: Sequence[tuple[int, int, int]],
-        columns: int = 10,
+        columns: int = 7,
         checkable: bool = True,
     ) -> None:
         columns = max(1, min(columns, len(names)))

@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 
 Index = QModelIndex | QPersistentModelIndex
 MAX_THUMBNAILS = 2000  # ~30 MB of 96x48 pixmaps
-THUMBNAIL_SIZE = (96, 48)
+THUMBNAIL_SIZE = (72, 36)
 MIOU_A, MIOU_B, DELTA, CLASS_A, CLASS_B, CLASS_DELTA = range(2, 8)
 PRESETS = (
     ("", "Sort…"),
@@ -137,6 +137,9 @@ class ImageTableModel(QAbstractTableModel):
                 self._requested.add(row)  # asked once; the view only asks for rows it paints
                 self.thumbnail_needed.emit(row)
             return pixmap
+        if role == Qt.ItemDataRole.ToolTipRole and column < 2:
+            name, city = self._rows[row]
+            return f"{city}: {name}" if city else name
         if role == Qt.ItemDataRole.DisplayRole:
             if column < 2:
                 return self._rows[row][column]
@@ -211,8 +214,8 @@ class ImageList(QWidget):
         self.table.setIconSize(QSize(*THUMBNAIL_SIZE))
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
-        self.table.setMinimumWidth(360)
+        header.setStretchLastSection(False)
+        self.table.setMinimumWidth(300)
         filters = QHBoxLayout()
         filters.addWidget(self.city, 1)
         filters.addWidget(self.focus, 1)
@@ -222,6 +225,9 @@ class ImageList(QWidget):
         layout.addWidget(self.preset)
         layout.addWidget(self.table)
         self._show_class_columns(False)
+        # The city has its own filter above and is in each row's tooltip: its column is optional.
+        self.table.setColumnHidden(1, True)
+        self.table.horizontalHeader().setSectionsMovable(True)
         self.table.selectionModel().currentRowChanged.connect(self._on_current)
         self.city.currentIndexChanged.connect(lambda _i: self.proxy.set_city(str(self.city.currentData())))
         self.focus.currentIndexChanged.connect(self._on_focus)

@@ -55,6 +55,7 @@ class MainWindow(QMainWindow):
         self.log_dock.hide()
         self._build_actions()
         self._build_status()
+        self.fit_docks()
 
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
@@ -156,6 +157,11 @@ class MainWindow(QMainWindow):
         self.cancel_button.clicked.connect(self.cancel_action.trigger)
         self.statusBar().addPermanentWidget(self.progress)
         self.statusBar().addPermanentWidget(self.cancel_button)
+
+    def fit_docks(self) -> None:
+        """Room for thumbnails and both score columns; the metrics dock keeps its tables readable.
+        (Also called once the window is shown: before that, Qt may ignore dock sizes.)"""
+        self.resizeDocks([self.images_dock, self.metrics_dock], [450, 380], Qt.Orientation.Horizontal)
 
     def set_busy(self, busy: bool, done: int = 0, total: int = 0) -> None:
         """Show or hide the progress bar and Cancel."""
