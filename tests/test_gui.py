@@ -356,3 +356,14 @@ def test_thumbnails_load_lazily(qtbot, controller, scenes) -> None:
     assert icon is not None and icon.width() <= 72 and icon.height() <= 36
     # Only rows the table painted were asked for, each once.
     assert len(model._requested) <= len(controller.dataset)
+
+
+def test_masks_alone_mode(qtbot, controller, scenes, models) -> None:
+    controller.auto_evaluate = False
+    _load(qtbot, controller, scenes, models)
+    compare = controller.window.compare
+    compare.mode.setCurrentIndex(compare.mode.findData("mask"))
+    assert all(not p.view.image_item.isVisible() and p.view.mask_item.opacity() == 1.0 for p in compare.panels)
+    assert controller.display_mode == "classes"
+    compare.mode.setCurrentIndex(compare.mode.findData("classes"))
+    assert all(p.view.image_item.isVisible() and p.view.mask_item.opacity() == 0.5 for p in compare.panels)

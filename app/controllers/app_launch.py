@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
+from PySide6.QtCore import QCoreApplication
 from PySide6.QtWidgets import QApplication
 
 from app import __version__
@@ -97,4 +99,32 @@ def launch(
         controller.set_model(0, model_a)
     if model_b:
         controller.set_model(1, model_b)
+    smoke = os.environ.get("SEGLENS_SMOKE_TEST")
+    if smoke:
+        _arm_smoke_test(app, controller, bool(model_a or model_b), float(smoke))
     return int(app.exec())
+
+
+def _arm_smoke_test(
+    app: QCoreApplication, controller: MainController, evaluates: bool, seconds: float
+) -> None:
+    """SEGLENS_SMOKE_TEST=SECONDS (packaging/build.sh): close the window once it is shown and the first
+    evaluation finished (with no model: once the dataset opened). Exit code 0 then, 3 if an error was
+    reported first, 4 if nothing finished within SECONDS; what happened is printed to stderr."""
+    from PySide6.QtCore import QTimer
+
+    finished: list[int] = []
+
+    def finish(code: int, note: str) -> None:
+        if finished:  # the first outcome decides; the deadline timer may still fire while closing
+            return
+        finished.append(code)
+        print(f"seglens smoke test: {note}", file=sys.stderr)
+        controller.window.close()  # runs controller.shutdown(): workers stopped, models closed
+        app.exit(code)
+
+    controller.pool.error.connect(lambda r: finish(3, f"{r.title}: {r.message}\n{r.traceback}"))
+    done = controller.evaluation_finished if evaluates else controller.dataset_loaded
+    title = controller.window.windowTitle
+    done.connect(lambda _r: QTimer.singleShot(200, lambda: finish(0, f"done: {title()}")))
+    QTimer.singleShot(int(seconds * 1000), lambda: finish(4, f"nothing finished within {seconds:g} s"))

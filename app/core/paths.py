@@ -58,3 +58,19 @@ def config_dir() -> Path:
     path = Path(override) if override else Path(platformdirs.user_config_dir(APP_NAME))
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def is_bundle() -> bool:
+    """True inside the PyInstaller desktop bundle, which runs ONNX models only (no optional frameworks)."""
+    return bool(getattr(sys, "frozen", False))
+
+
+def missing_framework_hint(what: str, extra: str, module: str | None) -> str:
+    """The message for a backend whose framework is not installed: in the bundle, what to do instead."""
+    install = f"pip install 'seglens[{extra}]'"
+    if is_bundle():
+        return (
+            f"the SegLens desktop bundle runs ONNX models only; open {what} in a Python install of SegLens "
+            f"({install}), or convert there with `seglens export MODEL --out x.onnx` and open the .onnx here"
+        )
+    return f"the {extra} backend needs {module or 'its framework'}: {install}"

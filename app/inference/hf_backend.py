@@ -44,6 +44,7 @@ import numpy as np
 from PIL import Image
 
 from app.core.errors import ModelLoadError, PredictError
+from app.core.paths import missing_framework_hint
 from app.inference.base import InputSpec, ModelInfo, Prediction, Timings
 from app.inference.manifest import ModelManifest
 from app.inference.onnx_backend import _check_image, _scheme_key, file_sha256
@@ -252,7 +253,10 @@ def import_torch_transformers(path: Path | None) -> tuple[Any, Any]:
         import transformers
     except ImportError as exc:
         raise ModelLoadError(
-            path, f"the hf backend needs torch and transformers ({exc.name} missing): {INSTALL_HINT}"
+            path,
+            missing_framework_hint(
+                "Hugging Face checkpoints", "hf", f"torch and transformers ({exc.name} missing)"
+            ),
         ) from exc
     return torch, transformers
 

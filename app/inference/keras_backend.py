@@ -43,6 +43,7 @@ import numpy as np
 
 from app.core.errors import ModelLoadError, PredictError
 from app.core.labels import BUILTIN_SCHEMES
+from app.core.paths import missing_framework_hint
 from app.inference.base import InputSpec, ModelInfo, OutputKind, Prediction, Timings
 from app.inference.manifest import ModelManifest, manifest_fields
 from app.inference.onnx_backend import (
@@ -121,7 +122,8 @@ def import_tensorflow(path: Path | None) -> tuple[Any, Any]:
         import tensorflow as tf  # type: ignore[import-untyped,unused-ignore]
     except ImportError as exc:
         raise ModelLoadError(
-            path, f"the keras backend needs tensorflow and keras ({exc.name} missing): {INSTALL_HINT}"
+            path,
+            missing_framework_hint("Keras models", "keras", f"tensorflow and keras ({exc.name} missing)"),
         ) from exc
     if keras.backend.backend() != "tensorflow":
         raise ModelLoadError(

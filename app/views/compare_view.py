@@ -80,6 +80,7 @@ class CompareView(QWidget):
     MODES = (
         ("classes", "Classes"),
         ("contours", "Class outlines"),
+        ("mask", "Masks alone"),
         ("errors", "Errors vs GT"),
         ("disagreement", "A vs B"),
     )
@@ -119,7 +120,7 @@ class CompareView(QWidget):
         for panel in self.panels:
             panel.view.view_changed.connect(lambda v=panel.view: self._sync_from(v))
             panel.view.hovered.connect(self.hovered)
-        self.mode.currentIndexChanged.connect(lambda _i: self.mode_changed.emit(str(self.mode.currentData())))
+        self.mode.currentIndexChanged.connect(self._on_mode)
         self.opacity.valueChanged.connect(self._on_opacity)
         self.show_gt.toggled.connect(self._on_show_gt)
         self.fit_button.clicked.connect(self.fit)
@@ -187,13 +188,23 @@ class CompareView(QWidget):
         for panel in self.panels:
             panel.view.fit()
 
+    def _on_mode(self, _index: int) -> None:
+        mode = str(self.mode.currentData())
+        alone = mode == "mask"
+        for panel in self.panels:
+            # "Masks alone": no image underneath and the mask fully opaque, whatever the slider says.
+            panel.view.image_item.setVisible(not alone)
+            panel.view.set_mask_opacity(1.0 if alone else self.opacity.value() / 100)
+        self.mode_changed.emit("classes" if alone else mode)
+
     def cycle_mode(self) -> None:
         self.mode.setCurrentIndex((self.mode.currentIndex() + 1) % self.mode.count())
 
     def _on_opacity(self, value: int) -> None:
         self.opacity_label.setText(f"{value}%")
+        alone = self.mode.currentData() == "mask"
         for panel in self.panels:
-            panel.view.set_mask_opacity(value / 100)
+            panel.view.set_mask_opacity(1.0 if alone else value / 100)
         self.opacity_changed.emit(value / 100)
 
     def _on_show_gt(self, checked: bool) -> None:
