@@ -363,7 +363,9 @@ def test_masks_alone_mode(qtbot, controller, scenes, models) -> None:
     _load(qtbot, controller, scenes, models)
     compare = controller.window.compare
     compare.mode.setCurrentIndex(compare.mode.findData("mask"))
-    assert all(not p.view.image_item.isVisible() and p.view.mask_item.opacity() == 1.0 for p in compare.panels)
+    assert all(
+        not p.view.image_item.isVisible() and p.view.mask_item.opacity() == 1.0 for p in compare.panels
+    )
     assert controller.display_mode == "classes"
     compare.mode.setCurrentIndex(compare.mode.findData("classes"))
     assert all(p.view.image_item.isVisible() and p.view.mask_item.opacity() == 0.5 for p in compare.panels)
