@@ -65,10 +65,11 @@ def render_frame(
     mode: str = "classes",
     highlight: Highlight | None = None,
     hidden: frozenset[int] = frozenset(),
+    with_gt: bool = True,
 ) -> tuple[Frame, np.ndarray, list[np.ndarray | None], str]:
     """Worker side of showing one image: the frame, its RGBA layers (GT, A, B) and a one-line summary."""
     frame = compose_frame(dataset, ref, predictors, mappings, scheme, cache)
-    masks, summary = render_layers(frame, scheme, slots, mode, highlight, hidden)
+    masks, summary = render_layers(frame, scheme, slots, mode, highlight, hidden, with_gt)
     return frame, frame.image, masks, summary
 
 

@@ -103,6 +103,7 @@ def render_layers(
     mode: str = "classes",
     highlight: Highlight | None = None,
     hidden: Collection[int] = (),
+    with_gt: bool = True,
 ) -> tuple[list[np.ndarray | None], str]:
     """RGBA layers for the GT, A and B panels, and a one-line summary (A vs B shares).
 
@@ -117,7 +118,7 @@ def render_layers(
         preds[slot] = pred
     gt = frame.gt_class
     outline = mode == "contours"
-    if gt is not None:
+    if gt is not None and with_gt:  # the GT panel is often hidden: no layer to build then
         masks[0] = _class_layer(gt, class_lut, outline)
     summary = ""
     if mode in ("classes", "contours") or gt is None:

@@ -162,8 +162,9 @@ class CompareView(QWidget):
         if image is not None and not image.isNull():
             self._aspect = image.width() / image.height()
             self._choose_direction()
+        pixmap = QPixmap.fromImage(image) if image is not None else None  # converted once, shared
         for panel in self.panels:
-            panel.view.set_image(image)
+            panel.view.set_pixmap(pixmap)
 
     def _choose_direction(self) -> None:
         # Side by side or stacked, whichever shows the images larger (wide street scenes stack).

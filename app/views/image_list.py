@@ -213,7 +213,9 @@ class ImageList(QWidget):
         self.table.verticalHeader().setDefaultSectionSize(THUMBNAIL_SIZE[1] + 4)
         self.table.setIconSize(QSize(*THUMBNAIL_SIZE))
         header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        # Interactive, sized once per dataset: ResizeToContents would call data() for every row on each
+        # score update (measured: 672,000 calls in 13 s on 1,000 rows, stalling the window).
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(False)
         self.table.setMinimumWidth(300)
         filters = QHBoxLayout()
@@ -246,6 +248,17 @@ class ImageList(QWidget):
         self.city.blockSignals(False)
         self.proxy.set_city("")
         self.set_classes(classes)
+        self.fit_columns()
+
+    def fit_columns(self) -> None:
+        """Column widths from the header texts and a sample of rows (not all rows: that scales badly)."""
+        metrics = self.table.fontMetrics()
+        sample = [self.model._rows[i][0] for i in range(min(len(self.model._rows), 50))]
+        name_width = max([metrics.horizontalAdvance(t) for t in sample] + [60])
+        self.table.setColumnWidth(0, THUMBNAIL_SIZE[0] + name_width + 24)
+        self.table.setColumnWidth(1, 90)
+        for column in range(MIOU_A, CLASS_DELTA + 1):
+            self.table.setColumnWidth(column, metrics.horizontalAdvance("mIoU B") + 18)
 
     def set_classes(self, classes: Sequence[str]) -> None:
         self.model.set_classes(classes)

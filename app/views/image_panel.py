@@ -55,7 +55,10 @@ class ImageView(QGraphicsView):
         self.verticalScrollBar().valueChanged.connect(self.view_changed)
 
     def set_image(self, image: QImage | None) -> None:
-        pixmap = QPixmap.fromImage(image) if image is not None else QPixmap()
+        self.set_pixmap(QPixmap.fromImage(image) if image is not None else None)
+
+    def set_pixmap(self, pixmap: QPixmap | None) -> None:
+        pixmap = pixmap if pixmap is not None else QPixmap()
         self.image_item.setPixmap(pixmap)
         self.scene().setSceneRect(QRectF(pixmap.rect()))
         if self._fit:
