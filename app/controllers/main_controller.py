@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -92,6 +92,8 @@ class MainController(QObject):
         self._closed = False
         self.display_mode = "classes"
         self.highlight: Highlight | None = None  # confusion drill-down: pixels to outline in one panel
+        # What evaluation and display read: the dataset, or it with edited labels (annotation sets it).
+        self.dataset_view: Callable[[Dataset], Dataset] = lambda dataset: dataset
         self.hidden: frozenset[int] = frozenset()  # classes unticked in the legend
         self._connect_callbacks()
         from app.controllers.tools_controller import ToolsController
@@ -103,6 +105,9 @@ class MainController(QObject):
         from app.controllers.preferences import PreferencesController
 
         self.preferences = PreferencesController(self)
+        from app.controllers.annotation import AnnotationController
+
+        self.annotation = AnnotationController(self)
         self.window.compare.legend.set_classes(self.scheme.names, self.scheme.colors)
         self._refresh_titles()
 
@@ -242,7 +247,10 @@ class MainController(QObject):
         self.dataset = dataset
         self.cache.clear()
         self.window.image_list.set_dataset(
-            [(short_name(ref), ref.city or "") for ref in dataset.refs], dataset.cities(), self.scheme.names
+            [(short_name(ref), ref.city or "") for ref in dataset.refs],
+            dataset.cities(),
+            self.scheme.names,
+            [ref.key for ref in dataset.refs],
         )
         self.window.setWindowTitle(f"{dataset.root.name} — {self.window.windowTitle().split(' — ')[-1]}")
         self._log(f"opened {dataset.root}: {len(dataset)} images ({dataset.kind}, split {dataset.split})")
@@ -320,7 +328,9 @@ class MainController(QObject):
         self.cancel_evaluation()
         active = self._active()
         try:
-            evaluator = Evaluator(self.dataset, [self._on_disk(p) for _, p in active], self.scheme)
+            evaluator = Evaluator(
+                self.dataset_view(self.dataset), [self._on_disk(p) for _, p in active], self.scheme
+            )
         except SegLensError as exc:
             self._log(str(exc))
             self.window.show_message(str(exc), 10000)
@@ -496,7 +506,7 @@ class MainController(QObject):
         ref = self.dataset.refs[row]
         job = self.pool.submit(
             render_frame,
-            self.dataset,
+            self.dataset_view(self.dataset),
             ref,
             predictors,
             mappings,
@@ -586,6 +596,7 @@ class MainController(QObject):
         self._metrics_timer.timeout.disconnect(self._refresh_metrics)
         self.preferences.save()
         self.pool.shutdown()
+        self.annotation.close_project()
         for predictor in self.predictors:
             if predictor is not None:
                 predictor.segmenter.close()

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.views.edit_bar import EditBar
 from app.views.image_panel import ImagePanel, ImageView
 
 
@@ -114,6 +115,8 @@ class CompareView(QWidget):
         self.stats.setTextFormat(Qt.TextFormat.PlainText)
         self.stats.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.legend = Legend()
+        self.edit_bar = EditBar()
+        self.edit_bar.setVisible(False)
         self._build()
         self.gt_panel.setVisible(False)
         self._syncing = False
@@ -152,6 +155,7 @@ class CompareView(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(controls)
+        layout.addWidget(self.edit_bar)
         layout.addLayout(info)
         layout.addLayout(self.images, 1)
         layout.addWidget(self.readout)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from PySide6.QtCore import (
@@ -52,6 +52,8 @@ class ImageTableModel(QAbstractTableModel):
         self._requested: set[int] = set()
         self.show_thumbnails = True
         self._rows: list[tuple[str, str]] = []
+        self._keys: list[str] = []
+        self._marks: dict[str, str] = {}
         self._miou = np.full((0, 2), np.nan)
         self._iou: np.ndarray = np.full((0, 2, 0), np.nan)  # (rows, models, classes)
         self.class_names: tuple[str, ...] = ()
@@ -66,8 +68,21 @@ class ImageTableModel(QAbstractTableModel):
             self._requested.discard(dropped)
         self.dataChanged.emit(self.index(row, 0), self.index(row, 0), [Qt.ItemDataRole.DecorationRole])
 
-    def reset(self, rows: Sequence[tuple[str, str]], class_names: Sequence[str] = ()) -> None:
+    def set_marks(self, marks: dict[str, str]) -> None:
+        """Review marks per image key ('✎' edited labels, flag initials), shown after the name."""
+        self._marks = dict(marks)
+        if self._rows:
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self._rows) - 1, 0))
+
+    def key(self, row: int) -> str:
+        return self._keys[row] if row < len(self._keys) else ""
+
+    def reset(
+        self, rows: Sequence[tuple[str, str]], class_names: Sequence[str] = (), keys: Sequence[str] = ()
+    ) -> None:
         self.beginResetModel()
+        self._keys = list(keys)
+        self._marks = {}
         self._thumbs.clear()
         self._requested.clear()
         self._rows = list(rows)
@@ -141,6 +156,8 @@ class ImageTableModel(QAbstractTableModel):
             name, city = self._rows[row]
             return f"{city}: {name}" if city else name
         if role == Qt.ItemDataRole.DisplayRole:
+            if column == 0 and (mark := self._marks.get(self.key(row))):
+                return f"{self._rows[row][0]}  {mark}"
             if column < 2:
                 return self._rows[row][column]
             value = self.value(row, column)
@@ -167,22 +184,33 @@ class ImageFilter(QSortFilterProxyModel):
     def __init__(self) -> None:
         super().__init__()
         self.city = ""
+        self.keys: frozenset[str] | None = None  # review filter: only these image keys
         self.setSortRole(Qt.ItemDataRole.UserRole)
 
-    def set_city(self, city: str) -> None:
+    def set_keys(self, keys: frozenset[str] | None) -> None:
+        self._change(lambda: setattr(self, "keys", keys))
+
+    def _change(self, apply: Callable[[], None]) -> None:
         if hasattr(self, "beginFilterChange"):  # Qt >= 6.10: invalidate*Filter() are deprecated
             self.beginFilterChange()
-            self.city = city
+            apply()
             self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
         else:
-            self.city = city
+            apply()
             self.invalidateRowsFilter()
 
+    def set_city(self, city: str) -> None:
+        self._change(lambda: setattr(self, "city", city))
+
     def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:
-        if not self.city:
-            return True
         model = self.sourceModel()
-        return bool(model.index(source_row, 1, source_parent).data() == self.city)
+        if (
+            self.keys is not None
+            and isinstance(model, ImageTableModel)
+            and model.key(source_row) not in self.keys
+        ):
+            return False
+        return not self.city or bool(model.index(source_row, 1, source_parent).data() == self.city)
 
 
 class ImageList(QWidget):
@@ -202,6 +230,9 @@ class ImageList(QWidget):
         self.preset = QComboBox()
         for key, text in PRESETS:
             self.preset.addItem(text, key)
+        self.review_filter = QComboBox()
+        self.review_filter.setToolTip("Show only edited or flagged images")
+        self.set_review_filters(())
         self.table = QTableView()
         self.table.setModel(self.proxy)
         self.table.setSortingEnabled(True)
@@ -224,7 +255,10 @@ class ImageList(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(filters)
-        layout.addWidget(self.preset)
+        mining = QHBoxLayout()
+        mining.addWidget(self.preset, 1)
+        mining.addWidget(self.review_filter, 1)
+        layout.addLayout(mining)
         layout.addWidget(self.table)
         self._show_class_columns(False)
         # The city has its own filter above and is in each row's tooltip: its column is optional.
@@ -235,11 +269,26 @@ class ImageList(QWidget):
         self.focus.currentIndexChanged.connect(self._on_focus)
         self.preset.activated.connect(lambda _i: self.apply_preset(str(self.preset.currentData())))
 
+    def set_review_filters(self, flags: Sequence[str]) -> None:
+        """'All images', 'Edited labels', 'Any flag' and one entry per flag."""
+        self.review_filter.blockSignals(True)
+        self.review_filter.clear()
+        self.review_filter.addItem("All images", "")
+        self.review_filter.addItem("Edited labels", "@edited")
+        self.review_filter.addItem("Any flag", "@flagged")
+        for flag in flags:
+            self.review_filter.addItem(f"Flag: {flag}", flag)
+        self.review_filter.blockSignals(False)
+
     def set_dataset(
-        self, rows: Sequence[tuple[str, str]], cities: Sequence[str], classes: Sequence[str]
+        self,
+        rows: Sequence[tuple[str, str]],
+        cities: Sequence[str],
+        classes: Sequence[str],
+        keys: Sequence[str] = (),
     ) -> None:
-        """New rows (image, city), the cities to filter by and the evaluated class names."""
-        self.model.reset(rows, classes)
+        """New rows (image, city), the cities to filter by, the evaluated class names and the image keys."""
+        self.model.reset(rows, classes, keys)
         self.city.blockSignals(True)
         self.city.clear()
         self.city.addItem("All cities", "")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QRectF, Qt, Signal
-from PySide6.QtGui import QImage, QMouseEvent, QPainter, QPixmap, QResizeEvent, QWheelEvent
+from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPen, QPixmap, QResizeEvent, QWheelEvent
 from PySide6.QtWidgets import (
     QFrame,
+    QGraphicsEllipseItem,
     QGraphicsPixmapItem,
     QGraphicsScene,
     QGraphicsView,
@@ -35,6 +36,10 @@ class ImageView(QGraphicsView):
 
     view_changed = Signal()
     hovered = Signal(int, int)  # image pixel (x, y) under the cursor
+    # Editing (only while `editing` is on): scene coordinates in image pixels, and the mouse button.
+    pointer_pressed = Signal(float, float, object)
+    pointer_moved = Signal(float, float)
+    pointer_released = Signal(float, float)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -50,6 +55,13 @@ class ImageView(QGraphicsView):
         self.scene().addItem(self.image_item)
         self.scene().addItem(self.mask_item)
         self._fit = True
+        self.editing = False
+        self.brush = QGraphicsEllipseItem()
+        self.brush.setPen(QPen(QColor(255, 255, 255), 0))
+        self.brush.setZValue(10)
+        self.brush.setVisible(False)
+        self.scene().addItem(self.brush)
+        self.brush_radius = 8.0
         self.setMouseTracking(True)
         self.horizontalScrollBar().valueChanged.connect(self.view_changed)
         self.verticalScrollBar().valueChanged.connect(self.view_changed)
@@ -67,6 +79,17 @@ class ImageView(QGraphicsView):
     def set_mask(self, mask: QImage | None) -> None:
         self.mask_item.setPixmap(QPixmap.fromImage(mask) if mask is not None else QPixmap())
 
+    def paint_mask(self, x: int, y: int, patch: QImage) -> None:
+        """Replace a rectangle of the mask layer (an edit repaints only what changed)."""
+        pixmap = self.mask_item.pixmap()
+        if pixmap.isNull():
+            return
+        painter = QPainter(pixmap)
+        painter.setCompositionMode(QPainter.CompositionMode.CompositionMode_Source)
+        painter.drawImage(x, y, patch)
+        painter.end()
+        self.mask_item.setPixmap(pixmap)
+
     def set_mask_opacity(self, opacity: float) -> None:
         self.mask_item.setOpacity(opacity)
 
@@ -76,9 +99,38 @@ class ImageView(QGraphicsView):
             self.fitInView(self.image_item, Qt.AspectRatioMode.KeepAspectRatio)
         self.view_changed.emit()
 
+    def set_editing(self, editing: bool) -> None:
+        """Mouse paints instead of panning (the wheel still zooms)."""
+        self.editing = editing
+        self.setDragMode(QGraphicsView.DragMode.NoDrag if editing else QGraphicsView.DragMode.ScrollHandDrag)
+        self.brush.setVisible(False)
+
+    def set_brush_radius(self, radius: float) -> None:
+        self.brush_radius = radius
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        if not self.editing:
+            super().mousePressEvent(event)
+            return
+        point = self.mapToScene(event.position().toPoint())
+        self.pointer_pressed.emit(point.x(), point.y(), event.button())
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        if not self.editing:
+            super().mouseReleaseEvent(event)
+            return
+        point = self.mapToScene(event.position().toPoint())
+        self.pointer_released.emit(point.x(), point.y())
+
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
         super().mouseMoveEvent(event)
         point = self.mapToScene(event.position().toPoint())
+        if self.editing:
+            r = self.brush_radius
+            self.brush.setRect(QRectF(point.x() - r, point.y() - r, 2 * r, 2 * r))  # size preview
+            self.brush.setVisible(True)
+            if event.buttons() != Qt.MouseButton.NoButton:
+                self.pointer_moved.emit(point.x(), point.y())
         x, y = int(point.x()), int(point.y())
         rect = self.image_item.pixmap().rect()
         if 0 <= x < rect.width() and 0 <= y < rect.height():

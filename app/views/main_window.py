@@ -23,6 +23,7 @@ from app.views.compare_view import CompareView
 from app.views.image_list import ImageList
 from app.views.metrics_panel import MetricsPanel
 from app.views.models_panel import ModelsPanel
+from app.views.review_panel import ReviewPanel
 
 MODEL_SUFFIXES = (".onnx", ".json", ".yaml", ".yml")
 
@@ -42,6 +43,7 @@ class MainWindow(QMainWindow):
         self.image_list = ImageList()
         self.metrics = MetricsPanel()
         self.models = ModelsPanel()
+        self.review = ReviewPanel()
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
         self.log.setMaximumBlockCount(5000)
@@ -50,6 +52,9 @@ class MainWindow(QMainWindow):
         self.metrics_dock = self._dock("Metrics", self.metrics, Qt.DockWidgetArea.RightDockWidgetArea)
         self.models_dock = self._dock("Models", self.models, Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self.metrics_dock, self.models_dock)
+        self.metrics_dock.raise_()
+        self.review_dock = self._dock("Review", self.review, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(self.models_dock, self.review_dock)
         self.metrics_dock.raise_()
         self.log_dock = self._dock("Log", self.log, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.log_dock.hide()
@@ -94,6 +99,17 @@ class MainWindow(QMainWindow):
             "Export report…", "Ctrl+E", "HTML, PDF, CSV and JSON of this comparison"
         )
         self.shortcuts_action = self._action("Keyboard shortcuts", "F1")
+        self.edit_action = self._action("Edit ground truth", "T", "Paint, fill and fix the GT of this image")
+        self.edit_action.setCheckable(True)
+        self.undo_action = self._action("Undo edit", "Ctrl+Z")
+        self.redo_action = self._action("Redo edit", "Ctrl+Shift+Z")
+        self.brush_bigger_action = self._action("Bigger brush", "]")
+        self.brush_smaller_action = self._action("Smaller brush", "[")
+        self.edited_gt_action = self._action("Evaluate on edited GT", None, "Use corrected labels")
+        self.edited_gt_action.setCheckable(True)
+        self.edited_gt_action.setChecked(True)
+        self.export_labels_action = self._action("Export labels (gtFine)…", None, "All labels")
+        self.export_review_action = self._action("Export review data…", None, "CSV and JSON")
         self.show_log_action = self.log_dock.toggleViewAction()
         self.show_log_action.setShortcut(QKeySequence("Ctrl+L"))
         self.scheme_box = QComboBox()
@@ -116,6 +132,9 @@ class MainWindow(QMainWindow):
         ):
             file_menu.addAction(action)
         file_menu.addSeparator()
+        for action in (self.export_labels_action, self.export_review_action):
+            file_menu.addAction(action)
+        file_menu.addSeparator()
         self.recent_datasets_menu = file_menu.addMenu("Recent datasets")
         self.recent_a_menu = file_menu.addMenu("Recent models as A")
         self.recent_b_menu = file_menu.addMenu("Recent models as B")
@@ -128,6 +147,17 @@ class MainWindow(QMainWindow):
         bar.addSeparator()
         bar.addAction(self.show_log_action)
         self.addToolBar(bar)
+        edit_menu = self.menuBar().addMenu("&Edit")
+        for action in (
+            self.edit_action,
+            self.undo_action,
+            self.redo_action,
+            self.brush_bigger_action,
+            self.brush_smaller_action,
+            self.edited_gt_action,
+        ):
+            edit_menu.addAction(action)
+        bar.addAction(self.edit_action)
         tools = self.menuBar().addMenu("&Tools")
         tools.addAction(self.add_remote_action)
         tools.addSeparator()
