@@ -79,7 +79,7 @@ def test_evaluate_shows_masks_and_metrics(qtbot, controller, scenes, models) -> 
     assert table.rowCount() == 6
     assert all(table.data(table.index(r, 2)) != "–" for r in range(6))
     # Per-class table and confusion heatmap filled.
-    assert window.metrics.classes.rowCount() == len(TRAINIDS.names)
+    assert window.metrics.classes.rowCount() == len(TRAINIDS.names) + 8  # + the category IoU rows
     assert window.metrics.heatmap.values is not None
 
     # The compare view shows the image and both masks; switching images updates them.
@@ -369,3 +369,20 @@ def test_masks_alone_mode(qtbot, controller, scenes, models) -> None:
     assert controller.display_mode == "classes"
     compare.mode.setCurrentIndex(compare.mode.findData("classes"))
     assert all(p.view.image_item.isVisible() and p.view.mask_item.opacity() == 0.5 for p in compare.panels)
+
+
+def test_per_class_metric_choice_categories_and_delta_bars(qtbot, controller, scenes, models) -> None:
+    controller.auto_evaluate = False
+    _load(qtbot, controller, scenes, models)
+    with qtbot.waitSignal(controller.evaluation_finished, timeout=60_000):
+        controller.evaluate()
+    metrics = controller.window.metrics
+    scores = [m.scores() for m in controller.live]
+    metrics.class_metric.setCurrentIndex(metrics.class_metric.findData("recall"))
+    assert metrics.classes.horizontalHeaderItem(0).text() == "recall A"
+    road = controller.scheme.names.index("road")
+    assert metrics.classes.item(road, 1).text() == f"{scores[1].recall[road] * 100:.1f}"
+    metrics.class_metric.setCurrentIndex(metrics.class_metric.findData("iou"))
+    rows = [metrics.classes.verticalHeaderItem(r).text() for r in range(metrics.classes.rowCount())]
+    assert rows[-8:] == [f"[{c}]" for c in scores[0].category_names]
+    assert len(metrics.bars.getPlotItem().items) == 1  # the B−A bar chart

@@ -137,6 +137,7 @@ class MainController(QObject):
         w.image_list.image_selected.connect(self.show_image)
         w.image_list.model.thumbnail_needed.connect(self._load_thumbnail)
         w.metrics.matrix_model_changed.connect(lambda _i: self._refresh_metrics())
+        w.metrics.class_metric.currentIndexChanged.connect(lambda _i: self._refresh_metrics())
         w.paths_dropped.connect(self.open_paths)
         w.closing.connect(self.shutdown)
         self.pool.error.connect(self._report_error)
@@ -431,6 +432,13 @@ class MainController(QObject):
                     images=len(live.images),
                     class_iou=list(scores.iou),
                     matrix=scores.matrix,
+                    per_class={
+                        "precision": list(scores.precision),
+                        "recall": list(scores.recall),
+                        "f1": list(scores.f1),
+                        "iiou": list(scores.iiou),
+                    },
+                    categories=dict(zip(scores.category_names, map(float, scores.category_iou), strict=True)),
                 )
             )
         metrics = self.window.metrics

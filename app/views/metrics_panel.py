@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyqtgraph as pg
@@ -36,6 +36,8 @@ class ModelSummary:
     images: int
     class_iou: Sequence[float]
     matrix: np.ndarray | None  # (K, K + 1) counts
+    per_class: dict[str, Sequence[float]] = field(default_factory=dict)  # "precision", "recall", "f1", "iiou"
+    categories: dict[str, float] = field(default_factory=dict)  # category IoU (Cityscapes)
 
 
 def _pct(value: float) -> str:
@@ -93,6 +95,13 @@ class ConfusionHeatmap(QWidget):
         self.plot.getAxis("bottom").setTicks([[(i + 0.5, str(i)) for i in range(0, len(names) + 1, 2)]])
 
 
+def _metric(model: ModelSummary | None, metric: str, row: int) -> float:
+    if model is None:
+        return math.nan
+    values = model.class_iou if metric == "iou" else model.per_class.get(metric, ())
+    return float(values[row]) if row < len(values) else math.nan
+
+
 class MetricsPanel(QWidget):
     """Lays out the numbers; the controller feeds ModelSummary objects."""
 
@@ -107,6 +116,21 @@ class MetricsPanel(QWidget):
         self.summary.setHorizontalHeaderLabels(["A", "B"])
         self.summary.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.summary.setMaximumHeight(200)
+        self.class_metric = QComboBox()
+        for text, key in (
+            ("IoU", "iou"),
+            ("precision", "precision"),
+            ("recall", "recall"),
+            ("F1", "f1"),
+            ("iIoU", "iiou"),
+        ):
+            self.class_metric.addItem(text, key)
+        self.bars = pg.PlotWidget()
+        self.bars.setMenuEnabled(False)
+        self.bars.setMouseEnabled(x=False, y=False)
+        self.bars.hideButtons()
+        self.bars.setMaximumHeight(110)
+        self.bars.getAxis("left").setLabel("B−A (points)")
         self.classes = QTableWidget(0, 3)
         self.classes.setHorizontalHeaderLabels(["IoU A", "IoU B", "B−A"])
         self.classes.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
@@ -130,7 +154,13 @@ class MetricsPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.summary)
+        metric_row = QHBoxLayout()
+        metric_row.addWidget(QLabel("Per class:"))
+        metric_row.addWidget(self.class_metric)
+        metric_row.addStretch(1)
+        layout.addLayout(metric_row)
         layout.addWidget(self.classes, 2)
+        layout.addWidget(self.bars)
         layout.addLayout(choice_row)
         layout.addWidget(self.heatmap, 2)
         layout.addWidget(self.drill_title)
@@ -164,11 +194,27 @@ class MetricsPanel(QWidget):
         self._set_classes(padded, class_names)
 
     def _set_classes(self, models: Sequence[ModelSummary | None], names: Sequence[str]) -> None:
-        self.classes.setRowCount(len(names))
-        self.classes.setVerticalHeaderLabels(list(names))
-        for row in range(len(names)):
-            ious = [m.class_iou[row] if m is not None else math.nan for m in models]
+        metric = str(self.class_metric.currentData())
+        label = self.class_metric.currentText()
+        self.classes.setHorizontalHeaderLabels([f"{label} A", f"{label} B", "B−A"])
+        # Category IoU rows under the classes (19-class scheme, IoU view; on categories they are the rows).
+        categories = list(dict.fromkeys(c for m in models if m is not None for c in m.categories))
+        if metric != "iou" or set(categories) <= set(names):
+            categories = []
+        rows = [*names, *(f"[{c}]" for c in categories)]
+        self.classes.setRowCount(len(rows))
+        self.classes.setVerticalHeaderLabels(rows)
+        deltas = []
+        for row in range(len(rows)):
+            if row < len(names):
+                values = [_metric(m, metric, row) for m in models]
+            else:
+                category = categories[row - len(names)]
+                values = [m.categories.get(category, math.nan) if m else math.nan for m in models]
+            ious = values
             delta = ious[1] - ious[0]
+            if row < len(names):
+                deltas.append(delta)
             cells = [_pct(ious[0]), _pct(ious[1]), "–" if math.isnan(delta) else f"{delta * 100:+.1f}"]
             for column, text in enumerate(cells):
                 item = QTableWidgetItem(text)
@@ -176,3 +222,16 @@ class MetricsPanel(QWidget):
                 if column == 2 and not math.isnan(delta) and abs(delta) >= 0.005:
                     item.setForeground(QBrush(QColor(40, 160, 70) if delta > 0 else QColor(210, 60, 60)))
                 self.classes.setItem(row, column, item)
+        self._set_bars(deltas, names)
+
+    def _set_bars(self, deltas: Sequence[float], names: Sequence[str]) -> None:
+        """B−A per class as bars (points), green where B is better."""
+        self.bars.clear()
+        values = np.array([0.0 if math.isnan(d) else d * 100 for d in deltas])
+        if values.size == 0 or not np.isfinite(values).any():
+            return
+        brushes = [pg.mkBrush(40, 160, 70) if v >= 0 else pg.mkBrush(210, 60, 60) for v in values]
+        self.bars.addItem(
+            pg.BarGraphItem(x=np.arange(len(values)), height=values, width=0.8, brushes=brushes)
+        )
+        self.bars.getAxis("bottom").setTicks([[(i, n[:6]) for i, n in enumerate(names)][::2]])
