@@ -30,20 +30,25 @@ import itertools
 import math
 import threading
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-Point = tuple[float, float]
+from app.core.raster import (
+    Point,
+    capsule_mask,
+    check_value,
+    compact,
+    flood,
+    pieces,
+    pixel,
+    preserve_lut,
+)
+
 DEFAULT_MAX_UNDO = 50
 DEFAULT_MAX_UNDO_BYTES = 64 * 1024 * 1024
-# Stroke segments longer than this many radii are cut so that each piece's bounding box stays tight
-# (a long diagonal segment's box would otherwise cover most of the map).
-_PIECE_RADII = 4.0
-_MIN_PIECE_PX = 16.0
-_EXTEND_CHUNK = 64
 
 
 @dataclass(frozen=True)
@@ -89,7 +94,7 @@ class _Patch:
         self.y, self.x = y, x
         self.h, self.w = int(mask.shape[0]), int(mask.shape[1])
         self.packed = np.packbits(mask, axis=None)
-        self.values = _compact(values)
+        self.values = compact(values)
 
     @property
     def rect(self) -> Rect:
@@ -104,14 +109,7 @@ class _Patch:
         region = labels[self.y : self.y + self.h, self.x : self.x + self.w]
         current = region[mask]
         region[mask] = self.values  # a 1-element array broadcasts (uniform old values)
-        self.values = _compact(current)
-
-
-def _compact(values: np.ndarray) -> np.ndarray:
-    """Store equal values once: a fill's old pixels are all one class."""
-    if values.size > 1 and bool((values == values[0]).all()):
-        return values[:1].copy()
-    return values
+        self.values = compact(current)
 
 
 class _Step:
@@ -126,26 +124,6 @@ class _Step:
         for patch in patches:
             rect = rect.union(patch.rect)
         self.rect = rect
-
-
-def _preserve_lut(preserve: Iterable[int] | None) -> np.ndarray | None:
-    if not preserve:
-        return None
-    lut = np.zeros(256, dtype=bool)
-    for value in preserve:
-        lut[_check_value(value)] = True
-    return lut
-
-
-def _check_value(value: int) -> int:
-    v = int(value)
-    if not 0 <= v <= 255:
-        raise ValueError(f"label value {value} is not in 0..255")
-    return v
-
-
-def _pixel(point: Point) -> tuple[int, int]:
-    return math.floor(point[0]), math.floor(point[1])
 
 
 class LabelEditor:
@@ -216,7 +194,7 @@ class LabelEditor:
 
     def pick(self, xy: Point) -> int:
         """The class value at pixel (x, y)."""
-        x, y = _pixel(xy)
+        x, y = pixel(xy)
         h, w = self.shape
         if not (0 <= x < w and 0 <= y < h):
             raise ValueError(f"pixel ({x}, {y}) is outside the {w}x{h} map")
@@ -368,7 +346,7 @@ class LabelEditor:
         """Paint the polyline through `points` with a round brush, gap-free however far apart the points
         are (each segment is painted as a capsule, not as spaced dabs). Between `begin_stroke` and
         `end_stroke` the GUI calls this with (previous, current) mouse positions."""
-        return self._brush(points, radius, _check_value(value), preserve)
+        return self._brush(points, radius, check_value(value), preserve)
 
     def copy_brush(
         self,
@@ -390,13 +368,13 @@ class LabelEditor:
         if not points:
             return EMPTY
         with self._lock:
-            lut = _preserve_lut(preserve)
-            pixels = [_pixel(p) for p in points]
+            lut = preserve_lut(preserve)
+            pixels = [pixel(p) for p in points]
             if len(pixels) == 1:
                 pixels.append(pixels[0])
             changed = EMPTY
             for a, b in itertools.pairwise(pixels):
-                for pa, pb in _pieces(a, b, radius):
+                for pa, pb in pieces(a, b, radius):
                     changed = changed.union(self._capsule(pa, pb, radius, new, lut))
             return changed
 
@@ -414,7 +392,7 @@ class LabelEditor:
             return EMPTY
         x0, y0, x1, y1 = box
         values = new[y0:y1, x0:x1] if isinstance(new, np.ndarray) else new
-        return self._apply(y0, x0, _capsule_mask(a, b, radius, box), values, lut)
+        return self._apply(y0, x0, capsule_mask(a, b, radius, box), values, lut)
 
     # ------------------------------------------------------------------------------------------ fill
 
@@ -434,13 +412,13 @@ class LabelEditor:
         """
         if connectivity not in (4, 8):
             raise ValueError(f"connectivity must be 4 or 8, got {connectivity}")
-        v = _check_value(value)
+        v = check_value(value)
         with self._lock:
             old = self.pick(seed_xy)
             if old == v or (preserve is not None and old in preserve):
                 return EMPTY
-            x, y = _pixel(seed_xy)
-            spans = _flood(self._labels, x, y, old, v, connectivity == 8)
+            x, y = pixel(seed_xy)
+            spans = flood(self._labels, x, y, old, v, connectivity == 8)
             ys = np.fromiter((s[0] for s in spans), dtype=np.int64, count=len(spans))
             starts = np.fromiter((s[1] for s in spans), dtype=np.int64, count=len(spans))
             ends = np.fromiter((s[2] for s in spans), dtype=np.int64, count=len(spans))
@@ -454,13 +432,13 @@ class LabelEditor:
 
     def fill_polygon(self, points: Sequence[Point], value: int, *, preserve: set[int] | None = None) -> Rect:
         """Fill the polygon through `points` (pixel coordinates, border included) with `value`."""
-        v = _check_value(value)
+        v = check_value(value)
         with self._lock:
             found = self._polygon_mask(points)
             if found is None:
                 return EMPTY
             (y0, x0), mask = found
-            return self._apply(y0, x0, mask, v, _preserve_lut(preserve))
+            return self._apply(y0, x0, mask, v, preserve_lut(preserve))
 
     def _polygon_mask(self, points: Sequence[Point]) -> tuple[tuple[int, int], np.ndarray] | None:
         if len(points) < 3:
@@ -489,7 +467,7 @@ class LabelEditor:
         a `Rect`, an HxW bool mask, or a polygon given as points."""
         source = self._check_source(source_labels)
         with self._lock:
-            lut = _preserve_lut(preserve)
+            lut = preserve_lut(preserve)
             if isinstance(region, Rect):
                 box = self._clip_box(region.x, region.y, region.x + region.w - 1, region.y + region.h - 1)
                 if box is None or region.is_empty:
@@ -522,88 +500,3 @@ class LabelEditor:
         if source.dtype != np.uint8:
             raise ValueError(f"source labels must be uint8, got {source.dtype}")
         return source
-
-
-# ---------------------------------------------------------------------------------------------- helpers
-
-
-def _pieces(a: tuple[int, int], b: tuple[int, int], radius: float) -> Iterator[tuple[Point, Point]]:
-    """Cut segment a-b into pieces short enough for tight bounding boxes."""
-    length = math.hypot(b[0] - a[0], b[1] - a[1])
-    count = max(1, math.ceil(length / max(_PIECE_RADII * radius, _MIN_PIECE_PX)))
-    prev: Point = (float(a[0]), float(a[1]))
-    for i in range(1, count + 1):
-        t = i / count
-        cur: Point = (a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t)
-        yield prev, cur
-        prev = cur
-
-
-def _capsule_mask(a: Point, b: Point, radius: float, box: tuple[int, int, int, int]) -> np.ndarray:
-    """Pixels of `box` within `radius` of segment a-b. The test d² <= r² + r gives round small brushes
-    (radius 1 is a 3x3 square) and is the same for a dab (a == b) and a stroke."""
-    x0, y0, x1, y1 = box
-    px = np.arange(x0, x1, dtype=np.float32)[None, :] - np.float32(a[0])
-    py = np.arange(y0, y1, dtype=np.float32)[:, None] - np.float32(a[1])
-    dx, dy = np.float32(b[0] - a[0]), np.float32(b[1] - a[1])
-    length2 = float(dx * dx + dy * dy)
-    if length2 > 0.0:
-        t = np.clip((px * dx + py * dy) / np.float32(length2), 0.0, 1.0)
-        px = px - t * dx
-        py = py - t * dy
-    limit = np.float32(radius * radius + radius + 1e-3)
-    return np.asarray(px * px + py * py <= limit)
-
-
-def _flood(labels: np.ndarray, x: int, y: int, old: int, new: int, eight: bool) -> list[tuple[int, int, int]]:
-    """Scanline flood fill of the `old`-valued region at (x, y), writing `new` as it goes (filled pixels
-    then stop the walk). Returns the filled spans as (row, start, end) with exclusive ends."""
-    h, w = labels.shape
-    grow = 1 if eight else 0
-    spans: list[tuple[int, int, int]] = []
-    stack = [(y, x, x + 1)]
-    while stack:
-        row_index, a, b = stack.pop()
-        row = labels[row_index]
-        hits = row[a:b] == old
-        if not hits.any():
-            continue
-        edges = np.diff(np.concatenate(([0], hits.view(np.int8), [0])))
-        for start, end in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True):
-            s, e = int(start) + a, int(end) + a
-            if s == a:
-                s = _extend_left(row, s, old)
-            if e == b:
-                e = _extend_right(row, e, old)
-            row[s:e] = new
-            spans.append((row_index, s, e))
-            lo, hi = max(s - grow, 0), min(e + grow, w)
-            if row_index > 0:
-                stack.append((row_index - 1, lo, hi))
-            if row_index + 1 < h:
-                stack.append((row_index + 1, lo, hi))
-    return spans
-
-
-def _extend_left(row: np.ndarray, start: int, old: int) -> int:
-    """First index of the run of `old` ending at start-1, searched in growing chunks (not the whole row)."""
-    i, chunk = start, _EXTEND_CHUNK
-    while i > 0:
-        lo = max(i - chunk, 0)
-        other = np.flatnonzero(row[lo:i] != old)
-        if other.size:
-            return lo + int(other[-1]) + 1
-        i, chunk = lo, chunk * 2
-    return 0
-
-
-def _extend_right(row: np.ndarray, end: int, old: int) -> int:
-    """Exclusive end of the run of `old` starting at `end`."""
-    i, chunk, w = end, _EXTEND_CHUNK, row.shape[0]
-    while i < w:
-        hi = min(i + chunk, w)
-        other = np.flatnonzero(row[i:hi] != old)
-        if other.size:
-            return i + int(other[0])
-        i, chunk = hi, chunk * 2
-    return w

@@ -18,13 +18,13 @@ Safety rules, each tested (tests/test_project.py, tests/test_project_crash.py):
   loses at most its interval (2 s by default) of edits.
 
 One process writes a project at a time; within it every method is thread-safe (one lock, one connection).
+`Autosaver` is in `app.core.autosave` and the gtFine export in `app.core.project_export`; both are
+re-exported here.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
-import io
 import json
 import os
 import sqlite3
@@ -37,14 +37,18 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
-from PIL import Image
 
+# Autosaver, SavedEdit and ExportSummary live in their own modules (which import this one only for
+# annotations, so there is no import cycle) and are re-exported here, their historical home.
+from app.core.autosave import Autosaver as Autosaver
+from app.core.autosave import SavedEdit as SavedEdit
 from app.core.datasets import SampleRef
 from app.core.errors import InputError
 from app.core.fileutil import atomic_write_bytes, atomic_write_text
 from app.core.imageio import encode_label_png, read_label
-from app.core.label_edit import LabelEditor
 from app.core.labels import ClassScheme, scheme_by_key
+from app.core.project_export import ExportSummary as ExportSummary
+from app.core.project_export import export_gtfine
 from app.core.review import FlagVocabulary, ImageReview, reviews_to_csv, reviews_to_json
 
 SCHEMA_VERSION = 1
@@ -92,15 +96,6 @@ class EditRecord:
     first_saved_at: float
     saved_at: float
     saves: int
-
-
-@dataclass(frozen=True)
-class ExportSummary:
-    """What `export_gtfine` wrote."""
-
-    images: int
-    edited: int
-    without_gt: tuple[str, ...]
 
 
 # -------------------------------------------------------------------------------------- schema versions
@@ -512,7 +507,7 @@ class Project:
         """Write `out_dir/gtFine/<split>/<city>/` for every ref: labelIds (edited or original), instanceIds
         copied unchanged (they may disagree with edited labels), colour copied, or regenerated when the
         labels were edited. Refuses to write over a source file."""
-        return _export_gtfine(self, Path(out_dir), list(refs))
+        return export_gtfine(self, Path(out_dir), list(refs))
 
 
 def gt_path_for(project: Project | None, ref: SampleRef, *, use_edited: bool = True) -> Path | None:
@@ -541,187 +536,3 @@ def _check_location(location: str) -> None:
         parts = urlsplit(location)
         if parts.username or parts.password:
             raise ValueError(f"refusing to store credentials in the project: {parts.hostname}")
-
-
-def _export_gtfine(project: Project, out: Path, refs: list[SampleRef]) -> ExportSummary:
-    palette = scheme_by_key(project.scheme_key).palette()
-    edited_count, missing = 0, []
-    for ref in refs:
-        source = project.gt_path(ref)
-        if source is None:
-            missing.append(ref.key)
-            continue
-        folder = out / "gtFine" / (ref.split or "all") / (ref.city or "images")
-        stem = ref.frame if ref.city is not None else PurePosixPath(ref.key).name
-        edited = source != ref.gt_path
-        targets: dict[Path, Callable[[], bytes]] = {
-            folder / f"{stem}_gtFine_labelIds.png": source.read_bytes,
-        }
-        if ref.instance_path is not None:
-            targets[folder / f"{stem}_gtFine_instanceIds.png"] = Path(ref.instance_path).read_bytes
-        color = _original_color(ref)
-        if edited or color is None:
-            targets[folder / f"{stem}_gtFine_color.png"] = functools.partial(_color_png, source, palette)
-        else:
-            targets[folder / f"{stem}_gtFine_color.png"] = color.read_bytes
-        for target, produce in targets.items():
-            if _is_source(target, ref):
-                raise InputError(
-                    target, "export would overwrite the dataset's own file: choose another folder"
-                )
-            atomic_write_bytes(target, produce())
-        edited_count += edited
-    return ExportSummary(len(refs) - len(missing), edited_count, tuple(missing))
-
-
-def _original_color(ref: SampleRef) -> Path | None:
-    if ref.gt_path is None or not ref.gt_path.name.endswith("_labelIds.png"):
-        return None
-    color = ref.gt_path.with_name(ref.gt_path.name[: -len("_labelIds.png")] + "_color.png")
-    return color if color.is_file() else None
-
-
-def _is_source(target: Path, ref: SampleRef) -> bool:
-    sources = [p for p in (ref.gt_path, ref.instance_path, _original_color(ref)) if p is not None]
-    return any(target.resolve() == Path(p).resolve() for p in sources)
-
-
-def _color_png(labels_file: Path, palette: np.ndarray) -> bytes:
-    with Image.open(labels_file) as image:
-        labels = np.asarray(image)
-    buffer = io.BytesIO()
-    Image.fromarray(palette[labels]).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-# ------------------------------------------------------------------------------------------- autosave
-
-
-@dataclass(frozen=True)
-class SavedEdit:
-    """One image written by an autosave flush: which editor revision is now on disk, and when."""
-
-    key: str
-    revision: int
-    path: Path
-    saved_at: float
-
-
-class Autosaver:
-    """Writes edited labels in the background of editing, so a crash loses at most `interval_s` of work.
-
-    The GUI calls `mark_dirty(ref, editor)` after every change (cheap: a dict entry under a lock) and
-    either `flush_if_due()` from a short QTimer, or `start()` for a thread that flushes on its own; and
-    `flush()` when switching image or closing. Deadline-based: the first unsaved change starts the clock,
-    and the flush starts early by the last flush's duration so that it *ends* within `interval_s`.
-    `flush` snapshots each editor under its lock (a consistent map even mid-stroke), skips editors whose
-    revision is already saved (`editor.saved_revision`) and marks the others saved. An editor made for
-    an image counts as saved at revision 0, so build it from `Project.load_gt` (the edited labels when
-    there are some). Thread-safe; flushes never overlap.
-    """
-
-    def __init__(
-        self,
-        project: Project,
-        interval_s: float = 2.0,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        on_saved: Callable[[list[SavedEdit]], None] | None = None,
-        on_error: Callable[[BaseException], None] | None = None,
-    ) -> None:
-        if interval_s <= 0:
-            raise ValueError("interval_s must be positive")
-        self.project = project
-        self.interval_s = interval_s
-        self._clock = clock
-        self._on_saved = on_saved
-        self._on_error = on_error
-        self._lock = threading.Lock()
-        self._flush_lock = threading.Lock()
-        self._pending: dict[str, tuple[SampleRef, LabelEditor]] = {}
-        self._since: float | None = None
-        self._flush_cost = 0.0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def mark_dirty(self, ref: SampleRef, editor: LabelEditor) -> None:
-        """Note that `editor` (the labels of `ref`) changed and must be saved."""
-        with self._lock:
-            self._pending[ref.key] = (ref, editor)
-            if self._since is None:
-                self._since = self._clock()
-
-    @property
-    def pending(self) -> bool:
-        with self._lock:
-            return bool(self._pending)
-
-    def seconds_until_due(self) -> float | None:
-        """When the next flush should start (0 when due now); None when nothing waits."""
-        with self._lock:
-            if self._since is None:
-                return None
-            budget = self.interval_s - min(self._flush_cost, self.interval_s / 2)
-            return max(0.0, self._since + budget - self._clock())
-
-    def flush_if_due(self) -> list[SavedEdit]:
-        wait = self.seconds_until_due()
-        return self.flush() if wait is not None and wait <= 0 else []
-
-    def flush(self) -> list[SavedEdit]:
-        """Write every pending editor whose revision is not on disk yet; returns what was written.
-        On an error the unsaved images stay pending and the error is raised."""
-        with self._flush_lock:
-            started = self._clock()
-            with self._lock:
-                pending, self._pending, self._since = self._pending, {}, None
-            saved: list[SavedEdit] = []
-            for position, (key, (ref, editor)) in enumerate(pending.items()):
-                revision, labels = editor.snapshot()
-                if revision == editor.saved_revision:  # already on disk (or never changed)
-                    continue
-                try:
-                    record = self.project.save_edit(ref, labels)
-                except BaseException:
-                    self._requeue(list(pending.items())[position:], started)
-                    raise
-                editor.mark_saved(revision)
-                saved.append(SavedEdit(key, revision, record.path, record.saved_at))
-            self._flush_cost = self._clock() - started
-        if saved and self._on_saved is not None:
-            self._on_saved(saved)
-        return saved
-
-    def _requeue(self, items: list[tuple[str, tuple[SampleRef, LabelEditor]]], since: float) -> None:
-        with self._lock:
-            for key, entry in items:
-                self._pending.setdefault(key, entry)
-            self._since = since if self._since is None else min(self._since, since)
-
-    def start(self) -> None:
-        """Flush from a daemon thread whenever due (for headless use or instead of a QTimer)."""
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="seglens-autosave", daemon=True)
-        self._thread.start()
-
-    def stop(self, *, flush: bool = True) -> None:
-        """Stop the thread (if started) and, by default, write what is still pending."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-        if flush:
-            self.flush()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            wait = self.seconds_until_due()
-            # Poll at least 10 times per interval so a change marked just after a check is not late.
-            self._stop.wait(min(self.interval_s / 10, wait if wait is not None else self.interval_s))
-            try:
-                self.flush_if_due()
-            except Exception as exc:  # reported, retried at the next deadline; the thread must live on
-                if self._on_error is not None:
-                    self._on_error(exc)
