@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -37,7 +38,7 @@ from app.inference.evaluate import (
     SegmenterPredictor,
     mapping_for,
 )
-from app.inference.frames import Frame, Highlight, PredictionCache, compose_frame
+from app.inference.frames import Frame, Highlight, PredictionCache
 from app.inference.registry import load_model
 from app.views.image_list import THUMBNAIL_SIZE
 from app.views.image_panel import rgb_to_qimage, rgba_to_qimage
@@ -78,6 +79,9 @@ class MainController(QObject):
         # Predictions survive the session on disk (keyed by model digest + image pixels + preprocessing).
         self.disk_cache = DiskPredictionCache(cache_dir() / "predictions")
         self._disk_wrappers: dict[int, CachedPredictor] = {}
+        self._ready: dict[Hashable, Any] = {}  # prefetched, fully rendered frames by what they depend on
+        self._prefetching: Hashable | None = None
+        self._wanted: Hashable | None = None
         self.current_row = -1
         self.frame: Frame | None = None
         self.auto_evaluate = True
@@ -408,6 +412,7 @@ class MainController(QObject):
 
     def _reset_results(self) -> None:
         self.highlight = None
+        self._ready.clear()
         self.live = [None, None]
         self.result = None
         self.window.image_list.model.clear_scores()
@@ -499,23 +504,21 @@ class MainController(QObject):
         self.window.models.set_models(cards)
 
     # ----------------------------------------------------------------- display
-    def show_image(self, row: int) -> None:
-        """Show dataset row `row`: decode and predict (or take cached predictions) in the background."""
+    def _render_args(self, row: int) -> tuple[tuple[object, ...], Hashable] | None:
+        """What render_frame needs for `row` now, and a key saying what the result depends on."""
         if self.dataset is None or not 0 <= row < len(self.dataset):
-            return
-        self.current_row = row
+            return None
         active = self._active()
         predictors = [self._on_disk(p) for _, p in active]
         try:
             mappings = [mapping_for(p.info, self.dataset.gt_scheme) for p in predictors]
         except SegLensError as exc:
             self._log(str(exc))
-            return
-        ref = self.dataset.refs[row]
-        job = self.pool.submit(
-            render_frame,
+            return None
+        show_gt = self.window.compare.show_gt.isChecked()
+        args = (
             self.dataset_view(self.dataset),
-            ref,
+            self.dataset.refs[row],
             predictors,
             mappings,
             self.scheme,
@@ -524,12 +527,31 @@ class MainController(QObject):
             self.display_mode,
             self.highlight,
             self.hidden,
-            self.window.compare.show_gt.isChecked(),
-            key="frame",
+            show_gt,
         )
+        digests = tuple(p.info.digest for p in predictors)
+        key = (row, digests, self.scheme.key, self.display_mode, self.highlight, self.hidden, show_gt)
+        return args, key
+
+    def show_image(self, row: int) -> None:
+        """Show dataset row `row`: a prefetched frame at once, else decode and predict in the background."""
+        prepared = self._render_args(row)
+        if prepared is None:
+            return
+        self.current_row = row
+        args, key = prepared
+        ready = self._ready.pop(key, None)
+        if ready is not None:
+            self._on_frame(ready)
+            return
+        self._wanted = key
+        if key == self._prefetching:
+            return  # already being rendered: shown the moment it arrives (no duplicate work)
+        job = self.pool.submit(render_frame, *args, key="frame")
         job.signals.result.connect(self._on_frame)
 
     def _on_frame(self, rendered: tuple[Frame, np.ndarray, list[np.ndarray | None], str]) -> None:
+        self._wanted = None
         frame, image, masks, summary = rendered
         self.frame = frame
         compare = self.window.compare
@@ -558,12 +580,24 @@ class MainController(QObject):
         order = self.window.image_list.visible_rows()
         if row not in order or order.index(row) + 1 >= len(order):
             return
-        ref = self.dataset.refs[order[order.index(row) + 1]]
-        predictors = [self._on_disk(p) for _, p in self._active()]
-        mappings = [mapping_for(p.info, self.dataset.gt_scheme) for p in predictors]
-        self.pool.submit(
-            compose_frame, self.dataset, ref, predictors, mappings, self.scheme, self.cache, key="prefetch"
-        )
+        prepared = self._render_args(order[order.index(row) + 1])
+        if prepared is None or prepared[1] in self._ready:
+            return
+        args, key = prepared
+        self._prefetching = key
+        job = self.pool.submit(render_frame, *args, key="prefetch")
+        job.signals.result.connect(lambda rendered, k=key: self._keep_ready(k, rendered))
+
+    def _keep_ready(self, key: Hashable, rendered: Any) -> None:
+        if self._prefetching == key:
+            self._prefetching = None
+        if key == self._wanted:  # the user already stepped here while it rendered
+            self._on_frame(rendered)
+            return
+        # A fully rendered frame is ~30 MB at 2048x1024: keep only the next one or two.
+        self._ready[key] = rendered
+        while len(self._ready) > 2:
+            self._ready.pop(next(iter(self._ready)))
 
     def _refresh_titles(self, frame: Frame | None = None) -> None:
         compare = self.window.compare
