@@ -145,3 +145,24 @@ def test_metrics_on_edited_or_original_gt(qtbot, controller, scenes, tmp_path) -
     ann.export_labels(str(exported))
     files = sorted(exported.rglob("*_gtFine_labelIds.png"))
     assert len(files) == 3 and (np.asarray(Image.open(files[0])) == CAR).all()
+
+
+def test_polygon_copies_model_pixels(qtbot, controller, scenes, tmp_path) -> None:
+    model = make_onnx_segmenter(tmp_path / "m.onnx", TRAINIDS.names, input_size=None, seed=4)
+    _open(qtbot, controller, scenes)
+    with qtbot.waitSignal(controller.model_loaded, timeout=20_000):
+        controller.set_model(0, model)
+    qtbot.waitUntil(
+        lambda: controller.frame is not None and len(controller.frame.pred_class) == 1, timeout=20_000
+    )
+    ann, view = controller.annotation, controller.window.compare.gt_panel.view
+    bar = controller.window.compare.edit_bar
+    controller.window.edit_action.setChecked(True)
+    bar.buttons["polygon"].setChecked(True)
+    bar.polygon_source.setCurrentIndex(bar.polygon_source.findData("a"))
+    source = ann._source(0)
+    assert source is not None
+    for x, y in ((10, 10), (60, 10), (60, 40), (10, 40)):
+        view.pointer_pressed.emit(float(x), float(y), Qt.MouseButton.LeftButton)
+    view.pointer_pressed.emit(10.0, 40.0, Qt.MouseButton.RightButton)
+    np.testing.assert_array_equal(ann.editor.labels[12:38, 12:58], source[12:38, 12:58])

@@ -257,7 +257,12 @@ class AnnotationController(QObject):
     def _polygon_click(self, x: float, y: float, button: object, value: int) -> None:
         assert self.editor is not None
         if button == Qt.MouseButton.RightButton and len(self._polygon) >= 3:
-            self._apply(self.editor.fill_polygon(self._polygon, value, preserve=self._preserve(value)))
+            source = str(self.main.window.compare.edit_bar.polygon_source.currentData())
+            model = self._source(0 if source == "a" else 1) if source in ("a", "b") else None
+            if model is not None:  # accept the model's pixels inside the polygon
+                self._apply(self.editor.copy_from(model, self._polygon, preserve=self._preserve(-1)))
+            else:
+                self._apply(self.editor.fill_polygon(self._polygon, value, preserve=self._preserve(value)))
             self._polygon = []
         else:
             self._polygon.append((x, y))

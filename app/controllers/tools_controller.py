@@ -199,10 +199,12 @@ class ToolsController(QObject):
             **{f"model {'AB'[i]}": p.info.source for i, p in enumerate(predictors)},
         }
 
+        review = main.annotation.review_dict()
+
         def run() -> list[Path]:
             from app.report.writer import write_report
 
-            return write_report(result, out, settings=settings, masks=masks)
+            return write_report(result, out, settings=settings, masks=masks, review=review)
 
         job = main.pool.submit(run, key="report")
         job.signals.result.connect(self._reported)

@@ -61,11 +61,15 @@ class EditBar(QWidget):
         self.radius.setValue(8)
         self.radius.setSuffix(" px")
         self.radius.setToolTip("Brush radius ([ and ] change it)")
+        self.polygon_source = QComboBox()
+        self.polygon_source.setToolTip("A closed polygon writes the class, or model A's/B's pixels")
+        for text, key in (("polygon: class", "class"), ("polygon: copy A", "a"), ("polygon: copy B", "b")):
+            self.polygon_source.addItem(text, key)
         self.preserve = QCheckBox("Only unlabeled")
         self.preserve.setToolTip("Preserve other classes: paint only over 'unlabeled' pixels")
         self.undo = QPushButton("Undo")
         self.redo = QPushButton("Redo")
-        for widget in (self.value, self.radius, self.preserve, self.undo, self.redo):
+        for widget in (self.value, self.radius, self.polygon_source, self.preserve, self.undo, self.redo):
             row.addWidget(widget)
         row.addStretch(1)
         self.radius.valueChanged.connect(self.radius_changed)
