@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSpinBox,
     QToolButton,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -40,8 +41,14 @@ class EditBar(QWidget):
         self.buttons: dict[str, QToolButton] = {}
         self.group = QButtonGroup(self)
         self.group.setExclusive(True)
-        row = QHBoxLayout(self)
-        row.setContentsMargins(0, 0, 0, 0)
+        # Two rows, so the bar never makes the window wider than the screen.
+        rows = QVBoxLayout(self)
+        rows.setContentsMargins(0, 0, 0, 0)
+        rows.setSpacing(2)
+        row = QHBoxLayout()
+        options = QHBoxLayout()
+        rows.addLayout(row)
+        rows.addLayout(options)
         row.addWidget(QLabel("Edit GT:"))
         for key, text, shortcut in TOOLS:
             button = QToolButton()
@@ -69,9 +76,10 @@ class EditBar(QWidget):
         self.preserve.setToolTip("Preserve other classes: paint only over 'unlabeled' pixels")
         self.undo = QPushButton("Undo")
         self.redo = QPushButton("Redo")
-        for widget in (self.value, self.radius, self.polygon_source, self.preserve, self.undo, self.redo):
-            row.addWidget(widget)
         row.addStretch(1)
+        for widget in (self.value, self.radius, self.polygon_source, self.preserve, self.undo, self.redo):
+            options.addWidget(widget)
+        options.addStretch(1)
         self.radius.valueChanged.connect(self.radius_changed)
 
     def _on_toggled(self, on: bool, key: str) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
+    QGridLayout,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -32,7 +33,7 @@ class ReviewPanel(QWidget):
         super().__init__(parent)
         self.title = QLabel("No image")
         self.title.setTextFormat(Qt.TextFormat.PlainText)
-        self.flags_row = QHBoxLayout()
+        self.flags_row = QGridLayout()  # two columns: flags must not widen the dock
         self.flag_boxes: dict[str, QCheckBox] = {}
         self.new_flag = QLineEdit()
         self.new_flag.setPlaceholderText("new flag…")
@@ -72,10 +73,10 @@ class ReviewPanel(QWidget):
             self.flags_row.removeWidget(box)
             box.deleteLater()
         self.flag_boxes = {}
-        for name in names:
+        for i, name in enumerate(names):
             box = QCheckBox(name)
             box.toggled.connect(lambda on, n=name: self.flag_toggled.emit(n, on))
-            self.flags_row.addWidget(box)
+            self.flags_row.addWidget(box, i // 2, i % 2)
             self.flag_boxes[name] = box
 
     def show_review(
