@@ -51,6 +51,7 @@ _DELEGATED: dict[str, tuple[str, str]] = {
     "serve": ("app.server.app", "host models behind the SegLens REST API"),
     "report": ("app.report.cli", "evaluate A and B and write a comparison report (HTML, PDF, CSV, JSON)"),
     "gate": ("app.gate", "QA gate for CI: candidate vs reference with thresholds, JUnit output"),
+    "train": ("app.training.cli", "fine-tune SegFormer or the VGG16-UNet baseline on Cityscapes-layout data"),
 }
 _COMMANDS = ("open", "evaluate", *_DELEGATED)
 
