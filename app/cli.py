@@ -10,7 +10,6 @@ import argparse
 import json
 import math
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -132,15 +131,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from app.core.datasets import open_dataset
     from app.inference.evaluate import (
         Evaluator,
         FolderPredictions,
-        SampleOutcome,
         SegmenterPredictor,
         choose_scheme,
+        run_with_progress,
     )
     from app.inference.registry import load_model
 
@@ -164,22 +161,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     refs = dataset.refs[: args.limit] if args.limit else dataset.refs
     print(f"{dataset.root}: {len(refs)} images, scheme {scheme.key}", file=sys.stderr)
 
-    bar = tqdm(total=len(refs), unit="img", disable=args.quiet, file=sys.stderr)
-
-    def on_image(outcome: SampleOutcome) -> None:
-        bar.update(1)
-        for message in (outcome.sample_error, *outcome.errors):
-            if message:
-                tqdm.write(f"skipped: {message}", file=sys.stderr)
-
-    cancel = threading.Event()
     try:
-        result = evaluator.run(refs, on_image=on_image, cancel=cancel)
-    except KeyboardInterrupt:
-        cancel.set()
-        raise
+        result = run_with_progress(evaluator, refs, quiet=args.quiet)
     finally:
-        bar.close()
         for predictor in predictors:
             if isinstance(predictor, SegmenterPredictor):
                 predictor.segmenter.close()

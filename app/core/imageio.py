@@ -62,16 +62,23 @@ def read_image(path: str | Path) -> np.ndarray:
     source = Path(path)
     img = _open(source, "image")
     try:
-        if img.mode == "RGB":
-            return np.asarray(img)
-        if img.mode in _SIXTEEN_BIT_MODES or img.mode in ("I", "F"):
-            grey = _scale_to_uint8(np.asarray(img), img.mode)
-            return np.repeat(grey[:, :, None], 3, axis=2)
-        return np.asarray(img.convert("RGB"))
+        return image_to_rgb(img)
     except (ValueError, OSError) as exc:
         raise InputError(source, f"cannot convert image mode {img.mode} to RGB: {exc}") from exc
     finally:
         img.close()
+
+
+def image_to_rgb(img: Image.Image) -> np.ndarray:
+    """A decoded PIL image -> HxWx3 RGB uint8 by read_image's rules (alpha dropped, 16-bit, 32-bit and
+    float grey scaled to 8 bits, other modes through PIL's conversion). The server's upload decoder uses
+    it too, so a served prediction sees the same pixels as the desktop. PIL's ValueError/OSError pass."""
+    if img.mode == "RGB":
+        return np.asarray(img)
+    if img.mode in _SIXTEEN_BIT_MODES or img.mode in ("I", "F"):
+        grey = _scale_to_uint8(np.asarray(img), img.mode)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    return np.asarray(img.convert("RGB"))
 
 
 def _scale_to_uint8(values: np.ndarray, mode: str) -> np.ndarray:

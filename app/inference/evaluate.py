@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -396,6 +397,39 @@ class Evaluator:
                 model.add(image_eval)
             elif error is not None:
                 model.errors[outcome.ref.key] = error
+
+
+def run_with_progress(
+    evaluator: Evaluator,
+    refs: Sequence[SampleRef],
+    *,
+    quiet: bool = False,
+    report_skipped: bool = True,
+    on_image: ImageCallback | None = None,
+) -> RunResult:
+    """Evaluator.run over `refs` as the headless commands run it: a progress bar on stderr (hidden when
+    `quiet`), each skipped image or failed prediction written above it when `report_skipped`, `on_image`
+    called per finished image, and Ctrl-C cancelling the workers before KeyboardInterrupt propagates."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(refs), unit="img", disable=quiet, file=sys.stderr)
+
+    def on_outcome(outcome: SampleOutcome) -> None:
+        bar.update(1)
+        if on_image is not None:
+            on_image(outcome)
+        for message in (outcome.sample_error, *outcome.errors):
+            if message and report_skipped:
+                tqdm.write(f"skipped: {message}", file=sys.stderr)
+
+    cancel = threading.Event()
+    try:
+        return evaluator.run(refs, on_image=on_outcome, cancel=cancel)
+    except KeyboardInterrupt:
+        cancel.set()
+        raise
+    finally:
+        bar.close()
 
 
 def safe_name(name: str) -> str:

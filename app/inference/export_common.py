@@ -7,10 +7,12 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from app.core.fileutil import atomic_write_bytes
+from app.inference.base import ModelInfo
 
 FIDELITY_MAX_ABS = 1e-4
 FIDELITY_MIN_AGREEMENT = 0.9999
@@ -46,6 +48,34 @@ def seglens_metadata(
     if input_size is not None:
         props["seglens.input_size"] = f"{input_size[0]}x{input_size[1]}"
     return props
+
+
+def model_metadata(info: ModelInfo, *, output: str, source_kind: str) -> dict[str, str]:
+    """seglens_metadata for an exported model loaded as `info`: its classes, scheme, input size and
+    normalization (as mean/std/scale/channel order), resize policy and digest; `output` is the exported
+    graph's output kind and `source_kind` the backend it came from ("keras", "hf")."""
+    spec = info.input
+    size = (spec.height, spec.width) if spec.height is not None and spec.width is not None else None
+    return seglens_metadata(
+        class_names=info.class_names,
+        scheme=info.scheme,
+        output=output,
+        input_size=size,
+        mean=spec.mean,
+        std=spec.std,
+        scale=spec.scale,
+        channel_order=spec.channel_order,
+        source_digest=info.digest,
+        source_kind=source_kind,
+        resize=spec.resize,
+    )
+
+
+def open_session(onnx_path: str | Path) -> Any:
+    """An onnxruntime InferenceSession (CPU) over an exported file, for the fidelity check."""
+    import onnxruntime as ort
+
+    return ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
 
 
 def write_metadata(onnx_path: str | Path, props: Mapping[str, str]) -> None:

@@ -29,7 +29,13 @@ import numpy as np
 from app.core.errors import InputError, ModelLoadError
 from app.core.fileutil import atomic_write_bytes
 from app.core.imageio import read_image
-from app.inference.export_common import FidelityReport, compare_scores, seglens_metadata, write_metadata
+from app.inference.export_common import (
+    FidelityReport,
+    compare_scores,
+    model_metadata,
+    open_session,
+    write_metadata,
+)
 from app.inference.hf_backend import HfSegmenter
 from app.inference.postprocess import upsample_argmax
 
@@ -141,28 +147,11 @@ def _wrapper(torch: Any, model: Any, fuse: bool) -> Any:
 
 
 def _metadata(segmenter: HfSegmenter, fuse: bool) -> dict[str, str]:
-    info = segmenter.info
-    spec = info.input
-    size = (spec.height, spec.width) if spec.height is not None and spec.width is not None else None
-    return seglens_metadata(
-        class_names=info.class_names,
-        scheme=info.scheme,
-        output="labels" if fuse else "logits",
-        input_size=size,
-        mean=spec.mean,
-        std=spec.std,
-        scale=spec.scale,
-        channel_order=spec.channel_order,
-        source_digest=info.digest,
-        source_kind="hf",
-        resize=spec.resize,
-    )
+    return model_metadata(segmenter.info, output="labels" if fuse else "logits", source_kind="hf")
 
 
 def _fidelity(segmenter: HfSegmenter, path: Path, images: Sequence[np.ndarray], fuse: bool) -> HfExportReport:
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = open_session(path)
     reference: list[np.ndarray] = []
     exported: list[np.ndarray] = []
     same = total = 0

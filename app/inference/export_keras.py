@@ -17,7 +17,13 @@ import numpy as np
 
 from app.core.errors import InputError, ModelLoadError
 from app.core.fileutil import atomic_write_bytes
-from app.inference.export_common import FidelityReport, compare_scores, seglens_metadata, write_metadata
+from app.inference.export_common import (
+    FidelityReport,
+    compare_scores,
+    model_metadata,
+    open_session,
+    write_metadata,
+)
 from app.inference.keras_backend import INSTALL_HINT, KerasSegmenter
 from app.inference.manifest import ModelManifest, find_manifest, load_manifest
 
@@ -50,31 +56,14 @@ def export_keras(
 
 def keras_metadata(segmenter: KerasSegmenter) -> dict[str, str]:
     """The seglens.* metadata_props describing a loaded Keras model (normalization as mean/std/scale)."""
-    info = segmenter.info
-    spec = info.input
-    size = (spec.height, spec.width) if spec.height is not None and spec.width is not None else None
-    return seglens_metadata(
-        class_names=info.class_names,
-        scheme=info.scheme,
-        output=info.output,
-        input_size=size,
-        mean=spec.mean,
-        std=spec.std,
-        scale=spec.scale,
-        channel_order=spec.channel_order,
-        source_digest=info.digest,
-        source_kind="keras",
-        resize=spec.resize,
-    )
+    return model_metadata(segmenter.info, output=segmenter.info.output, source_kind="keras")
 
 
 def check_fidelity(
     segmenter: KerasSegmenter, onnx_path: str | Path, images: Sequence[np.ndarray]
 ) -> FidelityReport:
     """Keras vs onnxruntime outputs (N, h, w, K) on the same preprocessed tensor of each image."""
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    session = open_session(onnx_path)
     name = session.get_inputs()[0].name
     reference: list[np.ndarray] = []
     exported: list[np.ndarray] = []

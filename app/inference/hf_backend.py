@@ -47,8 +47,9 @@ from app.core.errors import ModelLoadError, PredictError
 from app.core.paths import missing_framework_hint
 from app.inference.base import InputSpec, ModelInfo, Prediction, Timings
 from app.inference.manifest import ModelManifest
-from app.inference.onnx_backend import _check_image, _scheme_key, file_sha256
+from app.inference.onnx_backend import file_sha256
 from app.inference.postprocess import upsample_argmax
+from app.inference.preprocess import check_image, scheme_key
 
 INSTALL_HINT = "pip install 'seglens[hf]'"
 CONFIG = "config.json"
@@ -341,7 +342,7 @@ class HfSegmenter:
             backend="hf",
             source=str(self._dir),
             class_names=names,
-            scheme=scheme if scheme is not None else _scheme_key(names, name),
+            scheme=scheme if scheme is not None else scheme_key(names, name),
             input=_input_spec(self._pre),
             output="logits",
             file_size=sum(p.stat().st_size for p in weights),
@@ -373,7 +374,7 @@ class HfSegmenter:
 
     def prepare(self, image: np.ndarray) -> np.ndarray:
         """(1, 3, H, W) float32 pixel_values for an RGB uint8 image (a new array)."""
-        _check_image(image)
+        check_image(image)
         return self._pre.tensor(image)
 
     def scores(self, pixel_values: np.ndarray) -> np.ndarray:
@@ -383,7 +384,7 @@ class HfSegmenter:
 
     def predict(self, image: np.ndarray) -> Prediction:
         """Labels (HxW uint8, model scheme) for an HxWx3 RGB uint8 image, at the image's resolution."""
-        _check_image(image)
+        check_image(image)
         size = (image.shape[0], image.shape[1])
         start = time.perf_counter()
         if self._sliding is not None:

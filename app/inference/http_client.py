@@ -29,14 +29,13 @@ import random
 import ssl
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timezone
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from app.core.errors import ModelLoadError, PredictError
-from app.core.labels import BUILTIN_SCHEMES, normalize_name
 from app.inference.base import Timings
 
 if TYPE_CHECKING:
@@ -404,14 +403,3 @@ def remote_digest(url: str, document: Any) -> str:
     """sha256 of the endpoint URL and a JSON document describing the served model (canonical form)."""
     payload = endpoint_label(url) + "\n" + json.dumps(document, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
-
-
-def scheme_key(names: Sequence[str], declared: str | None, model_name: str) -> str:
-    """The scheme key for class names: a builtin key when the names are a builtin scheme's, else
-    "custom:<model>". A declared builtin key is kept only when the names agree with it."""
-    wanted = [normalize_name(n) for n in names]
-    candidates = [declared.lower()] if declared and declared.lower() in BUILTIN_SCHEMES else []
-    for key in [*candidates, *BUILTIN_SCHEMES]:
-        if wanted == [normalize_name(n) for n in BUILTIN_SCHEMES[key].names]:
-            return key
-    return f"custom:{model_name}"

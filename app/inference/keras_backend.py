@@ -32,29 +32,21 @@ from __future__ import annotations
 
 import importlib
 import re
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
 from app.core.errors import ModelLoadError, PredictError
 from app.core.labels import BUILTIN_SCHEMES
 from app.core.paths import missing_framework_hint
+from app.inference import preprocess
 from app.inference.base import InputSpec, ModelInfo, OutputKind, Prediction, Timings
 from app.inference.manifest import ModelManifest, manifest_fields
-from app.inference.onnx_backend import (
-    _check_image,
-    _declared_classes,
-    _input_size,
-    _normalization_lut,
-    _resize,
-    _scheme_key,
-    file_sha256,
-)
+from app.inference.onnx_backend import file_sha256
 from app.inference.postprocess import upsample_argmax
 
 INSTALL_HINT = "pip install 'seglens[keras]'"
@@ -210,7 +202,7 @@ class KerasSegmenter:
             backend="keras",
             source=str(self._path),
             class_names=names,
-            scheme=scheme if scheme is not None else _scheme_key(names, name),
+            scheme=scheme if scheme is not None else preprocess.scheme_key(names, name),
             input=spec,
             output=graph.output,
             file_size=self._path.stat().st_size,
@@ -218,8 +210,8 @@ class KerasSegmenter:
             extra=_extra(self._model, keras, norm_name, options),
         )
         self._fn: Any = self._trace(graph)
-        self._lut = _normalization_lut(spec)
-        self._local = threading.local()
+        self._lut = preprocess.normalization_lut(spec)
+        self._buffers = preprocess.ThreadBuffers()
 
     @property
     def info(self) -> ModelInfo:
@@ -235,7 +227,7 @@ class KerasSegmenter:
 
     def predict(self, image: np.ndarray) -> Prediction:
         """Labels (HxW uint8, model scheme) for an HxWx3 RGB uint8 image, at the image's resolution."""
-        _check_image(image)
+        preprocess.check_image(image)
         start = time.perf_counter()
         tensor = self.prepare(image)
         prepared = time.perf_counter()
@@ -249,16 +241,13 @@ class KerasSegmenter:
     def prepare(self, image: np.ndarray) -> np.ndarray:
         """The (1, H, W, 3) float32 input for `image` (resized, normalized). The array is a per-thread
         buffer reused by the next call from the same thread: copy it to keep it."""
-        _check_image(image)
+        preprocess.check_image(image)
         spec = self._info.input
-        resized = _resize(image, self.input_size_for(image.shape[0], image.shape[1]))
-        order = (2, 1, 0) if spec.channel_order == "BGR" else (0, 1, 2)
+        resized = preprocess.resize_rgb(image, self.input_size_for(image.shape[0], image.shape[1]))
         height, width = resized.shape[:2]
-        buf = self._buffer((1, height, width, 3))
-        for c, src in enumerate(order):
-            # The ONNX backend's 256-entry tables: exact float32 (x*scale - mean)/std, no temporaries.
-            np.take(self._lut[c], resized[:, :, src], out=buf[0, :, :, c], mode="clip")
-        return buf
+        buf = self._buffers.get((1, height, width, 3), np.float32)
+        # The ONNX backend's 256-entry tables: exact float32 (x*scale - mean)/std, no temporaries.
+        return preprocess.fill_input(buf, resized, spec, self._lut)
 
     def run(self, tensor: np.ndarray) -> np.ndarray:
         """The model's raw output (N, h, w, K) float32 for a prepared (N, H, W, 3) float32 tensor."""
@@ -273,13 +262,7 @@ class KerasSegmenter:
 
     def input_size_for(self, height: int, width: int) -> tuple[int, int]:
         """(height, width) the model is fed for an image of this size, per the resize policy."""
-        spec = self._info.input
-        if spec.resize == "fixed" and spec.height is not None and spec.width is not None:
-            return spec.height, spec.width
-        if spec.resize == "multiple":
-            m = spec.size_multiple
-            return max(m, round(height / m) * m), max(m, round(width / m) * m)
-        return height, width
+        return preprocess.input_size_for(self._info.input, height, width)
 
     def close(self) -> None:
         """Drop the model and its traced function (frees their memory). Idempotent."""
@@ -300,14 +283,6 @@ class KerasSegmenter:
             return call.get_concrete_function()
         except Exception as exc:  # a model that cannot be traced cannot be used
             raise ModelLoadError(self._path, f"cannot trace the model for inference: {exc}") from exc
-
-    def _buffer(self, shape: tuple[int, ...]) -> np.ndarray:
-        buffers = cast(dict[tuple[int, ...], np.ndarray], self._local.__dict__.setdefault("buffers", {}))
-        buf = buffers.get(shape)
-        if buf is None:
-            buffers.clear()  # one image size at a time is the common case; do not hoard memory
-            buf = buffers[shape] = np.empty(shape, dtype=np.float32)
-        return buf
 
 
 def load_keras(path: str | Path, manifest: ModelManifest | None = None) -> KerasSegmenter:
@@ -365,7 +340,7 @@ def _input_spec(
         norm_name = f"{norm_name}+manifest"
     # A fully convolutional U-Net of any input size still needs sides divisible by its total stride.
     sizing = {"resize": "multiple", **settings} if graph.height is None and graph.width is None else settings
-    size, resize = _input_size(path, graph.height, graph.width, sizing)
+    size, resize = preprocess.resolve_input_size(path, graph.height, graph.width, sizing)
     spec = InputSpec(
         height=size[0] if size else None,
         width=size[1] if size else None,
@@ -383,7 +358,7 @@ def _input_spec(
 def _classes(
     path: Path, settings: Mapping[str, Any], manifest: ModelManifest | None, count: int
 ) -> tuple[tuple[str, ...], str | None]:
-    names, scheme = _declared_classes(path, settings, manifest)
+    names, scheme = preprocess.declared_classes(path, settings, manifest)
     if names is None:
         key = _SCHEME_BY_COUNT.get(count)
         if key is None:

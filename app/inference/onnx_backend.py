@@ -9,7 +9,6 @@ so that predict() on a loaded model only fails for reasons of the image or the r
 from __future__ import annotations
 
 import hashlib
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -18,10 +17,10 @@ from typing import Any, cast
 
 import numpy as np
 import onnxruntime as ort
-from PIL import Image
 
 from app.core.errors import InputError, ModelLoadError, PredictError
-from app.core.labels import BUILTIN_SCHEMES, normalize_name
+from app.core.labels import BUILTIN_SCHEMES
+from app.inference import preprocess
 from app.inference.base import InputSpec, Layout, ModelInfo, OutputKind, Prediction, Timings
 from app.inference.manifest import ModelManifest, manifest_fields, metadata_fields
 from app.inference.postprocess import resize_labels_nearest, upsample_argmax
@@ -59,7 +58,7 @@ class OnnxSegmenter:
         self._session: ort.InferenceSession | None = _open_session(self._path)
         settings = _settings(self._session, self._path, manifest)
         self._input_name, spec = _input_spec(self._session, self._path, settings)
-        names, scheme = _declared_classes(self._path, settings, manifest)
+        names, scheme = preprocess.declared_classes(self._path, settings, manifest)
         self._output, count = _output_spec(self._session, self._path, settings, names, spec.layout)
         if names is None:
             names, scheme = _infer_classes(self._path, count)
@@ -69,15 +68,15 @@ class OnnxSegmenter:
             backend="onnx",
             source=str(self._path),
             class_names=names,
-            scheme=scheme if scheme is not None else _scheme_key(names, name),
+            scheme=scheme if scheme is not None else preprocess.scheme_key(names, name),
             input=spec,
             output=self._output.kind,
             file_size=self._path.stat().st_size,
             digest=file_sha256(self._path),
             extra=_extra(self._session, self._input_name, self._output.name),
         )
-        self._lut = _normalization_lut(spec)
-        self._local = threading.local()
+        self._lut = preprocess.normalization_lut(spec)
+        self._buffers = preprocess.ThreadBuffers()
 
     @property
     def info(self) -> ModelInfo:
@@ -89,7 +88,7 @@ class OnnxSegmenter:
         session = self._session
         if session is None:
             raise PredictError(f"{self._path}: the model is closed")
-        _check_image(image)
+        preprocess.check_image(image)
         start = time.perf_counter()
         tensor = self.prepare(image)
         prepared = time.perf_counter()
@@ -111,43 +110,19 @@ class OnnxSegmenter:
         """The input tensor for `image` (resized, normalized, laid out). The array is a per-thread buffer
         reused by the next call from the same thread: copy it to keep it."""
         spec = self._info.input
-        resized = _resize(image, self.input_size_for(image.shape[0], image.shape[1]))
-        order = (2, 1, 0) if spec.channel_order == "BGR" else (0, 1, 2)
+        resized = preprocess.resize_rgb(image, self.input_size_for(image.shape[0], image.shape[1]))
         height, width = resized.shape[:2]
         shape = (1, 3, height, width) if spec.layout == "NCHW" else (1, height, width, 3)
-        buf = self._buffer(shape, np.uint8 if spec.dtype == "uint8" else np.float32)
-        for c, src in enumerate(order):
-            channel = resized[:, :, src]
-            out = buf[0, c] if spec.layout == "NCHW" else buf[0, :, :, c]
-            if spec.dtype == "uint8":
-                out[...] = channel
-            else:
-                # A 256-entry table per channel: exact float32 (x*scale - mean)/std, no float64 temporaries.
-                np.take(self._lut[c], channel, out=out, mode="clip")
-        return buf
+        buf = self._buffers.get(shape, np.uint8 if spec.dtype == "uint8" else np.float32)
+        return preprocess.fill_input(buf, resized, spec, self._lut)
 
     def input_size_for(self, height: int, width: int) -> tuple[int, int]:
         """(height, width) the model is fed for an image of this size, per the resize policy."""
-        spec = self._info.input
-        if spec.resize == "fixed" and spec.height is not None and spec.width is not None:
-            return spec.height, spec.width
-        if spec.resize == "multiple":
-            m = spec.size_multiple
-            return max(m, round(height / m) * m), max(m, round(width / m) * m)
-        return height, width
+        return preprocess.input_size_for(self._info.input, height, width)
 
     def close(self) -> None:
         """Drop the session (frees its memory). Idempotent."""
         self._session = None
-
-    def _buffer(self, shape: tuple[int, ...], dtype: type[np.generic]) -> np.ndarray:
-        buffers = cast(dict[tuple[Any, ...], np.ndarray], self._local.__dict__.setdefault("buffers", {}))
-        key = (shape, dtype)
-        buf = buffers.get(key)
-        if buf is None:
-            buffers.clear()  # one image size at a time is the common case; do not hoard memory
-            buf = buffers[key] = np.empty(shape, dtype=dtype)
-        return buf
 
     def _postprocess(self, raw: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         if raw.ndim != self._output.rank or raw.shape[0] < 1:
@@ -226,7 +201,7 @@ def _input_spec(
     dtype = _INPUT_DTYPES.get(tensor.type)
     if dtype is None:
         raise ModelLoadError(path, f"input {tensor.name!r} has type {tensor.type}; float32 or uint8 needed")
-    size, resize = _input_size(path, _dim(height), _dim(width), settings)
+    size, resize = preprocess.resolve_input_size(path, _dim(height), _dim(width), settings)
     defaults = InputSpec(None, None)
     spec = InputSpec(
         height=size[0] if size else None,
@@ -263,51 +238,6 @@ def _input_layout(path: Path, shape: Sequence[Any], declared: Layout | None) -> 
     return graph
 
 
-def _input_size(
-    path: Path, height: int | None, width: int | None, settings: Mapping[str, Any]
-) -> tuple[tuple[int, int] | None, Any]:
-    declared: tuple[int, int] | None = settings.get("input_size")
-    if height is not None and width is not None:
-        if declared is not None and declared != (height, width):
-            raise ModelLoadError(
-                path, f"input_size {declared[0]}x{declared[1]} given but the graph input is {height}x{width}"
-            )
-        return (height, width), "fixed"
-    if height is not None or width is not None:
-        # Half-dynamic inputs exist (fixed height, free width); they can only be fed one declared size.
-        fixed = declared or None
-        if fixed is None or (height or fixed[0]) != fixed[0] or (width or fixed[1]) != fixed[1]:
-            raise ModelLoadError(
-                path, "the input has one fixed and one dynamic side: give input_size in a manifest"
-            )
-        return fixed, "fixed"
-    resize = settings.get("resize") or ("fixed" if declared is not None else "any")
-    if resize == "fixed" and declared is None:
-        raise ModelLoadError(path, "resize policy 'fixed' but no input_size for this dynamic-size model")
-    return declared, resize
-
-
-def _declared_classes(
-    path: Path, settings: Mapping[str, Any], manifest: ModelManifest | None
-) -> tuple[tuple[str, ...] | None, str | None]:
-    """Class names and scheme key from metadata/manifest, or (None, None) when nothing names them."""
-    if "class_names" in settings:
-        return tuple(settings["class_names"]), None
-    if "scheme" in settings:
-        key = settings["scheme"]
-        if key in BUILTIN_SCHEMES:
-            return BUILTIN_SCHEMES[key].names, key
-        where = manifest if manifest is not None and manifest.scheme == key else None
-        try:
-            scheme = ModelManifest(name="", kind="onnx", scheme=key).class_scheme()
-        except InputError as exc:
-            source = where.source if where is not None and where.source is not None else path
-            raise ModelLoadError(source, f"class scheme: {exc}") from exc
-        assert scheme is not None
-        return scheme.names, scheme.key
-    return None, None
-
-
 def _infer_classes(path: Path, count: int | None) -> tuple[tuple[str, ...], str]:
     key = _SCHEME_BY_COUNT.get(count or 0)
     if key is None:
@@ -318,14 +248,6 @@ def _infer_classes(path: Path, count: int | None) -> tuple[tuple[str, ...], str]
             "with class_names or scheme",
         )
     return BUILTIN_SCHEMES[key].names, key
-
-
-def _scheme_key(names: Sequence[str], model_name: str) -> str:
-    wanted = [normalize_name(n) for n in names]
-    for key, scheme in BUILTIN_SCHEMES.items():
-        if wanted == [normalize_name(n) for n in scheme.names]:
-            return key
-    return f"custom:{model_name}"
 
 
 def _output_spec(
@@ -396,27 +318,3 @@ def _extra(session: ort.InferenceSession, input_name: str, output_name: str) -> 
         "output_shape": str(session.get_outputs()[0].shape),
         "producer": meta.producer_name or "",
     }
-
-
-def _normalization_lut(spec: InputSpec) -> np.ndarray:
-    """(3, 256) float32: model channel c, pixel value v -> (v * scale - mean_c) / std_c, rounded once."""
-    values = np.arange(256, dtype=np.float64)
-    mean, std = np.asarray(spec.mean, dtype=np.float64), np.asarray(spec.std, dtype=np.float64)
-    return ((values[None, :] * spec.scale - mean[:, None]) / std[:, None]).astype(np.float32)
-
-
-def _check_image(image: Any) -> None:
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        got = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
-        raise InputError(None, f"expected an HxWx3 RGB uint8 image, got {got}")
-    if image.shape[0] < 1 or image.shape[1] < 1:
-        raise InputError(None, f"empty image {image.shape}")
-
-
-def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Bilinear resize of RGB uint8 to (height, width) with PIL, on uint8 before any float conversion."""
-    height, width = size
-    if image.shape[:2] == (height, width):
-        return image
-    resized = Image.fromarray(np.ascontiguousarray(image)).resize((width, height), Image.Resampling.BILINEAR)
-    return np.asarray(resized)

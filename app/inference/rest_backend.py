@@ -21,7 +21,6 @@ from __future__ import annotations
 import io
 import json
 import re
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,19 +28,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
-from app.core.errors import InputError, PredictError
-from app.inference.base import InputSpec, ModelInfo, Prediction
-from app.inference.http_client import (
-    ClientSettings,
-    HttpClient,
-    RemoteTimings,
-    load_error,
-    remote_digest,
-    resolve_api_key,
-    scheme_key,
-    split_round_trip,
-)
+from app.core.errors import PredictError
+from app.inference.base import InputSpec, ModelInfo
+from app.inference.http_client import HttpClient, load_error, remote_digest
 from app.inference.manifest import ModelManifest
+from app.inference.preprocess import scheme_key
+from app.inference.remote_common import RemoteSegmenter
 
 if TYPE_CHECKING:
     import httpx
@@ -49,67 +41,23 @@ if TYPE_CHECKING:
 _SERVER_TIMING = re.compile(r"(?:^|,)\s*([\w.-]+)\s*(?:;[^,]*?\bdur=([0-9.]+))?", re.ASCII)
 
 
-class RestSegmenter:
+class RestSegmenter(RemoteSegmenter):
     """A Segmenter whose predict() is one POST /predict to a SegLens server. Thread-safe."""
 
     def __init__(
         self, url: str, manifest: ModelManifest | None = None, *, client: HttpClient | None = None
     ) -> None:
-        options: Mapping[str, Any] = manifest.options if manifest is not None else {}
-        self._url = url.rstrip("/")
-        self._client = client or HttpClient(
-            self._url,
-            api_key=resolve_api_key(options, self._url),
-            settings=ClientSettings.from_options(options, self._url),
-        )
-        try:
-            document = self._open(options.get("model"))
-            self._info = self._model_info(document, manifest)
-        except BaseException:
-            self._client.close()
-            raise
+        super().__init__(url, manifest, client=client)
         self._served = self._info.extra.get("served_model", "")
 
     def __repr__(self) -> str:
         return f"RestSegmenter({self._client.endpoint!r}, model={self._served!r})"
 
-    @property
-    def info(self) -> ModelInfo:
-        """Name, classes and digest (of URL + /info) of the served model."""
-        return self._info
-
-    def predict(self, image: np.ndarray) -> Prediction:
-        """Labels for an HxWx3 RGB uint8 image, from the server, checked to be HxW."""
-        _check_image(image)
-        start = time.perf_counter()
-        body = _encode_png(image)
-        sent = time.perf_counter()
-        response = self._client.request(
-            "POST",
-            "/predict",
-            files={"file": ("image.png", body, "image/png")},
-            headers={"Accept": "image/png"},
-        )
-        received = time.perf_counter()
-        labels, server_ms = self._labels(response, (image.shape[0], image.shape[1]))
-        done = time.perf_counter()
-        inference, network, reported = split_round_trip((received - sent) * 1e3, server_ms)
-        return Prediction(
-            labels=labels,
-            timings=RemoteTimings(
-                preprocess_ms=(sent - start) * 1e3,
-                inference_ms=inference,
-                postprocess_ms=(done - received) * 1e3,
-                network_ms=network,
-                server_reported=reported,
-            ),
-        )
-
-    def close(self) -> None:
-        """Close the connection pool. Idempotent."""
-        self._client.close()
-
     # --- load ---------------------------------------------------------------------------------------
+
+    def _load(self, manifest: ModelManifest | None, options: Mapping[str, Any]) -> None:
+        document = self._open(options.get("model"))
+        self._info = self._model_info(document, manifest)
 
     def _open(self, wanted: Any) -> dict[str, Any]:
         document = self._info_document()
@@ -158,7 +106,7 @@ class RestSegmenter:
             backend="rest",
             source=self._client.endpoint,
             class_names=names,
-            scheme=scheme_key(names, declared if isinstance(declared, str) else None, name),
+            scheme=scheme_key(names, name, declared if isinstance(declared, str) else None),
             input=InputSpec(
                 height=size[0] if size else None,
                 width=size[1] if size else None,
@@ -176,7 +124,11 @@ class RestSegmenter:
 
     # --- predict ------------------------------------------------------------------------------------
 
-    def _labels(self, response: httpx.Response, size: tuple[int, int]) -> tuple[np.ndarray, float | None]:
+    def _encode(self, image: np.ndarray) -> tuple[str, dict[str, Any]]:
+        files = {"file": ("image.png", _encode_png(image), "image/png")}
+        return "/predict", {"files": files, "headers": {"Accept": "image/png"}}
+
+    def _decode(self, response: httpx.Response, size: tuple[int, int]) -> tuple[np.ndarray, float | None]:
         """The checked mask and the server's own time (ms) if it reports one."""
         endpoint = f"{self._client.endpoint}/predict"
         served = response.headers.get("X-SegLens-Model")
@@ -234,14 +186,6 @@ def _size(document: Mapping[str, Any]) -> tuple[int, int] | None:
     ):
         return int(value[0]), int(value[1])
     return None
-
-
-def _check_image(image: Any) -> None:
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        got = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
-        raise InputError(None, f"expected an HxWx3 RGB uint8 image, got {got}")
-    if image.shape[0] < 1 or image.shape[1] < 1:
-        raise InputError(None, f"empty image {image.shape}")
 
 
 def _encode_png(image: np.ndarray) -> bytes:

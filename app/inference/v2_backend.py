@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,19 +36,12 @@ from urllib.parse import quote
 import numpy as np
 
 from app.core.errors import PredictError
-from app.inference.base import InputSpec, Layout, ModelInfo, OutputKind, Prediction
-from app.inference.http_client import (
-    ClientSettings,
-    HttpClient,
-    RemoteTimings,
-    load_error,
-    remote_digest,
-    resolve_api_key,
-    scheme_key,
-)
+from app.inference.base import InputSpec, Layout, ModelInfo, OutputKind
+from app.inference.http_client import HttpClient, load_error, remote_digest
 from app.inference.manifest import ModelManifest
-from app.inference.onnx_backend import _check_image, _normalization_lut, _resize
 from app.inference.postprocess import resize_labels_nearest, upsample_argmax
+from app.inference.preprocess import input_size_for, normalization_lut, resize_rgb, scheme_key
+from app.inference.remote_common import RemoteSegmenter
 
 if TYPE_CHECKING:
     import httpx
@@ -81,12 +73,11 @@ class _Tensor:
     shape: tuple[int, ...]  # -1: dynamic
 
 
-class V2Segmenter:
+class V2Segmenter(RemoteSegmenter):
     """A Segmenter over POST /v2/models/{m}[/versions/{v}]/infer. Thread-safe."""
 
     def __init__(self, url: str, manifest: ModelManifest, *, client: HttpClient | None = None) -> None:
         options = manifest.options
-        self._url = url.rstrip("/")
         model = str(options.get("model") or manifest.name)
         version = options.get("version")
         self._path = f"/v2/models/{quote(model, safe='')}" + (
@@ -95,43 +86,11 @@ class V2Segmenter:
         headers = {"Accept-Encoding": "identity"}
         if options.get("azureml_deployment"):
             headers["azureml-model-deployment"] = str(options["azureml_deployment"])
-        self._client = client or HttpClient(
-            self._url,
-            api_key=resolve_api_key(options, self._url),
-            settings=ClientSettings.from_options(options, self._url),
-            headers=headers,
-        )
         self._binary = bool(options.get("binary_data", False))
-        try:
-            self._load(manifest, options)
-        except BaseException:
-            self._client.close()
-            raise
+        super().__init__(url, manifest, client=client, headers=headers)
 
     def __repr__(self) -> str:
         return f"V2Segmenter({self._client.endpoint + self._path!r})"
-
-    @property
-    def info(self) -> ModelInfo:
-        """Name, classes, input spec and digest (of URL + model metadata) of the served model."""
-        return self._info
-
-    def predict(self, image: np.ndarray) -> Prediction:
-        """Labels (HxW uint8) for an HxWx3 RGB uint8 image, inferred by the server."""
-        _check_image(image)
-        start = time.perf_counter()
-        body, headers = self._request_body(self.pixels(image))
-        sent = time.perf_counter()
-        response = self._client.request("POST", self._path + "/infer", content=body, headers=headers)
-        received = time.perf_counter()
-        labels = self._postprocess(self._output_array(response), (image.shape[0], image.shape[1]))
-        done = time.perf_counter()
-        timings = RemoteTimings(
-            preprocess_ms=(sent - start) * 1e3,
-            inference_ms=(received - sent) * 1e3,  # v2 reports no server time: the whole round trip
-            postprocess_ms=(done - received) * 1e3,
-        )
-        return Prediction(labels=labels, timings=timings)
 
     def prepare(self, image: np.ndarray) -> np.ndarray:
         """The input tensor for `image`: resized, laid out, and for FP32 inputs normalized (as ONNX does)."""
@@ -140,7 +99,7 @@ class V2Segmenter:
     def pixels(self, image: np.ndarray) -> np.ndarray:
         """The resized uint8 pixels in the input's layout and channel order (before any normalization)."""
         spec = self._info.input
-        resized = _resize(image, self.input_size_for(image.shape[0], image.shape[1]))
+        resized = resize_rgb(image, self.input_size_for(image.shape[0], image.shape[1]))
         if spec.channel_order == "BGR":
             resized = resized[:, :, ::-1]
         tensor = resized.transpose(2, 0, 1)[None] if spec.layout == "NCHW" else resized[None]
@@ -148,21 +107,12 @@ class V2Segmenter:
 
     def input_size_for(self, height: int, width: int) -> tuple[int, int]:
         """(height, width) sent for an image of this size, per the resize policy."""
-        spec = self._info.input
-        if spec.resize == "fixed" and spec.height is not None and spec.width is not None:
-            return spec.height, spec.width
-        if spec.resize == "multiple":
-            m = spec.size_multiple
-            return max(m, round(height / m) * m), max(m, round(width / m) * m)
-        return height, width
-
-    def close(self) -> None:
-        """Close the connection pool. Idempotent."""
-        self._client.close()
+        return input_size_for(self._info.input, height, width)
 
     # --- load ---------------------------------------------------------------------------------------
 
-    def _load(self, manifest: ModelManifest, options: Mapping[str, Any]) -> None:
+    def _load(self, manifest: ModelManifest | None, options: Mapping[str, Any]) -> None:
+        assert manifest is not None  # V2Segmenter() requires one
         endpoint = self._client.endpoint
         if options.get("check_ready", True):
             self._client.request("GET", "/v2/health/ready", error=load_error)
@@ -188,18 +138,26 @@ class V2Segmenter:
             backend="v2",
             source=where,
             class_names=names,
-            scheme=scheme or scheme_key(names, None, manifest.name),
+            scheme=scheme or scheme_key(names, manifest.name),
             input=spec,
             output=kind,
             file_size=None,
             digest=remote_digest(self._url + self._path, metadata),
             extra=_extra(metadata, self._input, self._output, self._binary),
         )
-        self._lut = _normalization_lut(spec)
+        self._lut = normalization_lut(spec)
         # float.__repr__ is what json.dumps writes: the shortest text that reads back as the same value.
         self._lut_text = np.array([repr(float(v)) for v in self._lut.ravel()], dtype=object)
 
     # --- predict ------------------------------------------------------------------------------------
+
+    def _encode(self, image: np.ndarray) -> tuple[str, dict[str, Any]]:
+        body, headers = self._request_body(self.pixels(image))
+        return self._path + "/infer", {"content": body, "headers": headers}
+
+    def _decode(self, response: httpx.Response, size: tuple[int, int]) -> tuple[np.ndarray, float | None]:
+        # v2 reports no server time: inference_ms is the whole round trip
+        return self._postprocess(self._output_array(response), size), None
 
     def _tensor(self, pixels: np.ndarray) -> np.ndarray:
         if self._info.input.dtype == "uint8":

@@ -10,7 +10,6 @@ import bisect
 import contextlib
 import importlib
 import os
-import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from app.inference.evaluate import (
     SamplePredictor,
     SegmenterPredictor,
     choose_scheme,
+    run_with_progress,
 )
 from app.report.data import delta_points
 
@@ -152,31 +152,13 @@ def run_comparison(
     quiet: bool = False,
 ) -> tuple[RunResult, TopMasks]:
     """Evaluate like `seglens evaluate` (progress on stderr unless quiet) and keep the top-N masks."""
-    from tqdm import tqdm
-
     if not dataset.refs:
         raise InputError(dataset.root, "the dataset has no images")
     scheme = choose_scheme(scheme_key, predictors, dataset.gt_scheme)
     evaluator = Evaluator(dataset, predictors, scheme, workers=workers)
     refs = dataset.refs[:limit] if limit else dataset.refs
     keeper = TopMasks(top_n)
-    bar = tqdm(total=len(refs), unit="img", disable=quiet, file=sys.stderr)
-
-    def on_image(outcome: SampleOutcome) -> None:
-        bar.update(1)
-        keeper(outcome)
-        for message in (outcome.sample_error, *outcome.errors):
-            if message and not quiet:
-                tqdm.write(f"skipped: {message}", file=sys.stderr)
-
-    cancel = threading.Event()
-    try:
-        result = evaluator.run(refs, on_image=on_image, cancel=cancel)
-    except KeyboardInterrupt:
-        cancel.set()
-        raise
-    finally:
-        bar.close()
+    result = run_with_progress(evaluator, refs, quiet=quiet, report_skipped=not quiet, on_image=keeper)
     return result, keeper
 
 

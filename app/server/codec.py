@@ -13,12 +13,9 @@ import io
 import numpy as np
 from PIL import Image
 
-# Private helper reused on purpose: the same 16-bit/float scaling as read_image. (A public
-# imageio.decode_image(bytes) would be the tidier home for all of this.)
-from app.core.imageio import _scale_to_uint8
+from app.core.imageio import image_to_rgb
 from app.server.errors import ApiError
 
-_SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
 # What PIL raises on unreadable data (see app.core.imageio): OSError covers truncated files and
 # UnidentifiedImageError; SyntaxError, ValueError and EOFError come from individual format plugins.
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError)
@@ -61,18 +58,9 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
         try:
             # Image.open only parsed the header; a truncated or corrupt body fails here.
             img.load()
-            return _to_rgb(img)
+            return image_to_rgb(img)
         except _DECODE_ERRORS as exc:
             raise ApiError(400, "corrupt image", f"cannot decode the image: {exc}") from None
-
-
-def _to_rgb(img: Image.Image) -> np.ndarray:
-    if img.mode == "RGB":
-        return np.asarray(img)
-    if img.mode in _SIXTEEN_BIT_MODES or img.mode in ("I", "F"):
-        grey = _scale_to_uint8(np.asarray(img), img.mode)
-        return np.repeat(grey[:, :, None], 3, axis=2)
-    return np.asarray(img.convert("RGB"))
 
 
 def encode_png(array: np.ndarray) -> bytes:

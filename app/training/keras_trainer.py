@@ -79,8 +79,13 @@ class KerasTrainer:
         import tensorflow as tf  # type: ignore[import-untyped,unused-ignore]
 
         if config.threads:
-            tf.config.threading.set_intra_op_parallelism_threads(config.threads)
-            tf.config.threading.set_inter_op_parallelism_threads(1)
+            try:
+                tf.config.threading.set_intra_op_parallelism_threads(config.threads)
+                tf.config.threading.set_inter_op_parallelism_threads(1)
+            except RuntimeError:
+                # TensorFlow fixes its thread pools when first used in the process (e.g. a Keras model was
+                # already opened): keep them rather than fail the training.
+                say(f"--threads {config.threads} ignored: TensorFlow's thread pools were already set up")
         import keras  # type: ignore[import-untyped,unused-ignore]
 
         from app.inference.keras_backend import NORMALIZATIONS
