@@ -14,6 +14,7 @@ from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import QFileDialog
 
 from app.controllers.jobs import render_frame, run_evaluation, short_name, thumbnail
+from app.controllers.panels import hover_text, model_cards
 from app.controllers.preferences import window_settings
 from app.controllers.workers import ErrorReport, Job, WorkerPool
 from app.core.datasets import Dataset, open_dataset
@@ -44,7 +45,6 @@ from app.views.image_list import THUMBNAIL_SIZE
 from app.views.image_panel import rgb_to_qimage, rgba_to_qimage
 from app.views.main_window import MODEL_SUFFIXES, MainWindow
 from app.views.metrics_panel import ModelSummary
-from app.views.models_panel import ModelCard
 
 _SLOTS = ("A", "B")
 
@@ -225,21 +225,9 @@ class MainController(QObject):
             self.show_image(self.current_row)
 
     def _on_hover(self, x: int, y: int) -> None:
-        frame = self.frame
-        if frame is None or not (0 <= y < frame.image.shape[0] and 0 <= x < frame.image.shape[1]):
-            return
-        names = self.scheme.names
-
-        def name(class_map: np.ndarray | None) -> str:
-            if class_map is None:
-                return "–"
-            value = int(class_map[y, x])
-            return names[value] if value < len(names) else "(not evaluated)"
-
-        parts = [f"({x}, {y})", f"GT: {name(frame.gt_class)}"]
-        for (slot, _), pred in zip(self._active(), frame.pred_class, strict=False):
-            parts.append(f"{_SLOTS[slot]}: {name(pred)}")
-        self.window.compare.readout.setText("   ".join(parts))
+        if self.frame is not None:
+            slots = [slot for slot, _ in self.active()]
+            self.window.compare.readout.setText(hover_text(self.frame, self.scheme, slots, x, y))
 
     def _toggle_masks(self) -> None:
         self._masks_visible = not self._masks_visible
@@ -308,9 +296,6 @@ class MainController(QObject):
     # ----------------------------------------------------------------- evaluation
     def active(self) -> list[tuple[int, SegmenterPredictor]]:
         """The loaded models as (slot, predictor), A before B."""
-        return self._active()
-
-    def _active(self) -> list[tuple[int, SegmenterPredictor]]:
         return [(i, p) for i, p in enumerate(self.predictors) if p is not None]
 
     def _on_disk(self, predictor: SegmenterPredictor) -> CachedPredictor:
@@ -322,16 +307,16 @@ class MainController(QObject):
         return cached
 
     def _maybe_evaluate(self) -> None:
-        if self.auto_evaluate and self.dataset is not None and self._active():
+        if self.auto_evaluate and self.dataset is not None and self.active():
             self.evaluate()
 
     def evaluate(self) -> Job | None:
         """(Re)start evaluating the active models on the whole dataset."""
-        if self.dataset is None or not self._active():
+        if self.dataset is None or not self.active():
             self.window.show_message("Open a dataset and choose at least one model first.", 5000)
             return None
         self.cancel_evaluation()
-        active = self._active()
+        active = self.active()
         try:
             evaluator = Evaluator(
                 self.dataset_view(self.dataset), [self._on_disk(p) for _, p in active], self.scheme
@@ -375,7 +360,7 @@ class MainController(QObject):
     def _on_outcome(self, generation: int, outcome: SampleOutcome) -> None:
         if generation != self._generation:
             return
-        slots = [slot for slot, _ in self._active()]
+        slots = [slot for slot, _ in self.active()]
         for slot, image_eval, error in zip(slots, outcome.evals, outcome.errors, strict=False):
             live = self.live[slot]
             if live is None:
@@ -467,48 +452,14 @@ class MainController(QObject):
             self.window.image_list.model.set_thumbnail(row, QPixmap.fromImage(rgb_to_qimage(array)))
 
     def _refresh_models_panel(self, summaries: list[ModelSummary | None]) -> None:
-        cards: list[ModelCard | None] = []
-        for slot, predictor in enumerate(self.predictors):
-            if predictor is None:
-                cards.append(None)
-                continue
-            info = predictor.info
-            spec = info.input
-            size = f"{spec.height}×{spec.width}" if spec.height and spec.width else "any size"
-            summary = summaries[slot] if slot < len(summaries) else None
-            latency = summary.latency_ms if summary is not None else math.nan
-            mapping = mapping_for(info, self.dataset.gt_scheme if self.dataset else LABELIDS)
-            to_class = self.scheme.id_to_class()
-            pairs = [
-                (
-                    name,
-                    self.scheme.names[c]
-                    if (c := int(to_class[int(mapping.lut[i])])) < 255
-                    else "not evaluated",
-                )
-                for i, name in enumerate(info.class_names)
-            ]
-            fields = {
-                "name": info.name,
-                "backend": info.backend,
-                "source": info.source,
-                "classes": str(len(info.class_names)),
-                "scheme": info.scheme,
-                "input": f"{size}, {spec.layout}, {spec.channel_order}, resize {spec.resize}",
-                "output": info.output,
-                "file size": "remote" if info.file_size is None else f"{info.file_size / 1e6:.2f} MB",
-                "digest": info.digest[:16],
-                "latency": "–" if math.isnan(latency) else f"{latency:.0f} ms (p50)",
-            }
-            cards.append(ModelCard(_SLOTS[slot], fields, pairs))
-        self.window.models.set_models(cards)
+        gt_scheme = self.dataset.gt_scheme if self.dataset else LABELIDS
+        self.window.models.set_models(model_cards(self.predictors, summaries, self.scheme, gt_scheme))
 
-    # ----------------------------------------------------------------- display
     def _render_args(self, row: int) -> tuple[tuple[object, ...], Hashable] | None:
         """What render_frame needs for `row` now, and a key saying what the result depends on."""
         if self.dataset is None or not 0 <= row < len(self.dataset):
             return None
-        active = self._active()
+        active = self.active()
         predictors = [self._on_disk(p) for _, p in active]
         try:
             mappings = [mapping_for(p.info, self.dataset.gt_scheme) for p in predictors]
@@ -557,7 +508,7 @@ class MainController(QObject):
         compare = self.window.compare
         compare.set_image(rgb_to_qimage(image))
         compare.set_masks(*(rgba_to_qimage(m) if m is not None else None for m in masks))
-        slots = [slot for slot, _ in self._active()]
+        slots = [slot for slot, _ in self.active()]
         for slot, image_eval, error in zip(slots, frame.evals, frame.errors, strict=False):
             if error:
                 self._log(f"model {_SLOTS[slot]}: {error}")
@@ -575,7 +526,7 @@ class MainController(QObject):
 
     def _prefetch_after(self, row: int) -> None:
         """Predict the next image in the displayed order in the background, so stepping on is instant."""
-        if self.dataset is None or not self._active():
+        if self.dataset is None or not self.active():
             return
         order = self.window.image_list.visible_rows()
         if row not in order or order.index(row) + 1 >= len(order):
@@ -601,7 +552,7 @@ class MainController(QObject):
 
     def _refresh_titles(self, frame: Frame | None = None) -> None:
         compare = self.window.compare
-        active = dict(self._active())
+        active = dict(self.active())
         for slot, panel in zip((0, 1), (compare.a_panel, compare.b_panel), strict=True):
             predictor = active.get(slot)
             if predictor is None:

@@ -1,0 +1,73 @@
+"""What the Models dock and the hover readout show, assembled from plain objects (no widgets touched)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from app.core.labels import ClassScheme, EvalScheme
+from app.inference.evaluate import SegmenterPredictor, mapping_for
+from app.inference.frames import Frame
+from app.views.metrics_panel import ModelSummary
+from app.views.models_panel import ModelCard
+
+SLOTS = ("A", "B")
+
+
+def model_cards(
+    predictors: Sequence[SegmenterPredictor | None],
+    summaries: Sequence[ModelSummary | None],
+    scheme: EvalScheme,
+    gt_scheme: ClassScheme,
+) -> list[ModelCard | None]:
+    """Facts and class mapping of models A and B for the Models dock."""
+    cards: list[ModelCard | None] = []
+    for slot, predictor in enumerate(predictors):
+        if predictor is None:
+            cards.append(None)
+            continue
+        info = predictor.info
+        spec = info.input
+        size = f"{spec.height}×{spec.width}" if spec.height and spec.width else "any size"
+        summary = summaries[slot] if slot < len(summaries) else None
+        latency = summary.latency_ms if summary is not None else math.nan
+        mapping = mapping_for(info, gt_scheme)
+        to_class = scheme.id_to_class()
+        pairs = [
+            (name, scheme.names[c] if (c := int(to_class[int(mapping.lut[i])])) < 255 else "not evaluated")
+            for i, name in enumerate(info.class_names)
+        ]
+        fields = {
+            "name": info.name,
+            "backend": info.backend,
+            "source": info.source,
+            "classes": str(len(info.class_names)),
+            "scheme": info.scheme,
+            "input": f"{size}, {spec.layout}, {spec.channel_order}, resize {spec.resize}",
+            "output": info.output,
+            "file size": "remote" if info.file_size is None else f"{info.file_size / 1e6:.2f} MB",
+            "digest": info.digest[:16],
+            "latency": "–" if math.isnan(latency) else f"{latency:.0f} ms (p50)",
+        }
+        cards.append(ModelCard(SLOTS[slot], fields, pairs))
+    return cards
+
+
+def hover_text(frame: Frame, scheme: EvalScheme, slots: Sequence[int], x: int, y: int) -> str:
+    """'(x, y)   GT: road   A: road   B: sidewalk' for the pixel under the cursor."""
+    if not (0 <= y < frame.image.shape[0] and 0 <= x < frame.image.shape[1]):
+        return ""
+    names = scheme.names
+
+    def name(class_map: np.ndarray | None) -> str:
+        if class_map is None:
+            return "–"
+        value = int(class_map[y, x])
+        return names[value] if value < len(names) else "(not evaluated)"
+
+    parts = [f"({x}, {y})", f"GT: {name(frame.gt_class)}"]
+    for slot, pred in zip(slots, frame.pred_class, strict=False):
+        parts.append(f"{SLOTS[slot]}: {name(pred)}")
+    return "   ".join(parts)
