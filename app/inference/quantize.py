@@ -15,7 +15,6 @@ pre-processing): those are the names `exclude_nodes` / `--exclude` take.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import math
@@ -41,7 +40,7 @@ from onnxruntime.quantization import (
     quantize_static,
 )
 
-from app.core.datasets import Dataset, open_dataset
+from app.core.datasets import Dataset
 from app.core.errors import InputError, ModelLoadError, SegLensError
 from app.core.fileutil import atomic_write_bytes
 from app.inference.benchmark import compare_latency
@@ -165,24 +164,10 @@ class QuantizeResult:
         return {name: (int8[name] - fp32[name]) * 100 for name in fp32}
 
     def describe(self) -> str:
-        """A few human-readable lines (the CLI's output)."""
-        lines = [
-            f"wrote {self.int8_path} ({self.config.label()}, {self.quantized_nodes} nodes int8, "
-            f"calibrated on {self.calibration_images} images)",
-            f"size     FP32 {self.fp32_bytes / _MB:.2f} MB   INT8 {self.int8_bytes / _MB:.2f} MB   "
-            f"ratio {self.int8_bytes / self.fp32_bytes:.2f}",
-            f"latency  FP32 {self.fp32_ms:.2f} ms   INT8 {self.int8_ms:.2f} ms   "
-            f"ratio {self.latency_ratio:.2f}" + ("  (INT8 is NOT faster)" if self.latency_ratio >= 1 else ""),
-        ]
-        delta = self.miou_delta_points
-        if delta is not None and self.fp32_accuracy and self.int8_accuracy:
-            fp32, int8 = self.fp32_accuracy, self.int8_accuracy
-            lines.append(
-                f"mIoU     FP32 {fp32.miou * 100:.2f}   INT8 {int8.miou * 100:.2f}   "
-                f"change {delta:+.2f} points ({int8.images} images)"
-            )
-        lines += [f"warning: {w}" for w in self.warnings]
-        return "\n".join(lines)
+        """A few human-readable lines (the CLI's output, formatted by app.inference.quantize_cli)."""
+        from app.inference.quantize_cli import describe_result  # lazy: quantize_cli imports this module
+
+        return describe_result(self)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (NaN as None), with the derived ratio and deltas."""
@@ -548,101 +533,10 @@ def quantized_weight_count(model: onnx.ModelProto) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`seglens quantize MODEL.onnx --calibration DATASET --out OUT.onnx [...]`. Returns the exit code."""
-    args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-    if args.search and args.validation is None:
-        print("seglens quantize: --search needs --validation DATASET", file=sys.stderr)
-        return 2
+    """`seglens quantize ...`: the command line lives in app.inference.quantize_cli. Returns the exit code."""
+    from app.inference.quantize_cli import main as cli_main  # lazy: quantize_cli imports this module
 
-    def log(text: str) -> None:
-        print(text, file=sys.stderr)
-
-    try:
-        calibration = open_dataset(args.calibration, split=args.split)
-        validation = open_dataset(args.validation, split=args.validation_split) if args.validation else None
-        common: dict[str, Any] = {
-            "calibration": calibration,
-            "count": args.count,
-            "per_channel": args.per_channel,
-            "activation_type": args.activation_type,
-            "weight_type": args.weight_type,
-            "reduce_range": args.reduce_range,
-            "runs": args.runs,
-            "pre_process": args.preprocess,
-            "log": log,
-        }
-        if args.search:
-            assert validation is not None
-            from app.inference.quantize_search import search  # lazy: quantize_search imports this module
-
-            found = search(
-                args.model, args.out, validation=validation, budget_miou_points=args.budget, **common
-            )
-            print(found.table())
-            document, code = found.to_dict(), 0 if found.result is not None else 1
-        else:
-            names = [o.strip() for o in args.ops.split(",") if o.strip()]
-            ops = None if args.ops.strip().lower() == "all" else tuple(names)
-            result = quantize(
-                args.model,
-                args.out,
-                op_types=ops,
-                method=args.method,
-                exclude_nodes=args.exclude,
-                validation=validation,
-                **common,
-            )
-            print(result.describe())
-            document, code = result.to_dict(), 0
-    except (SegLensError, ValueError) as exc:
-        print(f"seglens quantize: error: {exc}", file=sys.stderr)
-        return 2
-    if args.json:
-        from app.core.fileutil import atomic_write_text
-
-        atomic_write_text(args.json, json.dumps(document, indent=2, allow_nan=False))
-        print(f"wrote {args.json}", file=sys.stderr)
-    return code
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="seglens quantize",
-        description="INT8 static (QDQ) quantization of an ONNX model, calibrated on real images and measured "
-        "against the FP32 model (size, latency, and mIoU with --validation).",
-    )
-    parser.add_argument("model", help="the FP32 .onnx model (or a manifest pointing to one)")
-    parser.add_argument("--calibration", required=True, help="dataset folder of calibration images")
-    parser.add_argument("--split", help="Cityscapes split of the calibration set (default: val)")
-    parser.add_argument("--count", type=int, default=100, help="calibration images (default 100)")
-    parser.add_argument("--out", required=True, type=Path, help="the INT8 .onnx file to write")
-    parser.add_argument("--ops", default="Conv,MatMul", help="op types to quantize (comma-separated) or all")
-    parser.add_argument("--method", choices=METHODS, default="minmax", help="calibration method")
-    parser.add_argument(
-        "--per-channel",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="per-channel weight scales (default on)",
-    )
-    parser.add_argument("--exclude", nargs="+", default=[], metavar="NODE", help="node names kept in FP32")
-    parser.add_argument("--activation-type", choices=QUANT_TYPES, default="QUInt8")
-    parser.add_argument("--weight-type", choices=QUANT_TYPES, default="QInt8")
-    parser.add_argument("--reduce-range", action="store_true", help="7-bit weights (CPUs without VNNI)")
-    parser.add_argument("--validation", help="dataset folder with ground truth: mIoU of FP32 vs INT8")
-    parser.add_argument("--validation-split", help="Cityscapes split of the validation set (default: val)")
-    parser.add_argument(
-        "--search", action="store_true", help="try several configurations, keep the fastest within --budget"
-    )
-    parser.add_argument("--budget", type=float, default=1.0, help="allowed mIoU drop in points (default 1.0)")
-    parser.add_argument("--runs", type=int, default=20, help="timed runs per model (default 20)")
-    parser.add_argument(
-        "--no-preprocess",
-        dest="preprocess",
-        action="store_false",
-        help="skip onnxruntime's shape pre-processing",
-    )
-    parser.add_argument("--json", type=Path, help="write the report as JSON here")
-    return parser
+    return cli_main(argv)
 
 
 _SEARCH_EXPORTS = ("SearchResult", "Trial", "pick", "search")
