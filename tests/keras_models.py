@@ -10,11 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-# The VGG16 blocks whose last conv feeds a decoder skip, from the finest (full resolution) to the coarsest.
-VGG16_SKIPS = ("block1_conv2", "block2_conv2", "block3_conv3", "block4_conv3")
-VGG16_BRIDGE = "block5_conv3"  # 1/16 resolution, 512 channels
-DECODER_FILTERS = (512, 256, 128, 64)
-
 
 def build_vgg16_unet(
     input_shape: tuple[int | None, int | None, int],
@@ -25,33 +20,14 @@ def build_vgg16_unet(
     input_lambda: bool = False,
     name: str = "vgg16_unet",
 ) -> Any:
-    """A VGG16-UNet: tf.keras.applications.VGG16 (include_top=False, weights=None: never downloads) as the
-    encoder, four up-sampling stages (Conv2DTranspose 2x2 stride 2, concatenate the VGG block's output,
-    two 3x3 conv + BN + ReLU) and a 1x1 conv to `num_classes` at the input resolution.
+    """The app's VGG16-UNet (app/training/keras_trainer.build_vgg16_unet) with test-friendly defaults:
+    input_shape (H, W, 3), softmax output."""
+    import keras
 
-    input_shape: (H, W, 3), H and W multiples of 16 (or None for any size). width scales the decoder
-    filters (512, 256, 128, 64); the encoder is always the full VGG16. activation: "softmax" (the
-    baseline), or None for logits. input_lambda puts a `Lambda(lambda x: x / 255.0)` in front, as some
-    teams do for preprocessing (a file that only opens with safe_mode=False).
-    """
-    import tensorflow as tf
+    from app.training.keras_trainer import build_vgg16_unet as build
 
-    layers = tf.keras.layers
-    inputs = tf.keras.Input(shape=input_shape, name="image")
-    x = layers.Lambda(lambda t: t / 255.0, name="scale_pixels")(inputs) if input_lambda else inputs
-    encoder = tf.keras.applications.VGG16(include_top=False, weights=None, input_tensor=x)
-    skips = [encoder.get_layer(n).output for n in VGG16_SKIPS]
-    x = encoder.get_layer(VGG16_BRIDGE).output
-    for stage, (skip, filters) in enumerate(zip(reversed(skips), DECODER_FILTERS, strict=True)):
-        channels = max(4, round(filters * width))
-        x = layers.Conv2DTranspose(channels, 2, strides=2, padding="same", name=f"up{stage}")(x)
-        x = layers.Concatenate(name=f"skip{stage}")([x, skip])
-        for i in range(2):
-            x = layers.Conv2D(channels, 3, padding="same", use_bias=False, name=f"dec{stage}_conv{i}")(x)
-            x = layers.BatchNormalization(name=f"dec{stage}_bn{i}")(x)
-            x = layers.Activation("relu", name=f"dec{stage}_relu{i}")(x)
-    outputs = layers.Conv2D(num_classes, 1, activation=activation, name="classes")(x)
-    return tf.keras.Model(inputs, outputs, name=name)
+    size = (input_shape[0], input_shape[1])
+    return build(keras, size, num_classes, width, activation, input_lambda=input_lambda, name=name)
 
 
 def dice_loss(y_true: Any, y_pred: Any) -> Any:

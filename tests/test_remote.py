@@ -34,6 +34,7 @@ import pytest
 from conftest import require
 from modelzoo import make_onnx_segmenter
 from PIL import Image
+from servers import serve_app
 
 from app.core.datasets import open_dataset
 from app.core.errors import ModelLoadError, PredictError
@@ -87,27 +88,8 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@contextmanager
-def serve(app: Any) -> Iterator[str]:
-    """Run an ASGI app with uvicorn on a free 127.0.0.1 port in a thread; stop it on exit."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=3)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        for _ in range(400):  # bounded: 20 s
-            if server.started or not thread.is_alive():
-                break
-            time.sleep(0.05)
-        assert server.started, "uvicorn did not start"
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        sock.close()
-        assert not thread.is_alive(), "uvicorn did not stop"
+# uvicorn on a free 127.0.0.1 port in a thread, stopped on exit (shared with the other server tests).
+serve = serve_app
 
 
 def _manifest(tmp_path: Path, name: str, **fields: Any) -> Path:

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
+from app.core.argtypes import parse_size
 from app.core.fileutil import atomic_write_bytes
 from app.core.labels import LABELIDS
 from app.core.synthetic_scene import (
@@ -188,14 +189,7 @@ def generate(
 
 
 def _parse_size(text: str) -> tuple[int, int]:
-    try:
-        h_text, w_text = text.lower().split("x")
-        height, width = int(h_text), int(w_text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must be HEIGHTxWIDTH like 512x1024, not {text!r}") from None
-    if height < 16 or width < 16:
-        raise argparse.ArgumentTypeError(f"size {text!r} is too small (at least 16x16)")
-    return height, width
+    return parse_size(text, minimum=16)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from app.core.argtypes import parse_size
 from app.core.datasets import Dataset, open_dataset
 from app.core.errors import InputError, SegLensError
 from app.core.metrics import Scores
@@ -228,9 +229,7 @@ def _resize_rgb(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(resized)
 
 
-def _accuracy(
-    segmenter: Segmenter, dataset: Dataset, limit: int | None
-) -> tuple[Scores | None, str, int]:
+def _accuracy(segmenter: Segmenter, dataset: Dataset, limit: int | None) -> tuple[Scores | None, str, int]:
     predictor = SegmenterPredictor(segmenter)
     scheme = choose_scheme(None, [predictor], dataset.gt_scheme)
     refs = dataset.refs[:limit] if limit else dataset.refs
@@ -326,18 +325,6 @@ def format_table(results: Sequence[BenchmarkResult]) -> str:
     return "\n".join(lines)
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    """'HxW' (e.g. 512x1024) -> (height, width); argparse-friendly errors."""
-    try:
-        h_text, w_text = text.lower().split("x")
-        height, width = int(h_text), int(w_text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must be HEIGHTxWIDTH like 512x1024, not {text!r}") from None
-    if height < 1 or width < 1:
-        raise argparse.ArgumentTypeError(f"size {text!r} must be positive")
-    return height, width
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """`seglens benchmark MODEL... [--dataset DIR] [--size HxW] [--runs 30] [--json OUT]`. Exit code."""
     parser = argparse.ArgumentParser(
@@ -364,7 +351,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"benchmarking {model} ...", file=sys.stderr)
             results.append(
                 benchmark_model(
-                    model, size=args.size, runs=args.runs, warmup=args.warmup, dataset=dataset,
+                    model,
+                    size=args.size,
+                    runs=args.runs,
+                    warmup=args.warmup,
+                    dataset=dataset,
                     limit=args.limit,
                 )
             )

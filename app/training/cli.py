@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from app.core.argtypes import parse_size as parse_sizes
 from app.core.errors import InputError
 from app.training.augment import AugmentConfig
 from app.training.config import ARCHS, PRECISIONS, TrainConfig
@@ -27,14 +28,7 @@ from app.training.loop import RunState, Say, Trainer, run
 
 def parse_size(text: str) -> tuple[int, int]:
     """'128x256' -> (128, 256); both multiples of 32 (SegFormer's 1/32 stage, VGG's 1/16 pooling)."""
-    try:
-        h_text, w_text = text.lower().split("x")
-        height, width = int(h_text), int(w_text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must be HEIGHTxWIDTH like 128x256, not {text!r}") from None
-    if height < 32 or width < 32 or height % 32 or width % 32:
-        raise argparse.ArgumentTypeError(f"size {text!r}: height and width must be multiples of 32")
-    return height, width
+    return parse_sizes(text, minimum=32, multiple=32)
 
 
 def _json_object(text: str) -> dict[str, Any]:

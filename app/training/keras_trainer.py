@@ -37,12 +37,27 @@ MODEL_FILE = "model.keras"
 
 
 def build_vgg16_unet(
-    keras: Any, size: tuple[int, int], num_classes: int, width: float, activation: str | None
+    keras: Any,
+    size: tuple[int | None, int | None],
+    num_classes: int,
+    width: float,
+    activation: str | None,
+    *,
+    input_lambda: bool = False,
+    name: str = "vgg16_unet",
 ) -> Any:
-    """The baseline architecture (see tests/keras_models.py) at a fixed input size."""
+    """The baseline: keras.applications.VGG16 (include_top=False, weights=None: never downloads) as the
+    encoder, four up-sampling stages (Conv2DTranspose 2x2 stride 2, concatenate the VGG block's output,
+    two 3x3 conv + BN + ReLU) and a 1x1 conv to `num_classes` at the input resolution.
+
+    size: (H, W), multiples of 16, or None for any size. width scales the decoder filters (512, 256, 128,
+    64); the encoder is always the full VGG16. activation: "softmax" or None for logits. input_lambda puts
+    a `Lambda(lambda x: x / 255.0)` in front, as some teams do (such a file only opens with safe_mode off).
+    """
     layers = keras.layers
     inputs = keras.Input(shape=(size[0], size[1], 3), name="image")
-    encoder = keras.applications.VGG16(include_top=False, weights=None, input_tensor=inputs)
+    x = layers.Lambda(lambda t: t / 255.0, name="scale_pixels")(inputs) if input_lambda else inputs
+    encoder = keras.applications.VGG16(include_top=False, weights=None, input_tensor=x)
     skips = [encoder.get_layer(n).output for n in VGG16_SKIPS]
     x = encoder.get_layer(VGG16_BRIDGE).output
     for stage, (skip, filters) in enumerate(zip(reversed(skips), DECODER_FILTERS, strict=True)):
@@ -54,7 +69,7 @@ def build_vgg16_unet(
             x = layers.BatchNormalization(name=f"dec{stage}_bn{i}")(x)
             x = layers.Activation("relu", name=f"dec{stage}_relu{i}")(x)
     outputs = layers.Conv2D(num_classes, 1, activation=activation, name="classes", dtype="float32")(x)
-    return keras.Model(inputs, outputs, name="vgg16_unet")
+    return keras.Model(inputs, outputs, name=name)
 
 
 def _copy_by_name(source: Any, target: Any) -> int:
