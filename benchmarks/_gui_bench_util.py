@@ -261,3 +261,49 @@ def isolated_env(workdir: Path, onscreen: bool) -> dict[str, str]:
 def isolate_this_process(workdir: Path, onscreen: bool) -> None:
     """Same as isolated_env, for the running process (before QApplication exists)."""
     os.environ.update({k: v for k, v in isolated_env(workdir, onscreen).items() if k not in ("PYTHONPATH",)})
+
+
+# ------------------------------------------------------------------------------------------ story models
+
+
+def story_models(folder: Path) -> list[Path]:
+    """The two architectures the team compares, at the sizes it runs them, exported to ONNX FP32 with the
+    app's own exporters (random weights, cached in `folder`): the Keras VGG16-UNet baseline (8 categories,
+    256x512 input) and a SegFormer-B0 (19 trainIds, 512x1024 input, the Cityscapes fine-tuning size).
+    Needs the keras and hf extras."""
+    from app.core.synthetic import render_scene
+    from app.inference.export import export_model
+
+    folder.mkdir(parents=True, exist_ok=True)
+    samples = [render_scene(i, size=(512, 1024), seed=7, split="bench").image for i in range(2)]
+    unet, segformer = folder / "vgg16-unet-256x512.onnx", folder / "segformer-b0-512x1024.onnx"
+    if not unet.exists():
+        import keras
+
+        from app.training.keras_trainer import build_vgg16_unet
+
+        keras.utils.set_random_seed(5)
+        model = build_vgg16_unet(keras, (256, 512), 8, 1.0, None)
+        source = folder / "vgg16-unet.keras"
+        model.save(source)
+        (folder / "vgg16-unet.json").write_text(
+            json.dumps({"name": "vgg16-unet", "kind": "keras", "path": source.name, "scheme": "categories"})
+        )
+        export_model(source, unet, samples=samples)
+    if not segformer.exists():
+        import torch
+        from transformers import SegformerConfig, SegformerForSemanticSegmentation
+
+        from app.core.labels import TRAINIDS
+        from app.training.torch_trainer import save_processor
+
+        torch.manual_seed(6)
+        names = dict(enumerate(TRAINIDS.names))
+        config = SegformerConfig(
+            num_labels=len(names), id2label=names, label2id={v: k for k, v in names.items()}
+        )
+        source = folder / "segformer-b0"
+        SegformerForSemanticSegmentation(config).eval().save_pretrained(source)
+        save_processor(source, (512, 1024))
+        export_model(source, segformer, samples=samples)
+    return [unet, segformer]

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import math
+import threading
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from cityscapes_oracle import official_evaluate
 from modelzoo import make_onnx_segmenter
@@ -173,3 +176,92 @@ def test_version(capsys) -> None:
         main(["--version"])
     assert info.value.code == 0
     assert "SegLens" in capsys.readouterr().out
+
+
+class _Watched:
+    """A real ONNX segmenter whose model calls are watched: how many run at once, and on which threads."""
+
+    def __init__(self, path: Path, backend: str | None = None) -> None:
+        from dataclasses import replace
+
+        from app.inference.onnx_backend import OnnxSegmenter
+
+        self.inner = OnnxSegmenter(path)
+        self.info = self.inner.info if backend is None else replace(self.inner.info, backend=backend)
+        self.running = 0
+        self.most = 0
+        self.lock = threading.Lock()
+
+    def predict(self, image):
+        pending = self.begin(image)
+        return pending.finish(pending.infer())
+
+    def begin(self, image):
+        from app.inference.base import PendingPrediction
+
+        inner = self.inner.begin(image)
+
+        def infer():
+            with self.lock:
+                self.running += 1
+                self.most = max(self.most, self.running)
+            try:
+                time.sleep(0.01)  # long enough for a second lane, were there one, to overlap
+                return inner.infer()
+            finally:
+                with self.lock:
+                    self.running -= 1
+
+        return PendingPrediction(infer=infer, finish=inner.finish)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@pytest.mark.parametrize(("backend", "lanes"), [(None, 1), ("rest", 2)])
+def test_evaluation_pipeline_gives_local_models_one_inference_lane(scenes, models, backend, lanes) -> None:
+    from app.core.datasets import open_dataset
+    from app.inference.evaluate import Evaluator, SegmenterPredictor, choose_scheme
+
+    dataset = open_dataset(scenes)
+    watched = _Watched(models[0], backend)
+    predictors = [SegmenterPredictor(watched)]
+    scheme = choose_scheme(None, predictors, dataset.gt_scheme)
+    split = Evaluator(dataset, predictors, scheme, workers=2).run()
+    # In-process models use every core already: their calls never overlap; remote ones do (one per worker).
+    assert watched.most == lanes
+    # The split prediction counts exactly what predict() gives.
+    whole = Evaluator(dataset, [SegmenterPredictor(watched.inner)], scheme, workers=1).run()
+    assert split.images_done == whole.images_done == len(dataset)
+    np.testing.assert_array_equal(split.models[0].matrix, whole.models[0].matrix)
+
+
+def test_a_failing_model_call_is_reported_per_image_and_the_run_goes_on(scenes, models) -> None:
+    from app.core.datasets import open_dataset
+    from app.core.errors import PredictError
+    from app.inference.base import PendingPrediction
+    from app.inference.evaluate import Evaluator, SegmenterPredictor, choose_scheme
+
+    dataset = open_dataset(scenes)
+    bad_key = dataset.refs[1].key
+    watched = _Watched(models[0])
+    begin = watched.begin
+    bad_image = dataset.load(dataset.refs[1]).image
+
+    def flaky(image):
+        pending = begin(image)
+        if np.array_equal(image, bad_image):
+
+            def fail():
+                raise PredictError("model call failed on this one")
+
+            return PendingPrediction(infer=fail, finish=pending.finish)
+        return pending
+
+    watched.begin = flaky
+    predictors = [SegmenterPredictor(watched), SegmenterPredictor(watched.inner)]
+    result = Evaluator(dataset, predictors, choose_scheme(None, predictors, dataset.gt_scheme)).run()
+    assert list(result.models[0].errors) == [bad_key]
+    assert "model call failed on this one" in result.models[0].errors[bad_key]
+    assert len(result.models[0].images) == len(dataset) - 1
+    assert len(result.models[1].images) == len(dataset)  # the other model is not affected

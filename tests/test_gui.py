@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -358,16 +359,16 @@ def test_thumbnails_load_lazily(qtbot, controller, scenes) -> None:
     assert len(model._requested) <= len(controller.dataset)
 
 
-def test_masks_alone_mode(qtbot, controller, scenes, models) -> None:
+def test_masks_alone_style(qtbot, controller, scenes, models) -> None:
     controller.auto_evaluate = False
     _load(qtbot, controller, scenes, models)
     compare = controller.window.compare
-    compare.mode.setCurrentIndex(compare.mode.findData("mask"))
+    compare.set_styles(("mask",) * 3)
     assert all(
         not p.view.image_item.isVisible() and p.view.mask_item.opacity() == 1.0 for p in compare.panels
     )
-    assert controller.display_mode == "classes"
-    compare.mode.setCurrentIndex(compare.mode.findData("classes"))
+    assert controller.display_mode == "classes" and controller.panel_styles == ("mask",) * 3
+    compare.set_styles(("filled",) * 3)
     assert all(p.view.image_item.isVisible() and p.view.mask_item.opacity() == 0.5 for p in compare.panels)
 
 
@@ -386,3 +387,44 @@ def test_per_class_metric_choice_categories_and_delta_bars(qtbot, controller, sc
     rows = [metrics.classes.verticalHeaderItem(r).text() for r in range(metrics.classes.rowCount())]
     assert rows[-8:] == [f"[{c}]" for c in scores[0].category_names]
     assert len(metrics.bars.getPlotItem().items) == 1  # the B−A bar chart
+
+
+def test_stepping_uses_frames_rendered_ahead_and_kept(qtbot, controller, scenes, models) -> None:
+    controller.auto_evaluate = False
+    _load(qtbot, controller, scenes, models)
+    controller.pool.wait_idle(30_000)
+    rendered: list[str] = []
+    lock = threading.Lock()
+    render = controller.frames.render
+
+    def counting(dataset, ref, *args):
+        with lock:
+            rendered.append(ref.key)
+        return render(dataset, ref, *args)
+
+    controller.frames.render = counting
+    keys = [ref.key for ref in controller.dataset.refs]
+    window = controller.window
+
+    def step(action, expected: str) -> None:
+        rendered.clear()
+        with qtbot.waitSignal(controller.frame_shown, timeout=20_000) as shown:
+            action()
+        assert shown.args[0].ref.key == expected
+        assert controller.pool.wait_idle(30_000)
+
+    controller.frames.clear()
+    step(lambda: controller.show_image(0), keys[0])
+    assert sorted(rendered) == sorted(keys[:3])  # the image, then the next two in the background
+    assert controller.frames.at_hand == 2
+    step(window.next_action.trigger, keys[1])
+    assert rendered == [keys[3]]  # row 1 was at hand: only the new one ahead renders
+    step(window.prev_action.trigger, keys[0])
+    assert rendered == []  # row 0 was kept as the one shown last
+    assert controller.frames.at_hand == 1  # row 1, just left; nothing lies before row 0
+    step(lambda: window.image_list.select_row(5), keys[5])
+    assert rendered == [keys[5]]  # the last row: nothing ahead
+    step(window.prev_action.trigger, keys[4])
+    assert sorted(rendered) == sorted(keys[2:5])  # stepping back: the previous rows render ahead
+    step(window.prev_action.trigger, keys[3])
+    assert rendered == [keys[1]]

@@ -407,3 +407,26 @@ def test_official_square_matrix_is_accepted(dataset: tuple[list[Path], list[Path
         assert_same(scores.iou[k], official["classScores"][name], name)
     with pytest.raises(ValueError, match="34, 35"):
         compute_scores(np.zeros((19, 20), np.int64), EVAL_TRAINIDS)
+
+
+def test_sparse_counts_round_trip_and_sum_exactly() -> None:
+    from app.core.metrics import SparseCounts
+
+    rng = np.random.default_rng(3)
+    dense = np.zeros((34, 35), dtype=np.int64)
+    cells = rng.choice(dense.size, 40, replace=False)
+    dense.ravel()[cells] = rng.integers(1, 2**40, 40)  # beyond int32: no silent narrowing
+    sparse = SparseCounts.from_dense(dense)
+    assert sparse.cells.size == 40 and sparse.cells.dtype == np.uint16
+    np.testing.assert_array_equal(sparse.dense(), dense)
+    total = np.ones_like(dense)
+    sparse.add_to(total)
+    sparse.add_to(total)
+    np.testing.assert_array_equal(total, 1 + 2 * dense)
+    with pytest.raises(ValueError, match="cannot add"):
+        sparse.add_to(np.zeros((19, 20), dtype=np.int64))
+    big = np.zeros((255, 256), dtype=np.int64)  # a 255-class custom scheme still fits uint16 cells
+    big[254, 255] = 7
+    assert SparseCounts.from_dense(big).dense()[254, 255] == 7
+    empty = SparseCounts.from_dense(np.zeros((3, 4), dtype=np.int64))
+    assert empty.cells.size == 0 and not empty.dense().any()

@@ -34,3 +34,21 @@ def test_unknown_keys_are_ignored(tmp_path) -> None:
     path = tmp_path / "settings.json"
     path.write_text(json.dumps({"version": 9, "opacity": 0.25, "future_option": True}))
     assert load_settings(path).opacity == 0.25
+
+
+def test_view_choices_round_trip_and_old_modes_migrate(tmp_path) -> None:
+    path = tmp_path / "settings.json"
+    settings = Settings(display_mode="errors", panel_styles=["mask", "filled", "contours"], theme="dark")
+    save_settings(settings, path)
+    assert load_settings(path) == settings
+    # Before per-panel styles, "contours" and "mask" were global modes: they become every panel's style.
+    path.write_text(json.dumps({"display_mode": "mask", "opacity": 0.3}))
+    old = load_settings(path)
+    assert (old.display_mode, old.panel_styles, old.opacity) == ("classes", ["mask"] * 3, 0.3)
+    # Unknown display values fall back to the defaults without discarding the rest of the file.
+    odd_values = {"display_mode": "x", "panel_styles": ["filled"], "theme": "neon", "opacity": 0.4}
+    path.write_text(json.dumps(odd_values))
+    odd = load_settings(path)
+    assert (odd.display_mode, odd.panel_styles, odd.theme) == ("classes", ["filled"] * 3, "system")
+    assert odd.opacity == 0.4
+    assert not (tmp_path / "settings.json.bad").exists()

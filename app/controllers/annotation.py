@@ -22,9 +22,9 @@ from app.core.errors import SegLensError
 from app.core.label_edit import LabelEditor, Rect
 from app.core.paths import cache_dir
 from app.core.project import Autosaver, Project, default_project_path
-from app.core.render import mask_rgba, rgba_palette
+from app.core.render import rgba_palette
 from app.core.review import RegionBox, normalize_flag, normalize_tag
-from app.inference.frames import cache_key
+from app.inference.frames import cache_key, layer_patch
 from app.views.image_panel import rgba_to_qimage
 
 if TYPE_CHECKING:
@@ -44,8 +44,8 @@ class EditedDataset(Dataset):
     def cities(self) -> list[str]:
         return self.base.cities()
 
-    def load(self, ref: SampleRef) -> Sample:
-        sample = self.base.load(ref)
+    def load(self, ref: SampleRef, *, with_instances: bool = True) -> Sample:
+        sample = self.base.load(ref, with_instances=with_instances)
         if self.project.edit_record(ref.key) is None:
             return sample
         return dataclasses.replace(sample, gt=self.project.load_gt(ref, self.gt_scheme, use_edited=True))
@@ -300,13 +300,19 @@ class AnnotationController(QObject):
             self.autosaver.mark_dirty(self.ref, self.editor)
 
     def _repaint(self, rect: Rect) -> None:
-        """Recolour only `rect` of the GT layer from the editor's labels (evaluated-class colours)."""
-        assert self.editor is not None
-        scheme = self.main.scheme
-        rows, cols = rect.slices()
-        classes = scheme.id_to_class()[self.editor.labels[rows, cols]]
-        patch = mask_rgba(classes, rgba_palette(scheme.colors, hidden=self.main.hidden))
-        self.view.paint_mask(rect.x, rect.y, rgba_to_qimage(patch))
+        """Recolour only `rect` of the GT layer from the editor's labels (evaluated-class colours, outlined
+        when the GT panel shows contours)."""
+        editor = self.editor
+        assert editor is not None
+        to_class = self.main.scheme.id_to_class()
+        x, y, patch = layer_patch(
+            lambda rows, cols: to_class[editor.labels[rows, cols]],
+            editor.shape,
+            (rect.x, rect.y, rect.w, rect.h),
+            rgba_palette(self.main.scheme.colors, hidden=self.main.hidden),
+            self.main.panel_styles[0] == "contours",
+        )
+        self.view.paint_mask(x, y, rgba_to_qimage(patch))
 
     # ------------------------------------------------------------------ review
     def _show_review(self, ref: SampleRef) -> None:

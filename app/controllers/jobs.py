@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from typing import Protocol
 
@@ -46,7 +47,8 @@ def run_evaluation(
         ):
             if ids is not None and image_eval is not None:
                 cache.put(cache_key(predictor, evaluator.scheme, outcome.ref), (ids, image_eval))
-        bridge.emit(generation, outcome)
+        # The GUI needs the scores, not the pixels: queued signals must not hold masks while it is busy.
+        bridge.emit(generation, dataclasses.replace(outcome, predictions=()))
         ctx.progress(done, total, outcome.ref.key)
         if ctx.cancelled:
             cancel.set()
@@ -66,10 +68,12 @@ def render_frame(
     highlight: Highlight | None = None,
     hidden: frozenset[int] = frozenset(),
     with_gt: bool = True,
+    styles: tuple[str, str, str] | None = None,
 ) -> tuple[Frame, np.ndarray, list[np.ndarray | None], str]:
-    """Worker side of showing one image: the frame, its RGBA layers (GT, A, B) and a one-line summary."""
+    """Worker side of showing one image: the frame, its RGBA layers (GT, A, B; `styles` per panel) and a
+    one-line summary."""
     frame = compose_frame(dataset, ref, predictors, mappings, scheme, cache)
-    masks, summary = render_layers(frame, scheme, slots, mode, highlight, hidden, with_gt)
+    masks, summary = render_layers(frame, scheme, slots, mode, highlight, hidden, with_gt, styles)
     return frame, frame.image, masks, summary
 
 

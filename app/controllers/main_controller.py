@@ -6,13 +6,13 @@ import math
 import threading
 from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import QFileDialog
 
+from app.controllers.frame_loader import PREFETCH_AHEAD, FrameLoader
 from app.controllers.jobs import render_frame, run_evaluation, short_name, thumbnail
 from app.controllers.panels import hover_text, model_cards
 from app.controllers.preferences import window_settings
@@ -29,7 +29,7 @@ from app.core.labels import (
 from app.core.lru import LruCache
 from app.core.paths import cache_dir
 from app.core.prediction_cache import PredictionCache as DiskPredictionCache
-from app.core.render import DISAGREEMENT_COLORS, DISAGREEMENT_NAMES, ERROR_COLORS, ERROR_NAMES, matrix_view
+from app.core.render import matrix_view
 from app.inference.cached import CachedPredictor
 from app.inference.evaluate import (
     Evaluator,
@@ -39,7 +39,7 @@ from app.inference.evaluate import (
     SegmenterPredictor,
     mapping_for,
 )
-from app.inference.frames import Frame, Highlight, PredictionCache
+from app.inference.frames import FILLED, Frame, Highlight, PanelStyles, PredictionCache, layer_styles
 from app.inference.registry import load_model
 from app.views.image_list import THUMBNAIL_SIZE
 from app.views.image_panel import rgb_to_qimage, rgba_to_qimage
@@ -73,15 +73,15 @@ class MainController(QObject):
         self.scheme: EvalScheme = eval_scheme_by_key("trainids")
         self.live: list[ModelEvaluation | None] = [None, None]
         self.result: RunResult | None = None
-        # Recent predictions in memory for display (the disk cache holds the rest): 128 MB keeps a
-        # 5,000-image session well under 500 MB RSS (measured in benchmarks/bench_gui.py).
-        self.cache: PredictionCache = LruCache(max_bytes=128 * 1024 * 1024)
+        # Recent predictions in memory for display; the disk cache holds the rest (a miss costs a PNG read
+        # and a count, ~10 ms at 2048x1024). 48 MB: part of the 500 MB goal of benchmarks/bench_gui.py.
+        self.cache: PredictionCache = LruCache(max_bytes=48 * 1024 * 1024)
         # Predictions survive the session on disk (keyed by model digest + image pixels + preprocessing).
         self.disk_cache = DiskPredictionCache(cache_dir() / "predictions")
         self._disk_wrappers: dict[int, CachedPredictor] = {}
-        self._ready: dict[Hashable, Any] = {}  # prefetched, fully rendered frames by what they depend on
-        self._prefetching: Hashable | None = None
-        self._wanted: Hashable | None = None
+        self.frames = FrameLoader(self.pool, render_frame, parent=self)  # rendered ahead of the user
+        self.frames.ready.connect(self._on_frame)
+        self._shown_row: int | None = None  # the row shown before: which way the user steps
         self.current_row = -1
         self.frame: Frame | None = None
         self.auto_evaluate = True
@@ -92,9 +92,9 @@ class MainController(QObject):
         self._metrics_timer = QTimer(self)
         self._metrics_timer.setSingleShot(True)
         self._metrics_timer.setInterval(250)
-        self._masks_visible = True
         self._closed = False
-        self.display_mode = "classes"
+        self.display_mode = "classes"  # what the masks show; how each panel draws them: panel_styles
+        self.panel_styles: PanelStyles = FILLED
         self.highlight: Highlight | None = None  # confusion drill-down: pixels to outline in one panel
         # What evaluation and display read: the dataset, or it with edited labels (annotation sets it).
         self.dataset_view: Callable[[Dataset], Dataset] = lambda dataset: dataset
@@ -103,6 +103,9 @@ class MainController(QObject):
         from app.controllers.tools_controller import ToolsController
 
         self.tools = ToolsController(self)
+        from app.controllers.display import DisplayController
+
+        self.display = DisplayController(self)
         from app.controllers.drilldown import DrillDownController
 
         self.drilldown = DrillDownController(self)
@@ -131,12 +134,8 @@ class MainController(QObject):
         w.opacity_down_action.triggered.connect(
             lambda: w.compare.opacity.setValue(w.compare.opacity.value() - 10)
         )
-        w.toggle_masks_action.triggered.connect(self._toggle_masks)
-        w.cycle_mode_action.triggered.connect(w.compare.cycle_mode)
-        w.compare.mode_changed.connect(self.set_display_mode)
         w.compare.hovered.connect(self._on_hover)
         w.compare.show_gt_changed.connect(lambda _shown: self.show_image(self.current_row))
-        w.compare.legend.hidden_changed.connect(self._on_hidden)
         w.scheme_box.currentIndexChanged.connect(self._on_scheme_box)
         w.image_list.image_selected.connect(self.show_image)
         w.image_list.model.thumbnail_needed.connect(self._load_thumbnail)
@@ -205,34 +204,10 @@ class MainController(QObject):
         self._maybe_evaluate()
         self.show_image(self.current_row)
 
-    def set_display_mode(self, mode: str) -> None:
-        """'classes', 'errors' (right/wrong against GT) or 'disagreement' (A vs B against GT)."""
-        self.display_mode = mode
-        self.highlight = None
-        legend = self.window.compare.legend
-        self.hidden = frozenset()
-        if mode == "errors":
-            legend.set_classes(ERROR_NAMES[1:], ERROR_COLORS[1:], checkable=False)
-        elif mode == "disagreement":
-            legend.set_classes(DISAGREEMENT_NAMES[1:], DISAGREEMENT_COLORS[1:], checkable=False)
-        else:
-            legend.set_classes(self.scheme.names, self.scheme.colors)
-        self.show_image(self.current_row)
-
-    def _on_hidden(self, hidden: frozenset[int]) -> None:
-        if self.display_mode in ("classes", "contours"):
-            self.hidden = hidden
-            self.show_image(self.current_row)
-
     def _on_hover(self, x: int, y: int) -> None:
         if self.frame is not None:
             slots = [slot for slot, _ in self.active()]
             self.window.compare.readout.setText(hover_text(self.frame, self.scheme, slots, x, y))
-
-    def _toggle_masks(self) -> None:
-        self._masks_visible = not self._masks_visible
-        for panel in self.window.compare.panels:
-            panel.view.mask_item.setVisible(self._masks_visible)
 
     # ----------------------------------------------------------------- loading results
     def _on_dataset(self, dataset: Dataset) -> None:
@@ -397,7 +372,7 @@ class MainController(QObject):
 
     def _reset_results(self) -> None:
         self.highlight = None
-        self._ready.clear()
+        self.frames.clear()
         self.live = [None, None]
         self.result = None
         self.window.image_list.model.clear_scores()
@@ -467,6 +442,7 @@ class MainController(QObject):
             self._log(str(exc))
             return None
         show_gt = self.window.compare.show_gt.isChecked()
+        styles = layer_styles(self.panel_styles)  # filled and mask alone share their layers
         args = (
             self.dataset_view(self.dataset),
             self.dataset.refs[row],
@@ -479,9 +455,10 @@ class MainController(QObject):
             self.highlight,
             self.hidden,
             show_gt,
+            styles,
         )
         digests = tuple(p.info.digest for p in predictors)
-        key = (row, digests, self.scheme.key, self.display_mode, self.highlight, self.hidden, show_gt)
+        key = (row, digests, self.scheme.key, self.display_mode, self.highlight, self.hidden, show_gt, styles)
         return args, key
 
     def show_image(self, row: int) -> None:
@@ -491,18 +468,9 @@ class MainController(QObject):
             return
         self.current_row = row
         args, key = prepared
-        ready = self._ready.pop(key, None)
-        if ready is not None:
-            self._on_frame(ready)
-            return
-        self._wanted = key
-        if key == self._prefetching:
-            return  # already being rendered: shown the moment it arrives (no duplicate work)
-        job = self.pool.submit(render_frame, *args, key="frame")
-        job.signals.result.connect(self._on_frame)
+        self.frames.request(key, args)
 
     def _on_frame(self, rendered: tuple[Frame, np.ndarray, list[np.ndarray | None], str]) -> None:
-        self._wanted = None
         frame, image, masks, summary = rendered
         self.frame = frame
         compare = self.window.compare
@@ -525,30 +493,25 @@ class MainController(QObject):
         self._prefetch_after(self.current_row)
 
     def _prefetch_after(self, row: int) -> None:
-        """Predict the next image in the displayed order in the background, so stepping on is instant."""
+        """Render the next images in the displayed order (the previous ones when the user steps back)
+        in the background, so stepping on is instant."""
         if self.dataset is None or not self.active():
             return
         order = self.window.image_list.visible_rows()
-        if row not in order or order.index(row) + 1 >= len(order):
+        if row not in order:
             return
-        prepared = self._render_args(order[order.index(row) + 1])
-        if prepared is None or prepared[1] in self._ready:
-            return
-        args, key = prepared
-        self._prefetching = key
-        job = self.pool.submit(render_frame, *args, key="prefetch")
-        job.signals.result.connect(lambda rendered, k=key: self._keep_ready(k, rendered))
-
-    def _keep_ready(self, key: Hashable, rendered: Any) -> None:
-        if self._prefetching == key:
-            self._prefetching = None
-        if key == self._wanted:  # the user already stepped here while it rendered
-            self._on_frame(rendered)
-            return
-        # A fully rendered frame is ~30 MB at 2048x1024: keep only the next one or two.
-        self._ready[key] = rendered
-        while len(self._ready) > 2:
-            self._ready.pop(next(iter(self._ready)))
+        at = order.index(row)
+        backwards = (
+            self._shown_row is not None and self._shown_row in order and order.index(self._shown_row) > at
+        )
+        self._shown_row = row
+        rows = (
+            order[max(0, at - PREFETCH_AHEAD) : at][::-1]
+            if backwards
+            else order[at + 1 : at + 1 + PREFETCH_AHEAD]
+        )
+        items = [self._render_args(r) for r in rows]
+        self.frames.prefetch([(key, args) for args, key in filter(None, items)])
 
     def _refresh_titles(self, frame: Frame | None = None) -> None:
         compare = self.window.compare

@@ -1,4 +1,5 @@
-"""Settings and habits: remembered opacity/scheme/mode, recent datasets and models, shortcuts help."""
+"""Settings and habits: remembered opacity/scheme/mode/panel styles/theme, recent datasets and models,
+shortcuts help."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QSettings
-from PySide6.QtWidgets import QMenu
+from PySide6.QtWidgets import QApplication, QMenu
 
 from app.core.paths import config_dir
 from app.core.settings import Settings, load_settings, save_settings
 from app.views.shortcuts_dialog import ShortcutsDialog
+from app.views.theme import apply_theme
 
 if TYPE_CHECKING:
     from app.controllers.main_controller import MainController
@@ -30,18 +32,34 @@ class PreferencesController(QObject):
         self.settings: Settings = load_settings()
         w = main.window
         w.compare.opacity.setValue(round(self.settings.opacity * 100))
+        self.set_theme(self.settings.theme)
+        for key, action in w.theme_actions.items():
+            action.triggered.connect(lambda _checked=False, k=key: self.set_theme(k))
         main.dataset_loaded.connect(lambda dataset: self._remember_dataset(dataset.root))
         main.model_loaded.connect(lambda _slot, predictor: self._remember_model(predictor.info.source))
         w.shortcuts_action.triggered.connect(self.show_shortcuts)
         self._fill_menus()
 
     def restore_view(self) -> None:
-        """Scheme and display mode of the last session (after the controller is wired)."""
+        """Scheme, display mode, panel styles and GT panel of the last session (after the controller is
+        wired)."""
         self.main.set_scheme(self.settings.scheme)
         compare = self.main.window.compare
+        compare.show_gt.setChecked(self.settings.show_gt)
         index = compare.mode.findData(self.settings.display_mode)
         if index >= 0:
             compare.mode.setCurrentIndex(index)
+        compare.set_styles(self.settings.panel_styles)
+
+    def set_theme(self, theme: str) -> None:
+        """System, Light or Dark: applied to the whole application at once and remembered."""
+        self.settings.theme = theme
+        app = QApplication.instance()
+        if isinstance(app, QApplication):
+            apply_theme(app, theme)
+        action = self.main.window.theme_actions.get(theme)
+        if action is not None:
+            action.setChecked(True)
 
     def _remember_dataset(self, root: Path) -> None:
         self.settings.remember_dataset(root)
@@ -77,4 +95,6 @@ class PreferencesController(QObject):
             self.main.scheme.key if self.main.scheme.is_cityscapes else self.settings.scheme
         )
         self.settings.display_mode = self.main.display_mode
+        self.settings.panel_styles = list(w.compare.styles())
+        self.settings.show_gt = w.compare.show_gt.isChecked()
         save_settings(self.settings)

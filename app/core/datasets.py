@@ -108,15 +108,18 @@ class Dataset:
             self._by_key = {ref.key: ref for ref in self.refs}
         return self._by_key.get(key)
 
-    def load(self, ref: SampleRef) -> Sample:
-        """Decode and validate one sample. Raises InputError naming the bad file."""
+    def load(self, ref: SampleRef, *, with_instances: bool = True) -> Sample:
+        """Decode and validate one sample. Raises InputError naming the bad file. `with_instances=False`
+        skips the instanceIds file (only iIoU needs it: not a display of cached predictions)."""
         image = read_image(ref.image_path)
         shape = (int(image.shape[0]), int(image.shape[1]))
         gt: np.ndarray | None = None
         notes: tuple[str, ...] = ()
         if ref.gt_path is not None:
             gt, notes = read_label(ref.gt_path, self.gt_scheme, shape)
-        instances = read_instances(ref.instance_path, shape) if ref.instance_path is not None else None
+        instances = None
+        if ref.instance_path is not None and with_instances:
+            instances = read_instances(ref.instance_path, shape)
         return Sample(ref, image, gt, instances, notes)
 
 

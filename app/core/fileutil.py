@@ -21,8 +21,10 @@ _UMASK = _read_umask()
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO[bytes]]:
-    """Open a temporary file beside `path`; on success fsync it and rename it over `path`."""
+def atomic_open(path: str | Path, mode: str = "wb", *, durable: bool = True) -> Iterator[IO[bytes]]:
+    """Open a temporary file beside `path`; on success fsync it and rename it over `path`. `durable=False`
+    skips the fsyncs: the rename still never shows a half-written file to a reader, but a power cut may
+    lose it (fine for caches, which check what they read)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -34,13 +36,15 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO[bytes]]:
         with os.fdopen(fd, mode) as handle:
             yield handle
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         tmp.replace(target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
-    _fsync_dir(target.parent)
+    if durable:
+        _fsync_dir(target.parent)
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -53,9 +57,9 @@ def _fsync_dir(directory: Path) -> None:
             os.close(dir_fd)
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write `data` to `path` atomically."""
-    with atomic_open(path, "wb") as handle:
+def atomic_write_bytes(path: str | Path, data: bytes, *, durable: bool = True) -> None:
+    """Write `data` to `path` atomically (see atomic_open for `durable`)."""
+    with atomic_open(path, "wb", durable=durable) as handle:
         handle.write(data)
 
 

@@ -119,7 +119,7 @@ class PredictionCache:
             old = path.stat().st_size
         except OSError:
             old = 0
-        atomic_write_bytes(path, data)
+        atomic_write_bytes(path, data, durable=False)  # a cache: a lost or torn entry is only a miss
         with self._lock:
             self._size += len(data) - old
             over = self._size > self.max_bytes

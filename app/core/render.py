@@ -28,6 +28,52 @@ def mask_rgba(class_map: np.ndarray, lut: np.ndarray) -> np.ndarray:
     return out
 
 
+# What the masks encode (one choice for all panels), and how one panel draws its mask ("mask": the mask
+# alone, opaque, without the image under it; drawn like "filled").
+CONTENTS = ("classes", "errors", "disagreement")
+STYLES = ("filled", "contours", "mask")
+
+# Outlines must survive the fit-to-window zoom-out (nearest-neighbour, no smoothing): one pixel more on
+# each side of a boundary per 512 image pixels, so a 2048-wide frame shown ~550 px wide keeps ~2 px lines.
+OUTLINE_PIXELS_PER_RADIUS = 512
+
+
+def outline_radius(shape: tuple[int, ...]) -> int:
+    """How far outlines of an image of this shape are widened on each side of a boundary."""
+    return max(shape[:2]) // OUTLINE_PIXELS_PER_RADIUS
+
+
+def grow(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Box dilation of a bool mask by `radius` pixels (separable shifted ORs; no SciPy needed)."""
+    out = mask.copy()
+    for axis in (0, 1):
+        base = out.copy()
+        for step in range(1, radius + 1):
+            if step >= base.shape[axis]:
+                break
+            ahead = [slice(None), slice(None)]
+            behind = [slice(None), slice(None)]
+            ahead[axis], behind[axis] = slice(step, None), slice(None, -step)
+            out[tuple(ahead)] |= base[tuple(behind)]
+            out[tuple(behind)] |= base[tuple(ahead)]
+    return out
+
+
+def outline(codes: np.ndarray, radius: int = 0) -> np.ndarray:
+    """HxW bool: region boundaries of a code map (classes, error or disagreement codes). A pixel is on one
+    when its right or lower neighbour differs, widened by `radius` pixels to each side."""
+    edge = np.zeros(codes.shape, dtype=bool)
+    np.not_equal(codes[:, :-1], codes[:, 1:], out=edge[:, :-1])
+    edge[:-1] |= codes[:-1] != codes[1:]
+    return grow(edge, radius) if radius else edge
+
+
+def region_boundary(region: np.ndarray, radius: int = 0) -> np.ndarray:
+    """The pixels of `region` within 1 + `radius` pixels of a pixel outside it: an outline drawn inside
+    the region, so lone pixels stay visible (none along the image border, like class outlines)."""
+    return region & grow(~region, radius + 1)
+
+
 ERROR_NAMES = ("ignored", "correct", "wrong")
 ERROR_COLORS: tuple[RGB, ...] = ((0, 0, 0), (40, 170, 80), (225, 45, 45))
 DISAGREEMENT_NAMES = ("ignored", "both right", "A right, B wrong", "B right, A wrong", "both wrong")

@@ -9,10 +9,12 @@ from pathlib import Path
 
 from app.core.fileutil import atomic_write_text
 from app.core.paths import config_dir
+from app.core.render import CONTENTS, STYLES
 
 _log = logging.getLogger(__name__)
 MAX_RECENT = 8
 VERSION = 1
+THEMES = ("system", "light", "dark")
 
 
 @dataclass
@@ -21,7 +23,10 @@ class Settings:
 
     opacity: float = 0.5
     scheme: str = "trainids"
-    display_mode: str = "classes"
+    display_mode: str = "classes"  # what the masks show: one of render.CONTENTS
+    panel_styles: list[str] = field(default_factory=lambda: ["filled"] * 3)  # GT, A, B: render.STYLES
+    show_gt: bool = False
+    theme: str = "system"
     recent_datasets: list[str] = field(default_factory=list)
     recent_models: list[str] = field(default_factory=list)
 
@@ -52,6 +57,7 @@ def load_settings(path: Path | None = None) -> Settings:
         known = {f.name for f in fields(Settings)}
         settings = Settings(**{k: v for k, v in data.items() if k in known})
         _validate(settings)
+        _migrate_view(settings)
         return settings
     except (OSError, ValueError, TypeError) as exc:
         backup = source.with_suffix(".json.bad")
@@ -67,6 +73,22 @@ def _validate(settings: Settings) -> None:
         value = getattr(settings, name)
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ValueError(f"{name} must be a list of paths")
+
+
+def _migrate_view(settings: Settings) -> None:
+    """Display choices from older versions or unknown values fall back gently (they are not worth the
+    whole file): the former global modes "contours" and "mask" become the style of every panel."""
+    if settings.display_mode in STYLES[1:]:
+        settings.panel_styles = [settings.display_mode] * 3
+    if settings.display_mode not in CONTENTS:
+        settings.display_mode = "classes"
+    styles = settings.panel_styles
+    if not isinstance(styles, list) or len(styles) != 3 or any(s not in STYLES for s in styles):
+        settings.panel_styles = ["filled"] * 3
+    if not isinstance(settings.show_gt, bool):
+        settings.show_gt = False
+    if settings.theme not in THEMES:
+        settings.theme = "system"
 
 
 def save_settings(settings: Settings, path: Path | None = None) -> None:

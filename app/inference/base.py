@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -69,6 +70,29 @@ class Prediction:
     scores: np.ndarray | None = None  # optional HxW float32 confidence of the chosen class
 
 
+@dataclass(frozen=True)
+class PendingPrediction:
+    """A prediction split at its model call, so that an evaluation can run the CPU work around it
+    (resizing before, upsampling and counting after) for other images while the model runs.
+
+    `infer()` is the model call (it releases the GIL); `finish(raw)` turns its output into the Prediction.
+    Each is called once, `finish` after `infer`, possibly on different threads."""
+
+    infer: Callable[[], Any]
+    finish: Callable[[Any], Prediction]
+
+    @classmethod
+    def whole(cls, predict: Callable[[], Prediction]) -> PendingPrediction:
+        """For a backend with no split: the whole prediction is the model call."""
+        return cls(infer=predict, finish=_same_prediction)
+
+
+def _same_prediction(raw: Any) -> Prediction:
+    if not isinstance(raw, Prediction):
+        raise TypeError(f"expected a Prediction, got {type(raw).__name__}")
+    return raw
+
+
 @runtime_checkable
 class Segmenter(Protocol):
     """A loaded model. predict() may be called from several worker threads at once."""
@@ -79,6 +103,10 @@ class Segmenter(Protocol):
     def predict(self, image: np.ndarray) -> Prediction:
         """image: HxWx3 RGB uint8. Returns labels at HxW."""
         ...
+
+    # Optional, for backends whose model call can be separated from the CPU work around it:
+    #     def begin(self, image: np.ndarray) -> PendingPrediction
+    # (see begin_prediction in app.inference.evaluate).
 
     def close(self) -> None:
         """Release sessions, files and connections. Idempotent."""

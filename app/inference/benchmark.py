@@ -235,7 +235,7 @@ def _accuracy(segmenter: Segmenter, dataset: Dataset, limit: int | None) -> tupl
     refs = dataset.refs[:limit] if limit else dataset.refs
     run = Evaluator(dataset, [predictor], scheme).run(refs)
     evaluation = run.models[0]
-    evaluated = sum(1 for r in evaluation.images.values() if r.matrix is not None)
+    evaluated = sum(1 for r in evaluation.images.values() if r.evaluated)
     return (evaluation.scores() if evaluated else None), scheme.key, evaluated
 
 

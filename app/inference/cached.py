@@ -8,8 +8,8 @@ from dataclasses import asdict
 
 from app.core.datasets import Sample
 from app.core.prediction_cache import CacheKey, PredictionCache, image_digest
-from app.inference.base import ModelInfo, Prediction, Timings
-from app.inference.evaluate import SamplePredictor
+from app.inference.base import ModelInfo, PendingPrediction, Prediction, Timings
+from app.inference.evaluate import SamplePredictor, begin_prediction
 
 
 def preprocessing_key(info: ModelInfo) -> str:
@@ -42,19 +42,36 @@ class CachedPredictor:
 
     def predict_sample(self, sample: Sample) -> Prediction:
         """The cached prediction of `sample` (with the timings measured when it was made), or a new one."""
+        begun = self.begin_sample(sample)
+        return begun if isinstance(begun, Prediction) else begun.finish(begun.infer())
+
+    def begin_sample(self, sample: Sample) -> Prediction | PendingPrediction:
+        """A cache hit, or the wrapped predictor's pending prediction, stored in the cache when finished."""
         if not self.enabled:
-            return self.predictor.predict_sample(sample)
+            return begin_prediction(self.predictor, sample)
         key = CacheKey(self.info.digest, image_digest(sample.image), self._preprocessing)
         entry = self.cache.get(key)
         if entry is not None and entry.labels.shape == sample.image.shape[:2]:
             self._count(hit=True)
             return Prediction(labels=entry.labels, timings=Timings(*entry.timings))
-        prediction = self.predictor.predict_sample(sample)
+        begun = begin_prediction(self.predictor, sample)
+        if isinstance(begun, Prediction):
+            self._store(key, begun)
+            return begun
+        inner = begun
+
+        def finish(raw: object) -> Prediction:
+            prediction = inner.finish(raw)
+            self._store(key, prediction)
+            return prediction
+
+        return PendingPrediction(infer=inner.infer, finish=finish)
+
+    def _store(self, key: CacheKey, prediction: Prediction) -> None:
         self._count(hit=False)
         t = prediction.timings
         if prediction.labels.ndim == 2 and prediction.labels.dtype.name == "uint8":
             self.cache.put(key, prediction.labels, (t.preprocess_ms, t.inference_ms, t.postprocess_ms))
-        return prediction
 
     def _count(self, *, hit: bool) -> None:
         with self._lock:

@@ -12,7 +12,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -34,17 +33,38 @@ from app.core.labels import (
     eval_scheme_by_key,
     map_by_name,
 )
-from app.core.metrics import InstanceCounts, Scores, compute_scores, confusion, instance_counts
-from app.inference.base import InputSpec, ModelInfo, Prediction, Segmenter, Timings
+from app.core.metrics import (
+    InstanceCounts,
+    Scores,
+    SparseCounts,
+    compute_scores,
+    confusion,
+    instance_counts,
+)
+from app.core.pipeline import Stage, run_pipeline
+from app.inference.base import InputSpec, ModelInfo, PendingPrediction, Prediction, Segmenter, Timings
 
 
 class SamplePredictor(Protocol):
-    """Anything that turns a decoded sample into a prediction: a model, or a folder of saved masks."""
+    """Anything that turns a decoded sample into a prediction: a model, or a folder of saved masks.
+
+    It may also offer `begin_sample(sample) -> Prediction | PendingPrediction` (a Prediction when there is
+    nothing to run, e.g. a cache hit): see begin_prediction."""
 
     @property
     def info(self) -> ModelInfo: ...
 
     def predict_sample(self, sample: Sample) -> Prediction: ...
+
+
+def begin_prediction(predictor: SamplePredictor, sample: Sample) -> Prediction | PendingPrediction:
+    """The prediction of `sample`, split at the model call when the predictor can, else the whole
+    prediction as one call."""
+    begin = getattr(predictor, "begin_sample", None)
+    if begin is not None:
+        result: Prediction | PendingPrediction = begin(sample)
+        return result
+    return PendingPrediction.whole(lambda: predictor.predict_sample(sample))
 
 
 class SegmenterPredictor:
@@ -59,6 +79,14 @@ class SegmenterPredictor:
 
     def predict_sample(self, sample: Sample) -> Prediction:
         return self.segmenter.predict(sample.image)
+
+    def begin_sample(self, sample: Sample) -> PendingPrediction:
+        begin = getattr(self.segmenter, "begin", None)
+        if begin is not None:
+            pending: PendingPrediction = begin(sample.image)
+            return pending
+        segmenter, image = self.segmenter, sample.image
+        return PendingPrediction.whole(lambda: segmenter.predict(image))
 
 
 class FolderPredictions:
@@ -130,12 +158,22 @@ class ImageEval:
     """One model on one image. Without ground truth only the timings are known."""
 
     key: str
-    matrix: np.ndarray | None  # id-space confusion (n, n + 1) int64
+    counts: SparseCounts | None  # id-space confusion (n, n + 1), stored sparse
     instances: InstanceCounts | None
     iou: np.ndarray | None  # (K,) per evaluated class, NaN where undefined
     miou: float
     pixel_accuracy: float
     timings: Timings
+
+    @property
+    def matrix(self) -> np.ndarray | None:
+        """The id-space confusion matrix (n, n + 1) int64, or None without ground truth."""
+        return None if self.counts is None else self.counts.dense()
+
+    @property
+    def evaluated(self) -> bool:
+        """Whether there was ground truth to count against."""
+        return self.counts is not None
 
 
 @dataclass
@@ -157,8 +195,8 @@ class ModelEvaluation:
 
     def add(self, result: ImageEval) -> None:
         self.images[result.key] = result
-        if result.matrix is not None:
-            self.matrix += result.matrix
+        if result.counts is not None:
+            result.counts.add_to(self.matrix)
         if result.instances is not None:
             self.instances = self.instances + result.instances
             self.has_instances = True
@@ -258,7 +296,7 @@ def _model_dict(run: ModelEvaluation) -> dict[str, object]:
         "class_names": list(info.class_names),
         "model_scheme": info.scheme,
         "mapping": [list(pair) for pair in run.mapping.describe()],
-        "images_evaluated": sum(1 for r in run.images.values() if r.matrix is not None),
+        "images_evaluated": sum(1 for r in run.images.values() if r.evaluated),
         "errors": dict(run.errors),
         "metrics": run.scores().to_dict(),
         "latency_ms": run.latency_summary(),
@@ -274,30 +312,60 @@ def evaluate_sample(
     sample: Sample, predictor: SamplePredictor, mapping: ClassMapping, scheme: EvalScheme
 ) -> tuple[ImageEval, np.ndarray]:
     """Predict one sample and count it. Returns the evaluation and the prediction in the id space."""
-    prediction = predictor.predict_sample(sample)
+    return count_prediction(sample, predictor.predict_sample(sample), predictor.info.name, mapping, scheme)
+
+
+def count_prediction(
+    sample: Sample, prediction: Prediction, model_name: str, mapping: ClassMapping, scheme: EvalScheme
+) -> tuple[ImageEval, np.ndarray]:
+    """Count one prediction of `sample` against its ground truth; also returns it in the id space."""
     height, width = sample.image.shape[:2]
     if prediction.labels.shape != (height, width):
         raise PredictError(
-            f"{predictor.info.name}: mask is {prediction.labels.shape[1]}x{prediction.labels.shape[0]}, "
+            f"{model_name}: mask is {prediction.labels.shape[1]}x{prediction.labels.shape[0]}, "
             f"image is {width}x{height}"
         )
     ids = mapping.apply(prediction.labels)
     if sample.gt is None:
         nan = float("nan")
         return ImageEval(sample.ref.key, None, None, None, nan, nan, prediction.timings), ids
-    # Kept per image for drill-down and mining: int32 halves the memory (pixel counts fit easily).
-    matrix = confusion(sample.gt, ids, scheme.id_space.num_classes).astype(np.int32)
+    matrix = confusion(sample.gt, ids, scheme.id_space.num_classes)
     instances = None
     if sample.instances is not None and scheme.is_cityscapes:
         instances = instance_counts(sample.instances, ids)
     scores = compute_scores(matrix, scheme, None)
     result = ImageEval(
-        sample.ref.key, matrix, instances, scores.iou, scores.miou, scores.pixel_accuracy, prediction.timings
+        sample.ref.key,
+        SparseCounts.from_dense(matrix),
+        instances,
+        scores.iou,
+        scores.miou,
+        scores.pixel_accuracy,
+        prediction.timings,
     )
     return result, ids
 
 
 ImageCallback = Callable[[SampleOutcome], None]
+
+_IN_PROCESS = frozenset({"onnx", "keras", "hf", "files"})
+"""Backends whose model call runs in this process (on all cores); the others are remote."""
+
+
+@dataclass
+class _Work:
+    """One image on its way through the evaluation pipeline."""
+
+    index: int
+    ref: SampleRef
+    sample: Sample | None
+    steps: list[Prediction | PendingPrediction | str]  # per model: ready, to run, or an error message
+    sample_error: str | None
+    raw: dict[int, object] = field(default_factory=dict)  # per model: what infer() returned
+
+
+def _error_text(ref: SampleRef, exc: Exception) -> str:
+    return f"{ref.key}: {exc}" if isinstance(exc, SegLensError) else f"{ref.key}: {exc!r}"
 
 
 class Evaluator:
@@ -348,44 +416,66 @@ class Evaluator:
         return result
 
     def _outcomes(self, todo: list[SampleRef], cancel: threading.Event | None) -> Iterator[SampleOutcome]:
-        # Bounded in-flight work: never decode far ahead of what the models can consume.
-        pending: set[Future[SampleOutcome]] = set()
-        items = iter(enumerate(todo))
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="seglens-eval") as pool:
-            while True:
-                while len(pending) < self.workers * 2 and not (cancel and cancel.is_set()):
-                    item = next(items, None)
-                    if item is None:
-                        break
-                    pending.add(pool.submit(self._one, item[0], item[1]))
-                if not pending:
-                    return
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    yield future.result()
+        # Three stages joined by small queues: decode + prepare inputs, model calls, upsample + count.
+        # In-process models already use every core, so their calls run one at a time on one lane, while
+        # the other stages work on the images before and after; remote models wait on the network, so
+        # they get a lane per worker.
+        local = all(p.info.backend in _IN_PROCESS for p in self.predictors)
+        stages = [
+            Stage(self._load, self.workers, "load", background=True),
+            Stage(self._infer, 1 if local else self.workers, "infer"),
+            Stage(self._finish, self.workers, "count", background=True),
+        ]
+        yield from run_pipeline(enumerate(todo), stages, cancel=cancel, name="seglens-eval")
 
-    def _one(self, index: int, ref: SampleRef) -> SampleOutcome:
+    def _load(self, item: tuple[int, SampleRef]) -> _Work:
+        index, ref = item
         try:
             sample = self.dataset.load(ref)
         except SegLensError as exc:
-            return SampleOutcome(index, ref, (), (), (), str(exc))
+            return _Work(index, ref, None, [], str(exc))
+        steps: list[Prediction | PendingPrediction | str] = []
+        for predictor in self.predictors:
+            try:
+                steps.append(begin_prediction(predictor, sample))
+            except Exception as exc:  # one model's failure on one image must not end the run
+                steps.append(_error_text(ref, exc))
+        return _Work(index, ref, sample, steps, None)
+
+    @staticmethod
+    def _infer(work: _Work) -> _Work:
+        for i, step in enumerate(work.steps):
+            if isinstance(step, PendingPrediction):
+                try:
+                    work.raw[i] = step.infer()
+                except Exception as exc:
+                    work.steps[i] = _error_text(work.ref, exc)
+        return work
+
+    def _finish(self, work: _Work) -> SampleOutcome:
+        sample, ref = work.sample, work.ref
+        if sample is None:
+            return SampleOutcome(work.index, ref, (), (), (), work.sample_error)
         evals: list[ImageEval | None] = []
         predictions: list[np.ndarray | None] = []
         errors: list[str | None] = []
-        for predictor, mapping in zip(self.predictors, self.mappings, strict=True):
-            try:
-                image_eval, ids = evaluate_sample(sample, predictor, mapping, self.scheme)
-            except Exception as exc:  # one model's failure on one image must not end the run
-                evals.append(None)
-                predictions.append(None)
-                errors.append(f"{ref.key}: {exc}" if isinstance(exc, SegLensError) else f"{ref.key}: {exc!r}")
-                continue
+        for i, (predictor, mapping) in enumerate(zip(self.predictors, self.mappings, strict=True)):
+            step, image_eval, ids, error = work.steps[i], None, None, None
+            if isinstance(step, str):
+                error = step
+            else:
+                try:
+                    prediction = step.finish(work.raw[i]) if isinstance(step, PendingPrediction) else step
+                    name = predictor.info.name
+                    image_eval, ids = count_prediction(sample, prediction, name, mapping, self.scheme)
+                except Exception as exc:  # one model's failure on one image must not end the run
+                    error = _error_text(ref, exc)
             evals.append(image_eval)
             predictions.append(ids)
-            errors.append(None)
-            if self.save_predictions is not None:
+            errors.append(error)
+            if ids is not None and self.save_predictions is not None:
                 write_label_png(_prediction_path(self.save_predictions, predictor.info.name, ref), ids)
-        return SampleOutcome(index, ref, tuple(evals), tuple(predictions), tuple(errors), None)
+        return SampleOutcome(work.index, ref, tuple(evals), tuple(predictions), tuple(errors), None)
 
     @staticmethod
     def _record(result: RunResult, outcome: SampleOutcome) -> None:

@@ -5,7 +5,7 @@ Runs on a worker thread. Predictions come from the shared cache when the evaluat
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,15 +14,18 @@ from app.core.datasets import Dataset, SampleRef
 from app.core.errors import SegLensError
 from app.core.labels import IGNORE, ClassMapping, EvalScheme
 from app.core.lru import LruCache
-from app.core.overlay import contours
 from app.core.render import (
     DISAGREEMENT_COLORS,
     DISAGREEMENT_NAMES,
     ERROR_COLORS,
+    STYLES,
     counts,
     disagreement_map,
     error_map,
     mask_rgba,
+    outline,
+    outline_radius,
+    region_boundary,
     rgba_palette,
 )
 from app.inference.evaluate import ImageEval, SamplePredictor, evaluate_sample
@@ -58,14 +61,14 @@ def compose_frame(
     cache: PredictionCache,
 ) -> Frame:
     """Load `ref`, take each model's prediction from `cache` or compute it, map all to evaluated classes."""
-    sample = dataset.load(ref)
+    hits = [cache.get(cache_key(predictor, scheme, ref)) for predictor in predictors]
+    # Instance ids only count toward iIoU: not needed when every prediction is already evaluated.
+    sample = dataset.load(ref, with_instances=any(hit is None for hit in hits))
     to_class = scheme.id_to_class()
     preds: list[np.ndarray | None] = []
     evals: list[ImageEval | None] = []
     errors: list[str | None] = []
-    for predictor, mapping in zip(predictors, mappings, strict=True):
-        key = cache_key(predictor, scheme, ref)
-        hit = cache.get(key)
+    for predictor, mapping, hit in zip(predictors, mappings, hits, strict=True):
         if hit is None:
             try:
                 image_eval, ids = evaluate_sample(sample, predictor, mapping, scheme)
@@ -75,7 +78,7 @@ def compose_frame(
                 errors.append(str(exc))
                 continue
             hit = (ids, image_eval)
-            cache.put(key, hit)
+            cache.put(cache_key(predictor, scheme, ref), hit)
         preds.append(to_class[hit[0]])
         evals.append(hit[1])
         errors.append(None)
@@ -95,6 +98,25 @@ class Highlight:
 
 HIGHLIGHT_RGBA = np.array([255, 0, 255, 255], dtype=np.uint8)
 
+PanelStyles = tuple[str, str, str]  # GT, A, B
+FILLED: PanelStyles = ("filled", "filled", "filled")
+
+
+def panel_styles(mode: str, styles: Sequence[str] | None = None) -> PanelStyles:
+    """The per-panel styles a render uses: `styles` if given, else what an old single `mode` implied
+    ("contours" outlined every panel)."""
+    if styles is None:
+        return ("contours", "contours", "contours") if mode == "contours" else FILLED
+    if len(styles) != 3 or any(s not in STYLES for s in styles):
+        raise ValueError(f"styles must be 3 of {STYLES} (GT, A, B), got {tuple(styles)}")
+    return (styles[0], styles[1], styles[2])
+
+
+def layer_styles(styles: Sequence[str]) -> PanelStyles:
+    """What the layers depend on: "mask" (mask alone) draws like "filled", only the view differs."""
+    gt, a, b = ("contours" if s == "contours" else "filled" for s in panel_styles("classes", styles))
+    return gt, a, b
+
 
 def render_layers(
     frame: Frame,
@@ -104,54 +126,90 @@ def render_layers(
     highlight: Highlight | None = None,
     hidden: Collection[int] = (),
     with_gt: bool = True,
+    styles: Sequence[str] | None = None,
 ) -> tuple[list[np.ndarray | None], str]:
     """RGBA layers for the GT, A and B panels, and a one-line summary (A vs B shares).
 
-    mode: "classes" (class colours), "contours" (class outlines only), "errors" (right/wrong against GT)
-    or "disagreement" (panel B shows A right & B wrong / B right & A wrong / both wrong). Classes in
-    `hidden` are transparent in the class modes. A highlight replaces its model's layer.
+    mode (the content): "classes" (class colours), "errors" (right/wrong against GT) or "disagreement"
+    (panel B shows A right & B wrong / B right & A wrong / both wrong); the older "contours" means classes
+    outlined in every panel and "mask" classes. styles: per panel (GT, A, B) "filled", "contours" (only the
+    outlines of the layer's regions; computed only for those panels) or "mask" (drawn filled). Classes in
+    `hidden` are transparent in the class content. A highlight replaces its model's layer.
     """
+    outlined = [s == "contours" for s in panel_styles(mode, styles)]
+    content = "classes" if mode in ("contours", "mask") else mode
     class_lut = rgba_palette(scheme.colors, hidden=hidden)
     masks: list[np.ndarray | None] = [None, None, None]
     preds: list[np.ndarray | None] = [None, None]
     for slot, pred in zip(slots, frame.pred_class, strict=True):
         preds[slot] = pred
     gt = frame.gt_class
-    outline = mode == "contours"
     if gt is not None and with_gt:  # the GT panel is often hidden: no layer to build then
-        masks[0] = _class_layer(gt, class_lut, outline)
+        masks[0] = _layer(gt, class_lut, outlined[0])
     summary = ""
-    if mode in ("classes", "contours") or gt is None:
+    if content == "classes" or gt is None:
         for slot, pred in enumerate(preds):
             if pred is not None:
-                masks[1 + slot] = _class_layer(pred, class_lut, outline)
+                masks[1 + slot] = _layer(pred, class_lut, outlined[1 + slot])
     else:
         error_lut = rgba_palette(ERROR_COLORS, hidden=(0,))
         for slot, pred in enumerate(preds):
             if pred is not None:
-                masks[1 + slot] = mask_rgba(error_map(gt, pred), error_lut)
+                masks[1 + slot] = _layer(error_map(gt, pred), error_lut, outlined[1 + slot])
         a, b = preds
-        if mode == "disagreement" and a is not None and b is not None:
+        if content == "disagreement" and a is not None and b is not None:
             codes = disagreement_map(gt, a, b)
-            masks[2] = mask_rgba(codes, rgba_palette(DISAGREEMENT_COLORS, hidden=(0,)))
+            masks[2] = _layer(codes, rgba_palette(DISAGREEMENT_COLORS, hidden=(0,)), outlined[2])
             n = counts(codes, len(DISAGREEMENT_NAMES))
             total = max(sum(n[1:]), 1)
             summary = "   ".join(
                 f"{name}: {n[i] / total * 100:.1f}%" for i, name in enumerate(DISAGREEMENT_NAMES) if i > 1
             )
     if highlight is not None and gt is not None and preds[highlight.slot] is not None:
-        masks[1 + highlight.slot], pixels = _highlight_layer(gt, preds[highlight.slot], highlight, scheme)
+        masks[1 + highlight.slot], pixels = _highlight_layer(
+            gt, preds[highlight.slot], highlight, scheme, outlined[1 + highlight.slot]
+        )
         summary = (
             f"{pixels} pixels of {_name(scheme, highlight.gt)} predicted as {_name(scheme, highlight.pred)}"
         )
     return masks, summary
 
 
-def _class_layer(class_map: np.ndarray, lut: np.ndarray, outline: bool) -> np.ndarray:
-    layer = mask_rgba(class_map, lut)
-    if outline:
-        layer[~contours(class_map), 3] = 0
+def _layer(codes: np.ndarray, lut: np.ndarray, outlined: bool, radius: int | None = None) -> np.ndarray:
+    """Colour a code map (classes, error or disagreement codes); outlined: only region boundaries, as wide
+    as the image's size asks (`radius` given when `codes` is a window of a larger image)."""
+    layer = mask_rgba(codes, lut)
+    if outlined:
+        layer[~outline(codes, outline_radius(codes.shape) if radius is None else radius), 3] = 0
     return layer
+
+
+def layer_patch(
+    classes_of: Callable[[slice, slice], np.ndarray],
+    shape: tuple[int, int],
+    rect: tuple[int, int, int, int],
+    lut: np.ndarray,
+    outlined: bool,
+) -> tuple[int, int, np.ndarray]:
+    """Repaint part of a class layer after an edit: (x, y, RGBA patch) covering `rect` (x, y, w, h).
+
+    `classes_of(rows, cols)` gives the class map of a window of the image of `shape`. Outlined, a pixel
+    depends on the pixels up to `margin` away, so the patch reaches `margin` beyond `rect` on every side and
+    is computed from a window twice as far out.
+    """
+    x, y, w, h = rect
+    if not outlined:
+        return x, y, mask_rgba(classes_of(slice(y, y + h), slice(x, x + w)), lut)
+    height, width = shape
+    radius = outline_radius(shape)
+    margin = radius + 1
+    px0, py0 = max(x - margin, 0), max(y - margin, 0)
+    px1, py1 = min(x + w + margin, width), min(y + h + margin, height)
+    cx0, cy0 = max(x - 2 * margin, 0), max(y - 2 * margin, 0)
+    cx1, cy1 = min(x + w + 2 * margin, width), min(y + h + 2 * margin, height)
+    classes = classes_of(slice(cy0, cy1), slice(cx0, cx1))
+    layer = _layer(classes, lut, True, radius)
+    return px0, py0, np.ascontiguousarray(layer[py0 - cy0 : py1 - cy0, px0 - cx0 : px1 - cx0])
 
 
 def _name(scheme: EvalScheme, value: int) -> str:
@@ -159,12 +217,13 @@ def _name(scheme: EvalScheme, value: int) -> str:
 
 
 def _highlight_layer(
-    gt: np.ndarray, pred: np.ndarray | None, highlight: Highlight, scheme: EvalScheme
+    gt: np.ndarray, pred: np.ndarray | None, highlight: Highlight, scheme: EvalScheme, outlined: bool = False
 ) -> tuple[np.ndarray, int]:
     assert pred is not None
     # "Other" predictions are every value outside the evaluated classes (IGNORE in the class map).
     predicted = pred >= scheme.num_classes if highlight.pred >= scheme.num_classes else pred == highlight.pred
     selected = (gt == highlight.gt) & predicted & (gt != IGNORE)
+    pixels = int(np.count_nonzero(selected))
     layer = np.zeros((*gt.shape, 4), dtype=np.uint8)
-    layer[selected] = HIGHLIGHT_RGBA
-    return layer, int(np.count_nonzero(selected))
+    layer[region_boundary(selected, outline_radius(gt.shape)) if outlined else selected] = HIGHLIGHT_RGBA
+    return layer, pixels

@@ -21,7 +21,15 @@ import onnxruntime as ort
 from app.core.errors import InputError, ModelLoadError, PredictError
 from app.core.labels import BUILTIN_SCHEMES
 from app.inference import preprocess
-from app.inference.base import InputSpec, Layout, ModelInfo, OutputKind, Prediction, Timings
+from app.inference.base import (
+    InputSpec,
+    Layout,
+    ModelInfo,
+    OutputKind,
+    PendingPrediction,
+    Prediction,
+    Timings,
+)
 from app.inference.manifest import ModelManifest, manifest_fields, metadata_fields
 from app.inference.postprocess import resize_labels_nearest, upsample_argmax
 
@@ -85,26 +93,44 @@ class OnnxSegmenter:
 
     def predict(self, image: np.ndarray) -> Prediction:
         """Labels (HxW uint8, model scheme) for an HxWx3 RGB uint8 image, at the image's resolution."""
-        session = self._session
-        if session is None:
+        pending = self._begin(image, copy=False)
+        return pending.finish(pending.infer())
+
+    def begin(self, image: np.ndarray) -> PendingPrediction:
+        """predict() split at session.run: the input tensor is prepared now (and owned, so the pending
+        prediction may run on any thread later); infer() runs the session, finish() upsamples."""
+        return self._begin(image, copy=True)
+
+    def _begin(self, image: np.ndarray, *, copy: bool) -> PendingPrediction:
+        if self._session is None:
             raise PredictError(f"{self._path}: the model is closed")
         preprocess.check_image(image)
+        size = (image.shape[0], image.shape[1])
         start = time.perf_counter()
         tensor = self.prepare(image)
-        prepared = time.perf_counter()
-        try:
-            raw = session.run([self._output.name], {self._input_name: tensor})[0]
-        except Exception as exc:  # onnxruntime raises several private exception types
-            raise PredictError(f"{self._path}: inference failed: {exc}") from exc
-        ran = time.perf_counter()
-        labels = self._postprocess(np.asarray(raw), (image.shape[0], image.shape[1]))
-        done = time.perf_counter()
-        timings = Timings(
-            preprocess_ms=(prepared - start) * 1e3,
-            inference_ms=(ran - prepared) * 1e3,
-            postprocess_ms=(done - ran) * 1e3,
-        )
-        return Prediction(labels=labels, timings=timings)
+        if copy:
+            tensor = tensor.copy()
+        spent = [(time.perf_counter() - start) * 1e3, 0.0]
+
+        def infer() -> np.ndarray:
+            session = self._session
+            if session is None:
+                raise PredictError(f"{self._path}: the model is closed")
+            began = time.perf_counter()
+            try:
+                raw = session.run([self._output.name], {self._input_name: tensor})[0]
+            except Exception as exc:  # onnxruntime raises several private exception types
+                raise PredictError(f"{self._path}: inference failed: {exc}") from exc
+            spent[1] = (time.perf_counter() - began) * 1e3
+            return np.asarray(raw)
+
+        def finish(raw: np.ndarray) -> Prediction:
+            began = time.perf_counter()
+            labels = self._postprocess(raw, size)
+            post = (time.perf_counter() - began) * 1e3
+            return Prediction(labels=labels, timings=Timings(spent[0], spent[1], post))
+
+        return PendingPrediction(infer=infer, finish=finish)
 
     def prepare(self, image: np.ndarray) -> np.ndarray:
         """The input tensor for `image` (resized, normalized, laid out). The array is a per-thread buffer
@@ -153,10 +179,13 @@ def load_onnx(path: str | Path, manifest: ModelManifest | None = None) -> OnnxSe
 
 
 def _open_session(path: Path) -> ort.InferenceSession:
-    # Default session options on purpose: turning intra-op spinning off cost ~40% of run() time on a
-    # 15 ms model and did not speed up our postprocessing (benchmarks/bench_onnx.py, 2 cores).
+    # Spinning stays on inside a run (turning it off cost ~40% of run() time on a 15 ms model), but stops
+    # when run() returns: otherwise the pool's threads burn the cores that decoding and counting of the
+    # next images need (evaluation 1.28x -> 1.19x of pure inference, benchmarks/bench_gui.py goal 5).
+    options = ort.SessionOptions()
+    options.add_session_config_entry("session.force_spinning_stop", "1")
     try:
-        return ort.InferenceSession(str(path), providers=_PROVIDERS)
+        return ort.InferenceSession(str(path), options, providers=_PROVIDERS)
     except Exception as exc:  # InvalidProtobuf, Fail, NotImplemented...: all mean "cannot use this file"
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if "protobuf" in reason.lower() or "parse" in reason.lower():

@@ -480,7 +480,7 @@ class _Workspace:
                 predictor.segmenter.close()
         results = []
         for evaluation in run.models:
-            images = sum(1 for r in evaluation.images.values() if r.matrix is not None)
+            images = sum(1 for r in evaluation.images.values() if r.evaluated)
             if not images:
                 raise InputError(dataset.root, "no validation image with ground truth could be evaluated")
             scores = evaluation.scores()

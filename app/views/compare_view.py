@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor, QIcon, QImage, QPixmap, QResizeEvent
+from PySide6.QtGui import QImage, QPixmap, QResizeEvent
 from PySide6.QtWidgets import (
     QBoxLayout,
     QCheckBox,
@@ -21,7 +21,23 @@ from PySide6.QtWidgets import (
 )
 
 from app.views.edit_bar import EditBar
-from app.views.image_panel import ImagePanel, ImageView
+from app.views.image_panel import STYLES, ImagePanel, ImageView
+from app.views.theme import swatch_icon
+
+
+def _key(name: str, color: tuple[int, int, int]) -> QWidget:
+    """A legend entry that cannot be ticked (error / A-vs-B colours): swatch and name in full colour, where
+    a disabled checkbox would grey both out."""
+    key = QWidget()
+    swatch = QLabel()
+    swatch.setPixmap(swatch_icon(color).pixmap(12, 12))
+    layout = QHBoxLayout(key)
+    layout.setContentsMargins(0, 0, 0, 0)
+    layout.setSpacing(4)
+    layout.addWidget(swatch)
+    layout.addWidget(QLabel(name))
+    layout.addStretch(1)
+    return key
 
 
 class Legend(QWidget):
@@ -52,16 +68,17 @@ class Legend(QWidget):
                 widget.deleteLater()
         self.entries = []
         for i, (name, color) in enumerate(zip(names, colors, strict=True)):
-            swatch = QPixmap(12, 12)
-            swatch.fill(QColor(*color))
-            entry = QCheckBox(name)
-            entry.setIcon(QIcon(swatch))
-            entry.setChecked(True)
-            entry.setEnabled(checkable)
-            entry.setToolTip("Untick to hide this class in the masks" if checkable else name)
-            entry.toggled.connect(self._emit_hidden)
+            entry = self._entry(name, color) if checkable else _key(name, color)
             self._grid.addWidget(entry, i // columns, i % columns)
-            self.entries.append(entry)
+
+    def _entry(self, name: str, color: tuple[int, int, int]) -> QCheckBox:
+        entry = QCheckBox(name)
+        entry.setIcon(swatch_icon(color))
+        entry.setChecked(True)
+        entry.setToolTip("Untick to hide this class in the masks")
+        entry.toggled.connect(self._emit_hidden)
+        self.entries.append(entry)
+        return entry
 
     def hidden(self) -> frozenset[int]:
         return frozenset(i for i, entry in enumerate(self.entries) if not entry.isChecked())
@@ -71,17 +88,19 @@ class Legend(QWidget):
 
 
 class CompareView(QWidget):
-    """Lays out the panels and controls; emits the user's intents, holds no data."""
+    """Lays out the panels and controls; emits the user's intents, holds no data.
+
+    What the masks show (classes, errors, A vs B) is one choice for all panels; how each panel draws its
+    mask (filled, contours, mask alone) is chosen in the panel's title row."""
 
     opacity_changed = Signal(float)
     show_gt_changed = Signal(bool)
     mode_changed = Signal(str)
+    styles_changed = Signal(object)  # (GT, A, B) styles, keys of image_panel.STYLES
     hovered = Signal(int, int)
 
     MODES = (
         ("classes", "Classes"),
-        ("contours", "Class outlines"),
-        ("mask", "Masks alone"),
         ("errors", "Errors vs GT"),
         ("disagreement", "A vs B"),
     )
@@ -120,9 +139,11 @@ class CompareView(QWidget):
         self._build()
         self.gt_panel.setVisible(False)
         self._syncing = False
+        self._batch = False  # several panel styles changing at once emit styles_changed once
         for panel in self.panels:
             panel.view.view_changed.connect(lambda v=panel.view: self._sync_from(v))
             panel.view.hovered.connect(self.hovered)
+            panel.style_changed.connect(self._on_style)
         self.mode.currentIndexChanged.connect(self._on_mode)
         self.opacity.valueChanged.connect(self._on_opacity)
         self.show_gt.toggled.connect(self._on_show_gt)
@@ -194,22 +215,42 @@ class CompareView(QWidget):
             panel.view.fit()
 
     def _on_mode(self, _index: int) -> None:
-        mode = str(self.mode.currentData())
-        alone = mode == "mask"
-        for panel in self.panels:
-            # "Masks alone": no image underneath and the mask fully opaque, whatever the slider says.
-            panel.view.image_item.setVisible(not alone)
-            panel.view.set_mask_opacity(1.0 if alone else self.opacity.value() / 100)
-        self.mode_changed.emit("classes" if alone else mode)
+        self.mode_changed.emit(str(self.mode.currentData()))
 
     def cycle_mode(self) -> None:
         self.mode.setCurrentIndex((self.mode.currentIndex() + 1) % self.mode.count())
 
+    def styles(self) -> tuple[str, str, str]:
+        """The mask style of the GT, A and B panels."""
+        gt, a, b = (panel.mask_style() for panel in self.panels)
+        return gt, a, b
+
+    def set_styles(self, styles: Sequence[str]) -> None:
+        """Set the three panel styles (GT, A, B); styles_changed is emitted once if any changed."""
+        before = self.styles()
+        self._batch = True
+        try:
+            for panel, style in zip(self.panels, styles, strict=True):
+                panel.set_mask_style(style)
+        finally:
+            self._batch = False
+        if self.styles() != before:
+            self.styles_changed.emit(self.styles())
+
+    def cycle_styles(self) -> None:
+        """All panels to the style after model A's: filled -> contours -> mask alone -> filled."""
+        keys = [key for key, _ in STYLES]
+        following = keys[(keys.index(self.a_panel.mask_style()) + 1) % len(keys)]
+        self.set_styles((following,) * 3)
+
+    def _on_style(self, _style: str) -> None:
+        if not self._batch:
+            self.styles_changed.emit(self.styles())
+
     def _on_opacity(self, value: int) -> None:
         self.opacity_label.setText(f"{value}%")
-        alone = self.mode.currentData() == "mask"
         for panel in self.panels:
-            panel.view.set_mask_opacity(1.0 if alone else value / 100)
+            panel.view.set_mask_opacity(value / 100)  # a mask-alone panel stays opaque
         self.opacity_changed.emit(value / 100)
 
     def _on_show_gt(self, checked: bool) -> None:

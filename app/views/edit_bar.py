@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from PySide6.QtCore import Signal
-from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
@@ -18,6 +17,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from app.views.theme import swatch_icon
 
 TOOLS = (
     ("brush", "Brush", "B"),
@@ -89,9 +90,7 @@ class EditBar(QWidget):
     def set_classes(self, names: Sequence[str], colors: Sequence[tuple[int, int, int]]) -> None:
         self.value.clear()
         for value, (name, color) in enumerate(zip(names, colors, strict=True)):
-            swatch = QPixmap(12, 12)
-            swatch.fill(QColor(*color))
-            self.value.addItem(QIcon(swatch), f"{value} {name}", value)
+            self.value.addItem(swatch_icon(color), f"{value} {name}", value)
 
     def tool(self) -> str:
         for key, button in self.buttons.items():
@@ -110,4 +109,3 @@ class EditBar(QWidget):
 
     def step_size(self, delta: int) -> None:
         self.radius.setValue(self.radius.value() + delta)
-

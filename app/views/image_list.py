@@ -17,7 +17,7 @@ from PySide6.QtCore import (
     Qt,
     Signal,
 )
-from PySide6.QtGui import QBrush, QColor, QPixmap
+from PySide6.QtGui import QBrush, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -27,6 +27,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from app.views.theme import delta_colors
 
 Index = QModelIndex | QPersistentModelIndex
 MAX_THUMBNAILS = 2000  # ~30 MB of 96x48 pixmaps
@@ -174,7 +176,8 @@ class ImageTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ForegroundRole and column in (DELTA, CLASS_DELTA):
             value = self.value(row, column)
             if not math.isnan(value) and abs(value) >= 0.005:
-                return QBrush(QColor(40, 160, 70) if value > 0 else QColor(210, 60, 60))
+                better, worse = delta_colors()
+                return QBrush(better if value > 0 else worse)
         return None
 
 

@@ -6,12 +6,15 @@ import numpy as np
 from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPen, QPixmap, QResizeEvent, QWheelEvent
 from PySide6.QtWidgets import (
+    QComboBox,
     QFrame,
     QGraphicsEllipseItem,
     QGraphicsPixmapItem,
     QGraphicsScene,
     QGraphicsView,
+    QHBoxLayout,
     QLabel,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
@@ -52,6 +55,9 @@ class ImageView(QGraphicsView):
         self.image_item = QGraphicsPixmapItem()
         self.mask_item = QGraphicsPixmapItem()
         self.mask_item.setOpacity(0.5)
+        self._opacity = 0.5  # the shared slider's value; a mask-alone panel draws its mask opaque
+        self.mask_alone = False
+        self.masks_visible = True
         self.scene().addItem(self.image_item)
         self.scene().addItem(self.mask_item)
         self._fit = True
@@ -91,7 +97,23 @@ class ImageView(QGraphicsView):
         self.mask_item.setPixmap(pixmap)
 
     def set_mask_opacity(self, opacity: float) -> None:
-        self.mask_item.setOpacity(opacity)
+        self._opacity = opacity
+        self._apply_layers()
+
+    def set_mask_alone(self, alone: bool) -> None:
+        """Mask alone: no image underneath and the mask fully opaque, whatever the slider says."""
+        self.mask_alone = alone
+        self._apply_layers()
+
+    def set_masks_visible(self, visible: bool) -> None:
+        """Hide the mask layer (Space); a mask-alone panel then shows its image instead of nothing."""
+        self.masks_visible = visible
+        self._apply_layers()
+
+    def _apply_layers(self) -> None:
+        self.mask_item.setVisible(self.masks_visible)
+        self.image_item.setVisible(not (self.mask_alone and self.masks_visible))
+        self.mask_item.setOpacity(1.0 if self.mask_alone else self._opacity)
 
     def fit(self) -> None:
         self._fit = True
@@ -148,17 +170,53 @@ class ImageView(QGraphicsView):
             self.fit()
 
 
+# How a panel draws its mask: (key, menu text). The keys are those of app.inference.frames.STYLES.
+STYLES = (("filled", "Filled"), ("contours", "Contours"), ("mask", "Mask alone"))
+
+
 class ImagePanel(QWidget):
-    """A titled ImageView ("A: segformer-b0  mIoU 71.2")."""
+    """A titled ImageView ("A: segformer-b0  mIoU 71.2") with its own mask style in the title row."""
+
+    style_changed = Signal(str)
 
     def __init__(self, title: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.title = QLabel(title)
         self.title.setTextFormat(Qt.TextFormat.PlainText)
         self.title.setStyleSheet("font-weight: 600; padding: 2px 4px;")
+        # Long model names must not widen the panel (the style box stays visible).
+        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.style_box = QComboBox()
+        for key, text in STYLES:
+            self.style_box.addItem(text, key)
+        self.style_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.style_box.setToolTip(
+            "How this panel draws its mask: filled over the image, outlines only, or the mask alone "
+            "(S cycles all panels)"
+        )
         self.view = ImageView()
+        header = QHBoxLayout()
+        header.setContentsMargins(0, 0, 0, 0)
+        header.setSpacing(4)
+        header.addWidget(self.title, 1)
+        header.addWidget(self.style_box)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(2)
-        layout.addWidget(self.title)
+        layout.addLayout(header)
         layout.addWidget(self.view, 1)
+        self.style_box.currentIndexChanged.connect(self._on_style)
+
+    def mask_style(self) -> str:
+        return str(self.style_box.currentData())
+
+    def set_mask_style(self, style: str) -> None:
+        """Choose a style by key (unknown keys are ignored); emits style_changed when it changes."""
+        index = self.style_box.findData(style)
+        if index >= 0:
+            self.style_box.setCurrentIndex(index)
+
+    def _on_style(self, _index: int) -> None:
+        style = self.mask_style()
+        self.view.set_mask_alone(style == "mask")
+        self.style_changed.emit(style)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QComboBox,
     QDockWidget,
@@ -24,6 +24,7 @@ from app.views.image_list import ImageList
 from app.views.metrics_panel import MetricsPanel
 from app.views.models_panel import ModelsPanel
 from app.views.review_panel import ReviewPanel
+from app.views.theme import THEMES
 
 MODEL_SUFFIXES = (".onnx", ".json", ".yaml", ".yml")
 
@@ -91,6 +92,9 @@ class MainWindow(QMainWindow):
         self.opacity_down_action = self._action("Less opacity", "Ctrl+Down")
         self.toggle_masks_action = self._action("Toggle masks", "Space")
         self.cycle_mode_action = self._action("Classes / errors / A vs B", "E")
+        self.cycle_style_action = self._action(
+            "Filled / contours / mask alone", "S", "Cycle the mask style of all panels"
+        )
         self.add_remote_action = self._action("Add hosted model…", "Ctrl+Shift+R", "Add a REST or v2 model")
         self.benchmark_action = self._action("Benchmark A and B", "Ctrl+B", "Latency, size, memory")
         self.export_action = self._action("Export model A to ONNX…", None, "Keras or Hugging Face model A")
@@ -170,12 +174,23 @@ class MainWindow(QMainWindow):
             self.toggle_gt_action,
             self.toggle_masks_action,
             self.cycle_mode_action,
+            self.cycle_style_action,
             self.opacity_up_action,
             self.opacity_down_action,
             self.show_log_action,
             self.shortcuts_action,
         ):
             view.addAction(action)
+        theme_menu = view.addMenu("Theme")
+        self.theme_group = QActionGroup(self)
+        self.theme_actions: dict[str, QAction] = {}
+        for key, text in THEMES:
+            action = theme_menu.addAction(text)
+            action.setCheckable(True)
+            action.setData(key)
+            self.theme_group.addAction(action)
+            self.theme_actions[key] = action
+        self.theme_actions["system"].setChecked(True)
 
     def _build_status(self) -> None:
         self.progress = QProgressBar()

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QBrush, QColor
+from PySide6.QtCore import QEvent, Qt, Signal
+from PySide6.QtGui import QBrush
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -21,6 +21,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from app.views.theme import delta_colors, style_plot
 
 
 @dataclass(frozen=True)
@@ -63,10 +65,16 @@ class ConfusionHeatmap(QWidget):
         self.plot.scene().sigMouseClicked.connect(self._on_click)
         self.plot.getAxis("left").setLabel("ground truth")
         self.plot.getAxis("bottom").setLabel("prediction (last column: other)")
+        style_plot(self.plot)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.plot)
         self.values: np.ndarray | None = None
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange:  # theme switched: axes follow the text colour
+            style_plot(self.plot, self.palette())
 
     def _on_click(self, event: object) -> None:
         if self.values is None:
@@ -131,6 +139,7 @@ class MetricsPanel(QWidget):
         self.bars.hideButtons()
         self.bars.setMaximumHeight(110)
         self.bars.getAxis("left").setLabel("B−A (points)")
+        style_plot(self.bars)
         self.classes = QTableWidget(0, 3)
         self.classes.setHorizontalHeaderLabels(["IoU A", "IoU B", "B−A"])
         self.classes.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
@@ -169,6 +178,21 @@ class MetricsPanel(QWidget):
             table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.matrix_choice.currentIndexChanged.connect(self.matrix_model_changed)
         self.matrix_scale.currentIndexChanged.connect(self.matrix_model_changed)
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange:  # theme switched: re-colour charts and deltas
+            style_plot(self.bars, self.palette())
+            for row in range(self.classes.rowCount()):
+                item = self.classes.item(row, 2)
+                if item is not None:
+                    self._colour_delta(item)
+
+    def _colour_delta(self, item: QTableWidgetItem) -> None:
+        delta = item.data(Qt.ItemDataRole.UserRole)
+        if isinstance(delta, float) and not math.isnan(delta) and abs(delta) >= 0.005:
+            better, worse = delta_colors(self.palette())
+            item.setForeground(QBrush(better if delta > 0 else worse))
 
     def set_models(self, summaries: Sequence[ModelSummary | None], class_names: Sequence[str]) -> None:
         """Show up to two models; None leaves a column empty."""
@@ -219,8 +243,9 @@ class MetricsPanel(QWidget):
             for column, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                if column == 2 and not math.isnan(delta) and abs(delta) >= 0.005:
-                    item.setForeground(QBrush(QColor(40, 160, 70) if delta > 0 else QColor(210, 60, 60)))
+                if column == 2:
+                    item.setData(Qt.ItemDataRole.UserRole, float(delta))
+                    self._colour_delta(item)
                 self.classes.setItem(row, column, item)
         self._set_bars(deltas, names)
 

@@ -1,0 +1,275 @@
+"""Per-panel mask styles, content modes, shortcuts and themes, driven through the real main window."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from modelzoo import make_onnx_segmenter
+from PySide6.QtCore import QRectF
+from PySide6.QtGui import QColor, QImage, QPainter, QPalette
+from PySide6.QtWidgets import QApplication, QLabel
+
+from app.core.labels import IGNORE, TRAINIDS
+from app.core.overlay import contours
+from app.core.render import error_map
+from app.core.synthetic import generate
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return generate(tmp_path_factory.mktemp("style-data"), 3, size=(96, 192), seed=11)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("style-models")
+    a = make_onnx_segmenter(root / "alpha.onnx", TRAINIDS.names, input_size=(64, 128), seed=3)
+    b = make_onnx_segmenter(root / "beta.onnx", TRAINIDS.names, input_size=None, seed=4, output="labels")
+    return a, b
+
+
+def _open(qtbot, scenes: Path, models: tuple[Path, Path]):
+    from app.controllers.main_controller import MainController
+
+    ctrl = MainController()
+    qtbot.addWidget(ctrl.window)
+    ctrl.window.show()
+    ctrl.auto_evaluate = False
+    with qtbot.waitSignal(ctrl.dataset_loaded, timeout=20_000):
+        ctrl.open_dataset(scenes)
+    for slot, path in enumerate(models):
+        with qtbot.waitSignal(ctrl.model_loaded, timeout=20_000):
+            ctrl.set_model(slot, path)
+    qtbot.waitUntil(lambda: ctrl.frame is not None and len(ctrl.frame.pred_class) == 2, timeout=20_000)
+    ctrl.pool.wait_idle(20_000)
+    return ctrl
+
+
+@pytest.fixture
+def controller(qtbot, scenes, models):
+    ctrl = _open(qtbot, scenes, models)
+    yield ctrl
+    ctrl.shutdown()
+
+
+def _rgba(image: QImage) -> np.ndarray:
+    """A QImage as HxWx4 uint8 RGBA (straight alpha)."""
+    image = image.convertToFormat(QImage.Format.Format_RGBA8888)
+    rows = np.frombuffer(image.constBits(), np.uint8).reshape(image.height(), image.bytesPerLine())
+    return rows[:, : image.width() * 4].reshape(image.height(), image.width(), 4).copy()
+
+
+def _mask(panel) -> np.ndarray:
+    return _rgba(panel.view.mask_item.pixmap().toImage())
+
+
+def _rendered(panel) -> np.ndarray:
+    """What the panel's scene shows at 1:1 over black: the image (if visible) and the mask at its opacity."""
+    rect = panel.view.image_item.pixmap().rect()
+    out = QImage(rect.width(), rect.height(), QImage.Format.Format_RGB32)
+    out.fill(QColor(0, 0, 0))
+    painter = QPainter(out)
+    panel.view.scene().render(painter, QRectF(rect), QRectF(rect))
+    painter.end()
+    return _rgba(out)[..., :3].astype(int)
+
+
+def _set_style(qtbot, controller, panel, style: str, rerender: bool) -> None:
+    index = panel.style_box.findData(style)
+    assert index >= 0
+    if rerender:
+        with qtbot.waitSignal(controller.frame_shown, timeout=20_000):
+            panel.style_box.setCurrentIndex(index)
+    else:
+        panel.style_box.setCurrentIndex(index)
+
+
+def test_style_of_one_panel_changes_that_panel_only(qtbot, controller) -> None:
+    compare = controller.window.compare
+    with qtbot.waitSignal(controller.frame_shown, timeout=20_000):
+        compare.show_gt.setChecked(True)
+    before = [_mask(p) for p in compare.panels]
+    _set_style(qtbot, controller, compare.b_panel, "contours", rerender=True)
+    after = [_mask(p) for p in compare.panels]
+    np.testing.assert_array_equal(after[0], before[0])
+    np.testing.assert_array_equal(after[1], before[1])
+    # B keeps exactly its class outlines (ignored pixels stay clear), in the class colours of the fill.
+    pred_b = controller.frame.pred_class[1]
+    outline = contours(pred_b) & (pred_b != IGNORE)
+    assert outline.any() and not outline.all()
+    np.testing.assert_array_equal(after[2][..., 3] > 0, outline)
+    np.testing.assert_array_equal(after[2][outline], before[2][outline])
+    assert all(p.view.image_item.isVisible() for p in compare.panels)
+    # The E key's content still applies to every panel, each in its own style: A filled errors, B outlined.
+    with qtbot.waitSignal(controller.frame_shown, timeout=20_000):
+        compare.mode.setCurrentIndex(compare.mode.findData("errors"))
+    # The error key is plain text with swatches, not greyed-out (disabled) checkboxes.
+    labels = compare.legend.findChildren(QLabel)
+    assert compare.legend.entries == [] and {"correct", "wrong"} <= {label.text() for label in labels}
+    assert all(label.isEnabled() for label in labels)
+    frame = controller.frame
+    codes = [error_map(frame.gt_class, pred) for pred in frame.pred_class]
+    np.testing.assert_array_equal(_mask(compare.a_panel)[..., 3] > 0, codes[0] != 0)
+    np.testing.assert_array_equal(_mask(compare.b_panel)[..., 3] > 0, contours(codes[1]) & (codes[1] != 0))
+
+
+def test_mask_alone_on_b_keeps_a_blended(qtbot, controller) -> None:
+    compare = controller.window.compare
+    compare.opacity.setValue(30)
+    _set_style(qtbot, controller, compare.b_panel, "mask", rerender=False)  # same layer: no new render
+    assert not compare.b_panel.view.image_item.isVisible()
+    assert compare.a_panel.view.image_item.isVisible() and compare.gt_panel.view.image_item.isVisible()
+    frame = controller.frame
+    colors = np.array([*TRAINIDS.colors, *[(0, 0, 0)] * (256 - len(TRAINIDS.colors))])
+    image = frame.image.astype(int)
+    shown_a, shown_b = _rendered(compare.a_panel), _rendered(compare.b_panel)
+    pred_a, pred_b = frame.pred_class
+    # B: the mask alone, opaque; no trace of the photo.
+    valid_b = pred_b != IGNORE
+    np.testing.assert_array_equal(shown_b[valid_b], colors[pred_b[valid_b]])
+    # A: the photo with its mask blended at the slider's 30 %.
+    valid_a = pred_a != IGNORE
+    expected_a = image * 0.7 + colors[pred_a] * 0.3
+    assert np.abs(shown_a[valid_a] - expected_a[valid_a]).max() <= 3
+    # The slider moves A and leaves B opaque.
+    compare.opacity.setValue(80)
+    assert compare.a_panel.view.mask_item.opacity() == pytest.approx(0.8)
+    assert compare.b_panel.view.mask_item.opacity() == 1.0
+    np.testing.assert_array_equal(_rendered(compare.b_panel), shown_b)
+    # Space hides the masks: the mask-alone panel shows its image then rather than nothing.
+    controller.window.toggle_masks_action.trigger()
+    assert compare.b_panel.view.image_item.isVisible() and not compare.b_panel.view.mask_item.isVisible()
+    controller.window.toggle_masks_action.trigger()
+    assert not compare.b_panel.view.image_item.isVisible() and compare.b_panel.view.mask_item.isVisible()
+    # Back to filled: B blends again at the slider's opacity.
+    _set_style(qtbot, controller, compare.b_panel, "filled", rerender=False)
+    assert compare.b_panel.view.image_item.isVisible()
+    assert compare.b_panel.view.mask_item.opacity() == pytest.approx(0.8)
+
+
+def test_s_cycles_all_panels_and_hover_hidden_and_highlight_keep_working(qtbot, controller) -> None:
+    window, compare = controller.window, controller.window.compare
+    with qtbot.waitSignal(controller.frame_shown, timeout=20_000):
+        window.cycle_style_action.trigger()
+    assert compare.styles() == ("contours",) * 3
+    window.cycle_style_action.trigger()  # contours -> mask alone: a new render of filled layers
+    qtbot.waitUntil(lambda: controller.pool.is_idle(), timeout=20_000)
+    assert compare.styles() == ("mask",) * 3
+    assert not any(p.view.image_item.isVisible() for p in compare.panels)
+    pred_a = controller.frame.pred_class[0]
+    np.testing.assert_array_equal(_mask(compare.a_panel)[..., 3] > 0, pred_a != IGNORE)
+    # Hiding a class from the legend still clears it, in mask-alone and in contours.
+    road = 0
+    with qtbot.waitSignal(controller.frame_shown, timeout=20_000):
+        compare.legend.entries[road].setChecked(False)
+    np.testing.assert_array_equal(_mask(compare.a_panel)[..., 3] > 0, (pred_a != IGNORE) & (pred_a != road))
+    _set_style(qtbot, controller, compare.a_panel, "contours", rerender=True)
+    outline = contours(pred_a) & (pred_a != IGNORE) & (pred_a != road)
+    np.testing.assert_array_equal(_mask(compare.a_panel)[..., 3] > 0, outline)
+    # Hover names the classes whatever the styles.
+    compare.hovered.emit(5, 40)
+    assert compare.readout.text().startswith("(5, 40)   GT: ") and compare.readout.text().count(": ") == 3
+    # A confusion highlight in an outlined panel: magenta outline pixels, the full count in the caption.
+    frame = controller.frame
+    gt, pred = frame.gt_class, frame.pred_class[0]
+    wrong = (gt != pred) & (gt != IGNORE) & (pred != IGNORE)
+    g, p = int(gt[wrong][0]), int(pred[wrong][0])
+    from app.inference.frames import Highlight
+
+    controller.highlight = Highlight(0, g, p)
+    with qtbot.waitSignal(controller.frame_shown, timeout=20_000):
+        controller.show_image(controller.current_row)
+    selected = (gt == g) & (pred == p)
+    magenta = np.all(_mask(compare.a_panel) == [255, 0, 255, 255], axis=2)
+    assert magenta.any() and not (magenta & ~selected).any()
+    assert f"{int(selected.sum())} pixels of" in compare.stats.text()
+
+
+def test_styles_content_and_theme_persist(qtbot, monkeypatch, tmp_path, scenes, models) -> None:
+    from app.core.settings import load_settings
+
+    monkeypatch.setenv("SEGLENS_CONFIG", str(tmp_path / "cfg"))
+    first = _open(qtbot, scenes, models)
+    compare = first.window.compare
+    compare.set_styles(("mask", "filled", "contours"))
+    compare.show_gt.setChecked(True)
+    compare.mode.setCurrentIndex(compare.mode.findData("disagreement"))
+    first.window.theme_actions["dark"].trigger()
+    first.shutdown()
+    saved = load_settings()
+    assert (saved.panel_styles, saved.display_mode, saved.theme, saved.show_gt) == (
+        ["mask", "filled", "contours"],
+        "disagreement",
+        "dark",
+        True,
+    )
+    second = _open(qtbot, scenes, models)
+    try:
+        assert second.window.theme_actions["dark"].isChecked()
+        assert QApplication.palette().color(QPalette.ColorRole.Window).lightness() < 100
+        second.preferences.restore_view()  # as the launcher does once the window is shown
+        compare = second.window.compare
+        assert compare.styles() == ("mask", "filled", "contours")
+        assert second.display_mode == "disagreement" and second.panel_styles == ("mask", "filled", "contours")
+        assert compare.show_gt.isChecked() and compare.gt_panel.isVisibleTo(second.window)
+        assert not compare.gt_panel.view.image_item.isVisible()
+        assert compare.a_panel.view.image_item.isVisible()
+    finally:
+        second.window.theme_actions["system"].trigger()
+        second.shutdown()
+    assert QApplication.palette().color(QPalette.ColorRole.Window).lightness() > 150
+
+
+def test_dark_theme_recolours_charts_and_deltas(qtbot, controller) -> None:
+    from app.views.theme import delta_colors
+
+    window = controller.window
+    light_better, _ = delta_colors()
+    try:
+        window.theme_actions["dark"].trigger()
+        palette = QApplication.palette()
+        base, text = palette.color(QPalette.ColorRole.Base), palette.color(QPalette.ColorRole.Text)
+        assert base.lightness() < 60 and text.lightness() > 200
+        plots = (window.metrics.bars, window.metrics.heatmap.plot)
+        # Widgets hear of the new application palette through posted events.
+        qtbot.waitUntil(lambda: all(plot.backgroundBrush().color() == base for plot in plots), timeout=5_000)
+        assert all(plot.getAxis("left").textPen().color() == text for plot in plots)
+        better, worse = delta_colors()
+        assert better.lightness() > light_better.lightness() and worse.lightness() > 150
+        window.theme_actions["light"].trigger()
+        light_text = QApplication.palette().color(QPalette.ColorRole.Text)
+        assert light_text.lightness() < 60
+        axis = window.metrics.bars.getAxis("bottom")
+        qtbot.waitUntil(lambda: axis.textPen().color() == light_text, timeout=5_000)
+    finally:
+        window.theme_actions["system"].trigger()
+
+
+def test_shortcuts_are_unique_and_listed(qtbot, controller, monkeypatch) -> None:
+    window = controller.window
+    keys = [a.shortcut().toString() for a in window.actions() if not a.shortcut().isEmpty()]
+    keys += [b.shortcut().toString() for b in window.compare.edit_bar.buttons.values()]
+    assert len(keys) == len(set(keys)), sorted(keys)
+    rows: list[dict[str, str]] = []
+    monkeypatch.setattr(
+        "app.controllers.preferences.ShortcutsDialog.exec",
+        lambda self: rows.append(
+            {self.table.item(r, 0).text(): self.table.item(r, 1).text() for r in range(self.table.rowCount())}
+        ),
+    )
+    window.shortcuts_action.trigger()
+    assert rows[0]["Filled / contours / mask alone"] == "S"
+    assert rows[0]["Classes / errors / A vs B"] == "E"
+
+
+def test_view_choices_match_the_render_keys() -> None:
+    from app.core.render import CONTENTS, STYLES
+    from app.views.compare_view import CompareView
+    from app.views.image_panel import STYLES as PANEL_STYLES
+
+    assert tuple(key for key, _ in PANEL_STYLES) == STYLES
+    assert tuple(key for key, _ in CompareView.MODES) == CONTENTS
