@@ -11,6 +11,7 @@ import os
 import shutil
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -63,6 +64,47 @@ def proc_status() -> dict[str, int]:
         if key in ("VmRSS", "VmHWM", "VmSize", "RssAnon", "RssFile", "RssShmem"):
             out[key] = int(rest.split()[0]) * 1024
     return out
+
+
+class ThreadCpu:
+    """CPU seconds used by this process's threads while it runs, split by nice value (Linux /proc; empty
+    elsewhere). Sampled every 250 ms so threads that end before `stop()` (the evaluation pipeline's) count.
+    SegLens runs decoding and counting at nice 19 and inference at nice 0: the split shows what the
+    models took and what the work around them took."""
+
+    def __init__(self) -> None:
+        self._last: dict[int, tuple[int, float]] = {}
+        self._start = self._read()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def _read() -> dict[int, tuple[int, float]]:
+        out: dict[int, tuple[int, float]] = {}
+        tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        for task in Path(f"/proc/{os.getpid()}/task").glob("*"):
+            try:
+                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            out[int(task.name)] = (int(fields[16]), (int(fields[11]) + int(fields[12])) / tick)
+        return out
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.25):
+            self._last.update(self._read())
+
+    def stop(self) -> dict[int, float]:
+        """{nice value: CPU seconds} since construction."""
+        self._stop.set()
+        self._thread.join()
+        self._last.update(self._read())
+        by_nice: dict[int, float] = {}
+        for tid, (nice, seconds) in self._last.items():
+            used = seconds - self._start.get(tid, (nice, 0.0))[1]
+            by_nice[nice] = by_nice.get(nice, 0.0) + used
+        return by_nice
 
 
 def mb(value: float) -> float:

@@ -7,6 +7,7 @@ Files are decoded in `Dataset.load`, one sample at a time.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Iterable
@@ -19,6 +20,7 @@ import numpy as np
 from app.core.errors import InputError
 from app.core.imageio import read_image, read_instances, read_label
 from app.core.labels import LABELIDS, TRAINIDS, ClassScheme
+from app.core.prediction_cache import image_digest
 
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 MASK_FOLDERS: tuple[str, ...] = ("masks", "labels", "gt", "annotations")
@@ -48,6 +50,12 @@ class Sample:
     gt: np.ndarray | None  # HxW uint8 in the dataset's gt_scheme
     instances: np.ndarray | None  # HxW int32 instanceIds
     warnings: tuple[str, ...] = ()
+
+    @functools.cached_property
+    def image_digest(self) -> str:
+        """sha256 of the decoded pixels (the prediction cache's image key), computed once per sample
+        however many models look it up."""
+        return image_digest(self.image)
 
 
 class Dataset:

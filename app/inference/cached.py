@@ -7,7 +7,7 @@ import threading
 from dataclasses import asdict
 
 from app.core.datasets import Sample
-from app.core.prediction_cache import CacheKey, PredictionCache, image_digest
+from app.core.prediction_cache import CacheKey, PredictionCache
 from app.inference.base import ModelInfo, PendingPrediction, Prediction, Timings
 from app.inference.evaluate import SamplePredictor, begin_prediction
 
@@ -49,7 +49,7 @@ class CachedPredictor:
         """A cache hit, or the wrapped predictor's pending prediction, stored in the cache when finished."""
         if not self.enabled:
             return begin_prediction(self.predictor, sample)
-        key = CacheKey(self.info.digest, image_digest(sample.image), self._preprocessing)
+        key = CacheKey(self.info.digest, sample.image_digest, self._preprocessing)
         entry = self.cache.get(key)
         if entry is not None and entry.labels.shape == sample.image.shape[:2]:
             self._count(hit=True)
