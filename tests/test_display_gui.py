@@ -273,3 +273,40 @@ def test_view_choices_match_the_render_keys() -> None:
 
     assert tuple(key for key, _ in PANEL_STYLES) == STYLES
     assert tuple(key for key, _ in CompareView.MODES) == CONTENTS
+
+
+def _legend_texts(legend) -> list[str]:
+    grid = legend._grid
+    texts = []
+    for i in range(grid.count()):
+        widget = grid.itemAt(i).widget()
+        labels = [widget] if hasattr(widget, "text") else widget.findChildren(QLabel)
+        texts += [label.text() for label in labels if label.text()]
+    return texts
+
+
+def test_legend_keys_follow_the_content_and_a_scheme_change(qtbot, controller) -> None:
+    window = controller.window
+    compare = window.compare
+    with qtbot.waitSignal(controller.frame_shown, timeout=20_000):
+        compare.mode.setCurrentIndex(compare.mode.findData("disagreement"))
+    # A vs B: panel A keeps its right/wrong map, panel B shows the four cases: both keys are listed.
+    assert _legend_texts(compare.legend) == [
+        "A correct",
+        "A wrong",
+        "B: both right",
+        "B: A right, B wrong",
+        "B: B right, A wrong",
+        "B: both wrong",
+    ]
+    with qtbot.waitSignal(controller.frame_shown, timeout=20_000):
+        compare.mode.setCurrentIndex(compare.mode.findData("errors"))
+    assert _legend_texts(compare.legend) == ["correct", "wrong"]
+    # Another scheme re-evaluates, but the masks still show errors: the legend must say so.
+    other = next(i for i in range(window.scheme_box.count()) if i != window.scheme_box.currentIndex())
+    window.scheme_box.setCurrentIndex(other)
+    assert _legend_texts(compare.legend) == ["correct", "wrong"]
+    with qtbot.waitSignal(controller.frame_shown, timeout=20_000):
+        compare.mode.setCurrentIndex(compare.mode.findData("classes"))
+    assert _legend_texts(compare.legend) == list(controller.scheme.names)
+    controller.pool.wait_idle(30_000)

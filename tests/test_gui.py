@@ -163,8 +163,8 @@ def test_error_and_disagreement_maps_and_hover(qtbot, controller, scenes, models
     with qtbot.waitSignal(controller.frame_shown, timeout=20_000):
         compare.mode.setCurrentIndex(compare.mode.findData("disagreement"))
     caption = compare.stats.text()
-    assert "A right, B wrong:" in caption and "B right, A wrong:" in caption
-    shares = [float(part.split(": ")[1].rstrip("%")) for part in caption.split("   ")]
+    assert "A right, B wrong " in caption and "B right, A wrong " in caption
+    shares = [float(part.rsplit(" ", 1)[1].rstrip("%")) for part in caption.split(" · ")]
     assert len(shares) == 3 and 0 < sum(shares) <= 100.05  # "both right" is the rest
     # The B panel now shows the disagreement colours, not class colours.
     frame = controller.frame

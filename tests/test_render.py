@@ -54,7 +54,7 @@ def test_outlines_keep_only_boundaries(maps) -> None:
 def test_disagreement_summary_and_highlight(maps) -> None:
     gt, a, b = maps
     masks, summary = render_layers(_frame(gt, a, b), EVAL_TRAINIDS, (0, 1), "disagreement")
-    assert summary == "A right, B wrong: 28.6%   B right, A wrong: 28.6%   both wrong: 0.0%"
+    assert summary == "A right, B wrong 28.6% · B right, A wrong 28.6% · both wrong 0.0%"
     masks, summary = render_layers(_frame(gt, a, b), EVAL_TRAINIDS, (0, 1), "classes", Highlight(0, 1, 2))
     assert summary == "1 pixels of sidewalk predicted as building"
     assert np.argwhere(masks[1][..., 3] > 0).tolist() == [[1, 2]]

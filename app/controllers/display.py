@@ -36,15 +36,23 @@ class DisplayController(QObject):
         main = self.main
         main.display_mode = mode
         main.highlight = None
-        legend = main.window.compare.legend
         main.hidden = frozenset()
-        if mode == "errors":
+        self.refresh_legend()
+        main.show_image(main.current_row)
+
+    def refresh_legend(self) -> None:
+        """The legend of what the masks show now: the scheme's classes (tickable to hide them), or the
+        colour keys of the error maps (A vs B: panel A keeps its right/wrong map, panel B the four
+        cases)."""
+        main = self.main
+        legend = main.window.compare.legend
+        if main.display_mode == "errors":
             legend.set_classes(ERROR_NAMES[1:], ERROR_COLORS[1:], checkable=False)
-        elif mode == "disagreement":
-            legend.set_classes(DISAGREEMENT_NAMES[1:], DISAGREEMENT_COLORS[1:], checkable=False)
+        elif main.display_mode == "disagreement":
+            names = [f"A {n}" for n in ERROR_NAMES[1:]] + [f"B: {n}" for n in DISAGREEMENT_NAMES[1:]]
+            legend.set_classes(names, [*ERROR_COLORS[1:], *DISAGREEMENT_COLORS[1:]], checkable=False)
         else:
             legend.set_classes(main.scheme.names, main.scheme.colors)
-        main.show_image(main.current_row)
 
     def set_panel_styles(self, styles: Sequence[str]) -> None:
         """GT, A and B styles ("filled", "contours", "mask"); the view already applied mask alone."""

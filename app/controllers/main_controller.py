@@ -115,7 +115,7 @@ class MainController(QObject):
         from app.controllers.annotation import AnnotationController
 
         self.annotation = AnnotationController(self)
-        self.window.compare.legend.set_classes(self.scheme.names, self.scheme.colors)
+        self.display.refresh_legend()
         self._refresh_titles()
 
     def _connect_callbacks(self) -> None:
@@ -197,7 +197,7 @@ class MainController(QObject):
 
     def _on_scheme_box(self, _index: int) -> None:
         self.scheme = eval_scheme_by_key(str(self.window.scheme_box.currentData()))
-        self.window.compare.legend.set_classes(self.scheme.names, self.scheme.colors)
+        self.display.refresh_legend()
         self.window.image_list.set_classes(self.scheme.names)
         self.hidden = frozenset()
         self._reset_results()
@@ -227,7 +227,7 @@ class MainController(QObject):
         if custom:
             # A custom id space has exactly one evaluation scheme: its own classes.
             self.scheme = custom_eval_scheme(dataset.gt_scheme)
-            self.window.compare.legend.set_classes(self.scheme.names, self.scheme.colors)
+            self.display.refresh_legend()
             self.window.image_list.set_classes(self.scheme.names)
         elif not self.scheme.is_cityscapes:
             self._on_scheme_box(self.window.scheme_box.currentIndex())

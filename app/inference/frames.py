@@ -162,8 +162,8 @@ def render_layers(
             masks[2] = _layer(codes, rgba_palette(DISAGREEMENT_COLORS, hidden=(0,)), outlined[2])
             n = counts(codes, len(DISAGREEMENT_NAMES))
             total = max(sum(n[1:]), 1)
-            summary = "   ".join(
-                f"{name}: {n[i] / total * 100:.1f}%" for i, name in enumerate(DISAGREEMENT_NAMES) if i > 1
+            summary = " · ".join(
+                f"{name} {n[i] / total * 100:.1f}%" for i, name in enumerate(DISAGREEMENT_NAMES) if i > 1
             )
     if highlight is not None and gt is not None and preds[highlight.slot] is not None:
         masks[1 + highlight.slot], pixels = _highlight_layer(

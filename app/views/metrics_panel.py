@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QListWidget,
+    QSplitter,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -154,26 +155,44 @@ class MetricsPanel(QWidget):
         self.drill_title = QLabel("Click a matrix cell to list the images with that confusion.")
         self.drill_title.setWordWrap(True)
         self.drill = QListWidget()
-        self.drill.setMaximumHeight(130)
         choice_row = QHBoxLayout()
         choice_row.addWidget(QLabel("Confusion matrix of"))
         choice_row.addWidget(self.matrix_choice)
         choice_row.addWidget(self.matrix_scale)
         choice_row.addStretch(1)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(self.summary)
         metric_row = QHBoxLayout()
         metric_row.addWidget(QLabel("Per class:"))
         metric_row.addWidget(self.class_metric)
         metric_row.addStretch(1)
-        layout.addLayout(metric_row)
-        layout.addWidget(self.classes, 2)
-        layout.addWidget(self.bars)
-        layout.addLayout(choice_row)
-        layout.addWidget(self.heatmap, 2)
-        layout.addWidget(self.drill_title)
-        layout.addWidget(self.drill)
+        # Three parts the user can resize against each other; the confusion matrix gets the most room
+        # (its cells stay square, so its width follows its height).
+        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter.setChildrenCollapsible(False)
+        for items, stretch in (
+            ((self.summary, metric_row, self.classes, self.bars), 3),
+            ((choice_row, self.heatmap), 3),
+            ((self.drill_title, self.drill), 1),
+        ):
+            part = QWidget()
+            part_layout = QVBoxLayout(part)
+            part_layout.setContentsMargins(0, 0, 0, 0)
+            for item in items:
+                if isinstance(item, QWidget):
+                    part_layout.addWidget(item, 1 if item in (self.classes, self.heatmap, self.drill) else 0)
+                else:
+                    part_layout.addLayout(item)
+            self.splitter.addWidget(part)
+            self.splitter.setStretchFactor(self.splitter.count() - 1, stretch)
+        # The summary always shows its six rows; the per-class table a handful; the matrix stays legible.
+        header = self.summary.horizontalHeader().sizeHint().height()
+        self.summary.setMinimumHeight(header + 6 * self.summary.verticalHeader().defaultSectionSize() + 4)
+        self.classes.setMinimumHeight(120)
+        self.bars.setMinimumHeight(80)
+        self.heatmap.setMinimumHeight(160)
+        self.drill.setMinimumHeight(60)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.splitter)
         for table in (self.summary, self.classes):
             table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.matrix_choice.currentIndexChanged.connect(self.matrix_model_changed)
