@@ -270,6 +270,16 @@ def _output_head(
 # --- deliberately broken files ---------------------------------------------------------------------
 
 
+def window_model_pair(root: Path) -> tuple[Path, Path]:
+    """The two models the window tests open: A gives trainId logits at a fixed 64x128 input, B gives
+    labels at any input size."""
+    from app.core.labels import TRAINIDS
+
+    a = make_onnx_segmenter(root / "alpha.onnx", TRAINIDS.names, input_size=(64, 128), seed=3)
+    b = make_onnx_segmenter(root / "beta.onnx", TRAINIDS.names, input_size=None, seed=4, output="labels")
+    return a, b
+
+
 def make_wrong_rank_model(path: str | Path, num_classes: int = 19) -> Path:
     """A valid ONNX model whose output is rank 2 (N, K): a classifier, not a segmenter."""
     rng = np.random.default_rng(0)

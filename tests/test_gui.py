@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import require
-from modelzoo import make_onnx_segmenter
+from modelzoo import make_onnx_segmenter, window_model_pair
 from PySide6.QtCore import Qt
 
 from app.core.datasets import open_dataset
@@ -28,10 +28,7 @@ def scenes(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("gui-models")
-    a = make_onnx_segmenter(root / "alpha.onnx", TRAINIDS.names, input_size=(64, 128), seed=3)
-    b = make_onnx_segmenter(root / "beta.onnx", TRAINIDS.names, input_size=None, seed=4, output="labels")
-    return a, b
+    return window_model_pair(tmp_path_factory.mktemp("gui-models"))
 
 
 @pytest.fixture
