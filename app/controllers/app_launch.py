@@ -75,6 +75,8 @@ def launch(
     if restored:
         window.restoreGeometry(settings.value("window/geometry"))
         window.restoreState(settings.value("window/state"))
+    else:
+        window.fit_to_screen()
     window.show()
     if not restored:
         window.fit_docks()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QImage, QPixmap, QResizeEvent
 from PySide6.QtWidgets import (
     QBoxLayout,
@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
     QLabel,
+    QLayout,
     QPushButton,
     QSizePolicy,
     QSlider,
@@ -48,10 +49,15 @@ class Legend(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._grid = QGridLayout(self)
+        # The grid must not pin the legend's minimum width to its current column count: see _reflow.
+        self._grid.setSizeConstraint(QLayout.SizeConstraint.SetNoConstraint)
         self._grid.setContentsMargins(4, 0, 4, 0)
         self._grid.setHorizontalSpacing(10)
         self._grid.setVerticalSpacing(2)
         self.entries: list[QCheckBox] = []
+        self._items: list[QWidget] = []  # entries or colour keys, in order
+        self._max_columns = 7
+        self._columns = 0
 
     def set_classes(
         self,
@@ -60,16 +66,46 @@ class Legend(QWidget):
         columns: int = 7,
         checkable: bool = True,
     ) -> None:
-        columns = max(1, min(columns, len(names)))
+        """Show these entries, at most `columns` per row, fewer when the legend is narrow (it reflows as
+        it is resized: the window never has to be wider than one entry for the legend's sake)."""
         while self._grid.count():
             item = self._grid.takeAt(0)
             widget = item.widget() if item is not None else None
             if widget is not None:
                 widget.deleteLater()
         self.entries = []
-        for i, (name, color) in enumerate(zip(names, colors, strict=True)):
-            entry = self._entry(name, color) if checkable else _key(name, color)
-            self._grid.addWidget(entry, i // columns, i % columns)
+        self._items = [
+            self._entry(name, color) if checkable else _key(name, color)
+            for name, color in zip(names, colors, strict=True)
+        ]
+        self._max_columns = max(1, columns)
+        self._columns = 0
+        self._reflow()
+
+    def _reflow(self) -> None:
+        if not self._items:
+            return
+        margins = self._grid.contentsMargins()
+        room = max(1, self.width() - margins.left() - margins.right())
+        cell = max(item.sizeHint().width() for item in self._items) + self._grid.horizontalSpacing()
+        columns = max(1, min(self._max_columns, len(self._items), room // max(cell, 1)))
+        if columns == self._columns:
+            return
+        self._columns = columns
+        for item in self._items:
+            self._grid.removeWidget(item)
+        for i, item in enumerate(self._items):
+            self._grid.addWidget(item, i // columns, i % columns)
+
+    def minimumSizeHint(self) -> QSize:
+        hint = super().minimumSizeHint()
+        widest = max((item.sizeHint().width() for item in self._items), default=0)
+        margins = self._grid.contentsMargins()
+        return QSize(widest + margins.left() + margins.right(), hint.height())
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._reflow()
 
     def _entry(self, name: str, color: tuple[int, int, int]) -> QCheckBox:
         entry = QCheckBox(name)
@@ -113,7 +149,8 @@ class CompareView(QWidget):
         self.opacity = QSlider(Qt.Orientation.Horizontal)
         self.opacity.setRange(0, 100)
         self.opacity.setValue(50)
-        self.opacity.setFixedWidth(180)
+        self.opacity.setMinimumWidth(70)  # shrinks first when the window is narrow
+        self.opacity.setMaximumWidth(180)
         self.opacity.setToolTip("Mask opacity (Ctrl+Up / Ctrl+Down)")
         self.opacity_label = QLabel("50%")
         self.show_gt = QCheckBox("Ground truth")

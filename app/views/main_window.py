@@ -29,6 +29,14 @@ from app.views.theme import THEMES
 MODEL_SUFFIXES = (".onnx", ".json", ".yaml", ".yml")
 
 
+def _let_combos_shrink(root: QWidget) -> None:
+    """A combo box is as wide as its longest item by default, which adds up to a window too wide for a
+    laptop at 150% scaling; these may shrink to 8 characters (the popup still shows whole items)."""
+    for combo in root.findChildren(QComboBox):
+        combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        combo.setMinimumContentsLength(8)
+
+
 class MainWindow(QMainWindow):
     """Layout and user intents only; the MainController does the work."""
 
@@ -48,6 +56,8 @@ class MainWindow(QMainWindow):
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
         self.log.setMaximumBlockCount(5000)
+        for view in (self.compare, self.image_list, self.metrics, self.models, self.review):
+            _let_combos_shrink(view)  # before any layout caches their size hints
         self.setCentralWidget(self.compare)
         self.images_dock = self._dock("Images", self.image_list, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.metrics_dock = self._dock("Metrics", self.metrics, Qt.DockWidgetArea.RightDockWidgetArea)
@@ -202,6 +212,20 @@ class MainWindow(QMainWindow):
         self.cancel_button.clicked.connect(self.cancel_action.trigger)
         self.statusBar().addPermanentWidget(self.progress)
         self.statusBar().addPermanentWidget(self.cancel_button)
+
+    def fit_to_screen(self) -> None:
+        """The first-run size (1500x900) where the screen has room, else 95% of its free area (a laptop at
+        150% scaling has ~1280x700 logical pixels), centred."""
+        screen = self.screen()
+        if screen is None:
+            return
+        free = screen.availableGeometry()
+        width = min(1500, int(free.width() * 0.95))
+        height = min(900, int(free.height() * 0.95))
+        self.resize(width, height)  # never below the minimum size (about 1070x600)
+        x = free.x() + max(0, (free.width() - self.width()) // 2)
+        y = free.y() + max(0, (free.height() - self.height()) // 2)
+        self.move(x, y)
 
     def fit_docks(self) -> None:
         """Room for thumbnails and both score columns; the metrics dock keeps its tables readable.

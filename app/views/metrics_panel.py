@@ -124,7 +124,6 @@ class MetricsPanel(QWidget):
         )
         self.summary.setHorizontalHeaderLabels(["A", "B"])
         self.summary.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        self.summary.setMaximumHeight(200)
         self.class_metric = QComboBox()
         for text, key in (
             ("IoU", "iou"),
@@ -138,7 +137,7 @@ class MetricsPanel(QWidget):
         self.bars.setMenuEnabled(False)
         self.bars.setMouseEnabled(x=False, y=False)
         self.bars.hideButtons()
-        self.bars.setMaximumHeight(110)
+        self.bars.setMaximumHeight(100)
         self.bars.getAxis("left").setLabel("B−A (points)")
         style_plot(self.bars)
         self.classes = QTableWidget(0, 3)
@@ -156,7 +155,7 @@ class MetricsPanel(QWidget):
         self.drill_title.setWordWrap(True)
         self.drill = QListWidget()
         choice_row = QHBoxLayout()
-        choice_row.addWidget(QLabel("Confusion matrix of"))
+        choice_row.addWidget(QLabel("Confusion of"))
         choice_row.addWidget(self.matrix_choice)
         choice_row.addWidget(self.matrix_scale)
         choice_row.addStretch(1)
@@ -183,13 +182,17 @@ class MetricsPanel(QWidget):
                     part_layout.addLayout(item)
             self.splitter.addWidget(part)
             self.splitter.setStretchFactor(self.splitter.count() - 1, stretch)
-        # The summary always shows its six rows; the per-class table a handful; the matrix stays legible.
+        # The summary is never taller than its six rows (the room goes to the matrix), and everything can
+        # shrink far enough for a 768-pixel-high screen (rows then scroll).
         header = self.summary.horizontalHeader().sizeHint().height()
-        self.summary.setMinimumHeight(header + 6 * self.summary.verticalHeader().defaultSectionSize() + 4)
-        self.classes.setMinimumHeight(120)
-        self.bars.setMinimumHeight(80)
-        self.heatmap.setMinimumHeight(160)
-        self.drill.setMinimumHeight(60)
+        self.summary.setMaximumHeight(header + 6 * self.summary.verticalHeader().defaultSectionSize() + 4)
+        self.summary.setMinimumHeight(90)
+        self.classes.setMinimumHeight(70)
+        self.bars.setMinimumHeight(60)
+        self.heatmap.setMinimumHeight(120)
+        self.drill.setMinimumHeight(40)
+        # Initial shares (scaled to the dock's height): tables and bars, the matrix, the image list.
+        self.splitter.setSizes([580, 300, 80])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.splitter)
