@@ -394,10 +394,10 @@ def test_stepping_uses_frames_rendered_ahead_and_kept(qtbot, controller, scenes,
     lock = threading.Lock()
     render = controller.frames.render
 
-    def counting(dataset, ref, *args):
+    def counting(dataset, ref, *args, **kwargs):
         with lock:
             rendered.append(ref.key)
-        return render(dataset, ref, *args)
+        return render(dataset, ref, *args, **kwargs)
 
     controller.frames.render = counting
     keys = [ref.key for ref in controller.dataset.refs]
@@ -425,3 +425,62 @@ def test_stepping_uses_frames_rendered_ahead_and_kept(qtbot, controller, scenes,
     assert sorted(rendered) == sorted(keys[2:5])  # stepping back: the previous rows render ahead
     step(window.prev_action.trigger, keys[3])
     assert rendered == [keys[1]]
+
+
+def test_cached_only_frames_never_run_a_model(tmp_path, scenes, models) -> None:
+    from app.core.lru import LruCache
+    from app.core.prediction_cache import PredictionCache
+    from app.inference.cached import CachedPredictor
+    from app.inference.evaluate import choose_scheme, mapping_for
+    from app.inference.frames import compose_frame
+
+    dataset = open_dataset(scenes)
+    ref = dataset.refs[2]
+    predictor = CachedPredictor(SegmenterPredictor(load_model(models[0])), PredictionCache(tmp_path / "c"))
+    scheme = choose_scheme(None, [predictor], dataset.gt_scheme)
+    mapping = mapping_for(predictor.info, dataset.gt_scheme)
+    memory = LruCache(max_bytes=1 << 24)
+
+    def compose(cached_only: bool):
+        return compose_frame(dataset, ref, [predictor], [mapping], scheme, memory, cached_only=cached_only)
+
+    assert compose(True) is None
+    assert predictor.misses == 0  # nothing was predicted
+    full = compose(False)
+    assert predictor.misses == 1 and full is not None
+    memory.clear()  # only the disk cache has it now
+    again = compose(True)
+    assert again is not None and predictor.misses == 1
+    np.testing.assert_array_equal(again.pred_class[0], full.pred_class[0])
+    assert again.evals[0].miou == full.evals[0].miou
+
+
+def test_a_cached_only_prefetch_the_user_reaches_is_rendered_fully(qtbot) -> None:
+    from app.controllers.frame_loader import FrameLoader
+    from app.controllers.workers import WorkerPool
+
+    calls: list[tuple[str, bool]] = []
+    release = threading.Event()
+    lock = threading.Lock()
+
+    def render(name: str, *, cached_only: bool = False) -> str | None:
+        with lock:
+            calls.append((name, cached_only))
+        if cached_only:
+            release.wait(10)
+            return None  # "its predictions are not made yet"
+        return f"frame {name}"
+
+    pool = WorkerPool()
+    loader = FrameLoader(pool, render)
+    try:
+        loader.prefetch([("k1", ("one",)), ("k2", ("two",))], cached_only=True)
+        with qtbot.waitSignal(loader.ready, timeout=10_000) as shown:
+            loader.request("k1", ("one",))  # still rendering cached-only: wait for it ...
+            release.set()  # ... it finds nothing: the loader renders it for real
+        assert shown.args == ["frame one"]
+        assert pool.wait_idle(10_000)
+        assert sorted(calls) == [("one", False), ("one", True), ("two", True)]
+        assert loader.at_hand == 0  # a cached-only miss is not kept as a frame
+    finally:
+        pool.shutdown()

@@ -31,7 +31,7 @@ class FrameLoader(QObject):
         self.pool = pool
         self.render = render
         pool.set_group_limit(PREFETCH_GROUP, PREFETCH_AHEAD)
-        self._running: dict[Hashable, Job] = {}
+        self._running: dict[Hashable, tuple[Job, Sequence[object]]] = {}  # the job and its arguments
         self._done: dict[Hashable, Any] = {}
         self._wanted: Hashable | None = None
         self._shown: tuple[Hashable, Any] | None = None
@@ -48,25 +48,29 @@ class FrameLoader(QObject):
             return  # already rendering (a prefetch): shown the moment it arrives, no duplicate work
         self._submit(key, args, prefetch=False)
 
-    def prefetch(self, items: Sequence[tuple[Hashable, Sequence[object]]]) -> None:
+    def prefetch(
+        self, items: Sequence[tuple[Hashable, Sequence[object]]], *, cached_only: bool = False
+    ) -> None:
         """Render `items` (the frames likely next, nearest first) in the background; frames and renders
-        no longer among them are dropped, except the one the user waits for and the one shown last."""
+        no longer among them are dropped, except the one the user waits for and the one shown last.
+        `cached_only`: render only frames whose predictions are already made (while an evaluation runs,
+        predicting ahead would run the models twice; render returns None for the others)."""
         keep = {key for key, _ in items}
         if self._wanted is not None:
             keep.add(self._wanted)
         for key in [k for k in self._running if k not in keep]:
-            self.pool.cancel(self._running.pop(key))  # popped first: cancel() reports finished at once
+            self.pool.cancel(self._running.pop(key)[0])  # popped first: cancel() reports finished at once
         for key in [k for k in self._done if k not in keep and k != self._behind]:
             del self._done[key]
         shown = self._shown[0] if self._shown is not None else None
         for key, args in items:
             if key not in self._done and key not in self._running and key != shown:
-                self._submit(key, args, prefetch=True)
+                self._submit(key, args, prefetch=True, cached_only=cached_only)
 
     def clear(self) -> None:
         """Forget every rendered frame and cancel the prefetches (results or models changed). The frame the
         user waits for still arrives: what it depends on is in its key, so a newer request replaces it."""
-        for key, job in list(self._running.items()):
+        for key, (job, _) in list(self._running.items()):
             if key != self._wanted:
                 del self._running[key]
                 self.pool.cancel(job)
@@ -79,26 +83,35 @@ class FrameLoader(QObject):
         """How many rendered frames are kept besides the shown one."""
         return len(self._done)
 
-    def _submit(self, key: Hashable, args: Sequence[object], *, prefetch: bool) -> None:
+    def _submit(
+        self, key: Hashable, args: Sequence[object], *, prefetch: bool, cached_only: bool = False
+    ) -> None:
         job = self.pool.submit(
             self.render,
             *args,
             group=PREFETCH_GROUP if prefetch else None,
             priority=0 if prefetch else 1,
             name="prefetch frame" if prefetch else "render frame",
+            cached_only=cached_only,
         )
-        self._running[key] = job
+        self._running[key] = (job, args)
         job.signals.result.connect(lambda rendered, k=key, j=job: self._on_rendered(k, j, rendered))
         job.signals.finished.connect(lambda k=key, j=job: self._forget(k, j))
 
     def _forget(self, key: Hashable, job: Job) -> None:
-        if self._running.get(key) is job:
+        running = self._running.get(key)
+        if running is not None and running[0] is job:
             del self._running[key]
 
     def _on_rendered(self, key: Hashable, job: Job, rendered: Any) -> None:
-        if self._running.get(key) is not job:
+        running = self._running.get(key)
+        if running is None or running[0] is not job:
             return  # cancelled or superseded while it rendered
         del self._running[key]
+        if rendered is None:  # a cached-only prefetch whose predictions are not made yet
+            if key == self._wanted:
+                self._submit(key, running[1], prefetch=False)  # the user is here now: predict it
+            return
         if key == self._wanted:
             self._show(key, rendered)
         else:

@@ -69,10 +69,13 @@ def render_frame(
     hidden: frozenset[int] = frozenset(),
     with_gt: bool = True,
     styles: tuple[str, str, str] | None = None,
-) -> tuple[Frame, np.ndarray, list[np.ndarray | None], str]:
+    cached_only: bool = False,
+) -> tuple[Frame, np.ndarray, list[np.ndarray | None], str] | None:
     """Worker side of showing one image: the frame, its RGBA layers (GT, A, B; `styles` per panel) and a
-    one-line summary."""
-    frame = compose_frame(dataset, ref, predictors, mappings, scheme, cache)
+    one-line summary. With `cached_only`, None when a prediction would have to be made."""
+    frame = compose_frame(dataset, ref, predictors, mappings, scheme, cache, cached_only=cached_only)
+    if frame is None:
+        return None
     masks, summary = render_layers(frame, scheme, slots, mode, highlight, hidden, with_gt, styles)
     return frame, frame.image, masks, summary
 

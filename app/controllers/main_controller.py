@@ -511,7 +511,9 @@ class MainController(QObject):
             else order[at + 1 : at + 1 + PREFETCH_AHEAD]
         )
         items = [self._render_args(r) for r in rows]
-        self.frames.prefetch([(key, args) for args, key in filter(None, items)])
+        # While the evaluation runs it predicts these images anyway: render ahead only what it has made.
+        evaluating = self._eval_job is not None
+        self.frames.prefetch([(key, args) for args, key in filter(None, items)], cached_only=evaluating)
 
     def _refresh_titles(self, frame: Frame | None = None) -> None:
         compare = self.window.compare

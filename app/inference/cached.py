@@ -45,15 +45,26 @@ class CachedPredictor:
         begun = self.begin_sample(sample)
         return begun if isinstance(begun, Prediction) else begun.finish(begun.infer())
 
+    def lookup(self, sample: Sample) -> Prediction | None:
+        """The stored prediction of `sample`, or None: never runs the model. Predictors without a digest
+        (saved-mask folders) are read directly, which is as cheap as a lookup."""
+        if not self.enabled:
+            return self.predictor.predict_sample(sample)
+        key = CacheKey(self.info.digest, sample.image_digest, self._preprocessing)
+        entry = self.cache.get(key)
+        if entry is None or entry.labels.shape != sample.image.shape[:2]:
+            return None
+        self._count(hit=True)
+        return Prediction(labels=entry.labels, timings=Timings(*entry.timings))
+
     def begin_sample(self, sample: Sample) -> Prediction | PendingPrediction:
         """A cache hit, or the wrapped predictor's pending prediction, stored in the cache when finished."""
         if not self.enabled:
             return begin_prediction(self.predictor, sample)
+        found = self.lookup(sample)
+        if found is not None:
+            return found
         key = CacheKey(self.info.digest, sample.image_digest, self._preprocessing)
-        entry = self.cache.get(key)
-        if entry is not None and entry.labels.shape == sample.image.shape[:2]:
-            self._count(hit=True)
-            return Prediction(labels=entry.labels, timings=Timings(*entry.timings))
         begun = begin_prediction(self.predictor, sample)
         if isinstance(begun, Prediction):
             self._store(key, begun)

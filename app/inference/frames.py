@@ -28,7 +28,8 @@ from app.core.render import (
     region_boundary,
     rgba_palette,
 )
-from app.inference.evaluate import ImageEval, SamplePredictor, evaluate_sample
+from app.inference.base import Prediction
+from app.inference.evaluate import ImageEval, SamplePredictor, count_prediction, evaluate_sample
 
 PredictionCache = LruCache[tuple[np.ndarray, ImageEval]]
 
@@ -59,8 +60,13 @@ def compose_frame(
     mappings: Sequence[ClassMapping],
     scheme: EvalScheme,
     cache: PredictionCache,
-) -> Frame:
-    """Load `ref`, take each model's prediction from `cache` or compute it, map all to evaluated classes."""
+    *,
+    cached_only: bool = False,
+) -> Frame | None:
+    """Load `ref`, take each model's prediction from `cache` or compute it, map all to evaluated classes.
+
+    cached_only: make no prediction; return None unless every one is in `cache` or can be looked up
+    (a predictor's `lookup(sample) -> Prediction | None`, e.g. the on-disk cache's)."""
     hits = [cache.get(cache_key(predictor, scheme, ref)) for predictor in predictors]
     # Instance ids only count toward iIoU: not needed when every prediction is already evaluated.
     sample = dataset.load(ref, with_instances=any(hit is None for hit in hits))
@@ -71,7 +77,14 @@ def compose_frame(
     for predictor, mapping, hit in zip(predictors, mappings, hits, strict=True):
         if hit is None:
             try:
-                image_eval, ids = evaluate_sample(sample, predictor, mapping, scheme)
+                if cached_only:
+                    lookup = getattr(predictor, "lookup", None)
+                    found: Prediction | None = lookup(sample) if lookup is not None else None
+                    if found is None:
+                        return None
+                    image_eval, ids = count_prediction(sample, found, predictor.info.name, mapping, scheme)
+                else:
+                    image_eval, ids = evaluate_sample(sample, predictor, mapping, scheme)
             except SegLensError as exc:
                 preds.append(None)
                 evals.append(None)
