@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app import __version__
+from app.core.argtypes import WORKERS_HELP
 from app.core.errors import SegLensError
 
 if TYPE_CHECKING:
@@ -116,7 +117,7 @@ def _parser() -> argparse.ArgumentParser:
     p_eval.add_argument("--json", type=Path, help="write the full results as JSON here")
     p_eval.add_argument("--save-predictions", type=Path, help="write each model's masks as labelIds PNGs")
     p_eval.add_argument("--limit", type=int, help="evaluate only the first N images")
-    p_eval.add_argument("--workers", type=int, default=2, help="images in flight (default 2)")
+    p_eval.add_argument("--workers", type=int, default=2, help=WORKERS_HELP)
     p_eval.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p_eval.add_argument(
         "--onnx-runtime",

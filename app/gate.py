@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from app.core.argtypes import WORKERS_HELP
 from app.core.errors import SegLensError
 from app.core.fileutil import atomic_write_bytes, atomic_write_text
 from app.report.run import ModelLoader
@@ -201,7 +202,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cache", action="store_true", help="predict every image again")
     p.add_argument("--cache-max-mb", type=int, default=2048, help="prediction cache bound (default 2048 MB)")
     p.add_argument("--limit", type=int, help="evaluate only the first N images")
-    p.add_argument("--workers", type=int, default=2, help="images in flight (default 2)")
+    p.add_argument("--workers", type=int, default=2, help=WORKERS_HELP)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     return p
 

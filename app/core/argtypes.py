@@ -17,3 +17,7 @@ def parse_size(text: str, *, minimum: int = 1, multiple: int = 1) -> tuple[int, 
     if height % multiple or width % multiple:
         raise argparse.ArgumentTypeError(f"size {text!r}: height and width must be multiples of {multiple}")
     return height, width
+
+
+WORKERS_HELP = "threads that decode and count, and requests in flight to remote models (default 2)"
+"""What Evaluator's `workers` means, for the commands' --workers."""

@@ -369,7 +369,9 @@ def _error_text(ref: SampleRef, exc: Exception) -> str:
 
 
 class Evaluator:
-    """Runs predictors over a dataset on a small thread pool (decode, inference and counting overlap)."""
+    """Runs predictors over a dataset as a pipeline: decoding and counting of some images overlap the
+    inference of another. `workers`: threads of the decode and count stages, and the inference lanes of
+    remote models (in-process models always get one lane)."""
 
     def __init__(
         self,

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from app.core.argtypes import WORKERS_HELP
 from app.core.errors import SegLensError
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", type=Path, help="full results and findings as JSON")
     parser.add_argument("--top", type=int, default=5, help="regressions/improvements to show (default 5)")
     parser.add_argument("--limit", type=int, help="evaluate only the first N images")
-    parser.add_argument("--workers", type=int, default=2, help="images in flight (default 2)")
+    parser.add_argument("--workers", type=int, default=2, help=WORKERS_HELP)
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     return parser
 
