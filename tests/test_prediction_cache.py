@@ -43,9 +43,11 @@ def test_corrupt_entry_is_a_miss_and_removed(tmp_path) -> None:
     cache = PredictionCache(tmp_path)
     cache.put(_key(1), _labels(1), (0.0, 1.0, 0.0))
     path = cache.path_for(_key(1))
-    path.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
-    assert cache.get(_key(1)) is None
-    assert not path.exists()
+    good = path.read_bytes()
+    for bad in (b"\x89PNG\r\n\x1a\n truncated", good[:20], good[:-5], b"XXXX" + good[4:]):
+        path.write_bytes(bad)
+        assert cache.get(_key(1)) is None
+        assert not path.exists()
 
 
 def test_put_refuses_non_label_arrays(tmp_path) -> None:
