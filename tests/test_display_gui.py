@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from modelzoo import window_model_pair
 from PySide6.QtCore import QRectF
 from PySide6.QtGui import QColor, QImage, QPainter, QPalette
 from PySide6.QtWidgets import QApplication, QLabel
@@ -14,19 +13,9 @@ from PySide6.QtWidgets import QApplication, QLabel
 from app.core.labels import IGNORE, TRAINIDS
 from app.core.overlay import contours
 from app.core.render import error_map
-from app.core.synthetic import generate
 
 pytestmark = pytest.mark.gui
-
-
-@pytest.fixture(scope="module")
-def scenes(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return generate(tmp_path_factory.mktemp("style-data"), 3, size=(96, 192), seed=11)
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return window_model_pair(tmp_path_factory.mktemp("style-models"))
+pytest_plugins = ("gui_data",)  # the scenes and models fixtures
 
 
 def _open(qtbot, scenes: Path, models: tuple[Path, Path]):

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import math
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import require
-from modelzoo import make_onnx_segmenter, window_model_pair
+from modelzoo import make_onnx_segmenter
 from PySide6.QtCore import Qt
 
 from app.core.datasets import open_dataset
@@ -19,16 +18,7 @@ from app.inference.evaluate import Evaluator, SegmenterPredictor
 from app.inference.registry import load_model
 
 pytestmark = pytest.mark.gui
-
-
-@pytest.fixture(scope="module")
-def scenes(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return generate(tmp_path_factory.mktemp("gui-data"), 6, size=(96, 192), seed=11)
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return window_model_pair(tmp_path_factory.mktemp("gui-models"))
+pytest_plugins = ("gui_data",)  # the scenes and models fixtures
 
 
 @pytest.fixture

@@ -73,7 +73,7 @@ class MainController(QObject):
         self.scheme: EvalScheme = eval_scheme_by_key("trainids")
         self.live: list[ModelEvaluation | None] = [None, None]
         self.result: RunResult | None = None
-        # Recent predictions in memory for display; the disk cache holds the rest (a miss costs a PNG read
+        # Recent predictions in memory for display; the disk cache holds the rest (a miss costs a cache read
         # and a count, ~10 ms at 2048x1024). 48 MB: part of the 500 MB goal of benchmarks/bench_gui.py.
         self.cache: PredictionCache = LruCache(max_bytes=48 * 1024 * 1024)
         # Predictions survive the session on disk (keyed by model digest + image pixels + preprocessing).

@@ -7,6 +7,7 @@ from collections.abc import Collection, Sequence
 import numpy as np
 
 from app.core.labels import IGNORE, RGB
+from app.core.overlay import contours
 
 
 def rgba_palette(colors: Sequence[RGB], hidden: Collection[int] = ()) -> np.ndarray:
@@ -60,11 +61,9 @@ def grow(mask: np.ndarray, radius: int) -> np.ndarray:
 
 
 def outline(codes: np.ndarray, radius: int = 0) -> np.ndarray:
-    """HxW bool: region boundaries of a code map (classes, error or disagreement codes). A pixel is on one
-    when its right or lower neighbour differs, widened by `radius` pixels to each side."""
-    edge = np.zeros(codes.shape, dtype=bool)
-    np.not_equal(codes[:, :-1], codes[:, 1:], out=edge[:, :-1])
-    edge[:-1] |= codes[:-1] != codes[1:]
+    """HxW bool: region boundaries of a uint8 code map (classes, error or disagreement codes): the class
+    contours of app.core.overlay, widened by `radius` pixels to each side."""
+    edge = contours(codes)
     return grow(edge, radius) if radius else edge
 
 

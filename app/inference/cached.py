@@ -50,8 +50,7 @@ class CachedPredictor:
         (saved-mask folders) are read directly, which is as cheap as a lookup."""
         if not self.enabled:
             return self.predictor.predict_sample(sample)
-        key = CacheKey(self.info.digest, sample.image_digest, self._preprocessing)
-        entry = self.cache.get(key)
+        entry = self.cache.get(self._key(sample))
         if entry is None or entry.labels.shape != sample.image.shape[:2]:
             return None
         self._count(hit=True)
@@ -64,7 +63,7 @@ class CachedPredictor:
         found = self.lookup(sample)
         if found is not None:
             return found
-        key = CacheKey(self.info.digest, sample.image_digest, self._preprocessing)
+        key = self._key(sample)
         begun = begin_prediction(self.predictor, sample)
         if isinstance(begun, Prediction):
             self._store(key, begun)
@@ -77,6 +76,9 @@ class CachedPredictor:
             return prediction
 
         return PendingPrediction(infer=inner.infer, finish=finish)
+
+    def _key(self, sample: Sample) -> CacheKey:
+        return CacheKey(self.info.digest, sample.image_digest, self._preprocessing)
 
     def _store(self, key: CacheKey, prediction: Prediction) -> None:
         self._count(hit=False)
