@@ -169,7 +169,10 @@ class CompareView(QWidget):
         self.caption.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.stats = QLabel("")
         self.stats.setTextFormat(Qt.TextFormat.PlainText)
-        self.stats.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        # The A-vs-B shares take the room they need first (the file name gives way), yet never widen the
+        # window: an explicit minimum width overrides the label's text-wide minimum size hint.
+        self.stats.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
+        self.stats.setMinimumWidth(1)
         self.legend = Legend()
         self.edit_bar = EditBar()
         self.edit_bar.setVisible(False)
@@ -204,7 +207,7 @@ class CompareView(QWidget):
         controls.addStretch(1)
         info = QHBoxLayout()
         info.addWidget(self.caption, 1)
-        info.addWidget(self.stats, 1)
+        info.addWidget(self.stats)
         self.stats.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.images = QBoxLayout(QBoxLayout.Direction.LeftToRight)
         self.images.setSpacing(6)
