@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from app import __version__
 from app.core.argtypes import WORKERS_HELP
 from app.core.errors import SegLensError
+from app.core.memory import manage_memory
 
 if TYPE_CHECKING:
     from app.core.labels import ClassScheme
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `seglens` console script and `python -m app`."""
     args_list = list(sys.argv[1:] if argv is None else argv)
+    manage_memory()  # large arrays reused without page faults; free pages given back every few seconds
     if not args_list or (args_list[0] not in _COMMANDS and args_list[0] not in ("-h", "--help", "--version")):
         args_list.insert(0, "open")
     if args_list[0] in _DELEGATED:

@@ -296,3 +296,51 @@ def test_legend_keys_follow_the_content_and_a_scheme_change(qtbot, controller) -
         compare.mode.setCurrentIndex(compare.mode.findData("classes"))
     assert _legend_texts(compare.legend) == list(controller.scheme.names)
     controller.pool.wait_idle(30_000)
+
+
+def test_long_model_names_are_shortened_in_the_middle_with_the_whole_name_as_tooltip(qtbot) -> None:
+    from app.views.metrics_panel import MetricsPanel, ModelSummary
+
+    panel = MetricsPanel()
+    qtbot.addWidget(panel)
+    panel.resize(300, 600)
+    panel.show()
+    names = ["vgg16-unet-baseline-256x512-fp32", "segformer-b2-cityscapes-1024x1024-int8"]
+    summaries = [ModelSummary(n, 0.5, 0.4, 0.6, 0.9, 300.0, 3, [0.5] * 8, None) for n in names]
+    panel.set_models(summaries, [f"c{i}" for i in range(8)])
+    header = panel.summary.horizontalHeader()
+    for column, name in enumerate(names):
+        item = panel.summary.horizontalHeaderItem(column)
+        text = item.text()
+        assert item.toolTip() == name
+        assert text.startswith(name[:3]) and text.endswith(name[-3:]) and "…" in text
+        assert header.fontMetrics().horizontalAdvance(text) <= header.sectionSize(column)
+    panel.resize(1400, 600)
+    qtbot.waitUntil(lambda: panel.summary.horizontalHeaderItem(1).text() == names[1], timeout=5_000)
+    assert panel.summary.horizontalHeaderItem(0).text() == names[0]
+
+
+def test_image_column_fills_a_wide_list_and_keeps_its_width_in_a_narrow_one(qtbot) -> None:
+    from app.views.image_list import ImageList
+
+    images = ImageList()
+    qtbot.addWidget(images)
+    images.resize(400, 500)
+    images.show()
+    rows = [(f"frankfurt_000000_{i:06d}", "frankfurt") for i in range(20)]
+    images.set_dataset(rows, ["frankfurt"], ["road", "car"])
+    table, header = images.table, images.table.horizontalHeader()
+
+    def visible_width() -> int:
+        return sum(header.sectionSize(c) for c in range(header.count()) if not header.isSectionHidden(c))
+
+    fitted = images._name_width
+    assert fitted > 0
+    images.resize(900, 500)
+    qtbot.waitUntil(lambda: visible_width() == table.viewport().width(), timeout=5_000)
+    assert header.sectionSize(0) > fitted
+    images.focus.setCurrentIndex(1)  # the class columns appear: the image column gives them room
+    qtbot.waitUntil(lambda: visible_width() == table.viewport().width(), timeout=5_000)
+    images.resize(230, 500)
+    qtbot.waitUntil(lambda: header.sectionSize(0) == fitted, timeout=5_000)
+    assert visible_width() > table.viewport().width()  # scrolls sideways rather than squeezing names

@@ -16,7 +16,7 @@ from app.core.errors import InputError, ModelLoadError
 from app.core.labels import CATEGORIES, TRAINIDS
 from app.inference.base import Segmenter
 from app.inference.manifest import find_manifest, load_manifest
-from app.inference.onnx_backend import OnnxSegmenter
+from app.inference.onnx_backend import THREADS_ENV, OnnxSegmenter, inference_threads
 from app.inference.postprocess import upsample_argmax_naive
 from app.inference.registry import load_model, supported_suffixes
 
@@ -236,6 +236,21 @@ def test_predict_from_two_threads_gives_identical_results(tmp_path):
         results = list(pool.map(lambda i: model.predict(images[i % 6]).labels, range(36)))
     for i, labels in enumerate(results):
         np.testing.assert_array_equal(labels, expected[i % 6])
+
+
+@pytest.mark.parametrize(("value", "threads"), [(None, 0), ("1", 1), ("3", 3), ("all", 0), ("-2", 0)])
+def test_inference_threads_come_from_the_environment(tmp_path, monkeypatch, caplog, value, threads):
+    if value is None:
+        monkeypatch.delenv(THREADS_ENV, raising=False)
+    else:
+        monkeypatch.setenv(THREADS_ENV, value)
+    model = load_model(mz.make_onnx_segmenter(tmp_path / "m.onnx", TRAINIDS.names))
+    assert model._session.get_session_options().intra_op_num_threads == threads
+    assert inference_threads() == threads
+    # A value that is not a thread count is reported, and the model still opens with all cores.
+    assert (THREADS_ENV in caplog.text) == (value in ("all", "-2"))
+    image, _ = block_scene(2, 3)
+    assert model.predict(image).labels.shape == image.shape[:2]
 
 
 def test_close_is_idempotent_and_predict_after_close_fails(tmp_path):

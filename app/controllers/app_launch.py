@@ -14,7 +14,7 @@ from app import __version__
 from app.controllers.main_controller import MainController
 from app.controllers.preferences import window_settings
 from app.core.labels import LABELIDS, ClassScheme
-from app.core.memory import return_large_blocks_to_os
+from app.core.memory import manage_memory
 from app.core.paths import cache_dir, models_dir
 
 DEMO_VERSION = 1
@@ -62,7 +62,7 @@ def launch(
     gt_scheme: ClassScheme = LABELIDS,
 ) -> int:
     """Open the main window and run the event loop."""
-    return_large_blocks_to_os()  # a long browse must not creep up in resident memory
+    manage_memory()  # arrays reused without page faults, free pages given back every few seconds
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("SegLens")
     app.setOrganizationName("SegLens")

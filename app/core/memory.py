@@ -1,10 +1,17 @@
-"""Process memory settings for the long-running GUI.
+"""Process memory settings: glibc's malloc tuned for large arrays made and dropped at a high rate.
 
-glibc's malloc raises its mmap threshold each time a large block is freed (up to 32 MB), after which the
-many same-sized arrays of browsing (decoded images, masks, RGBA layers: 0.1-8 MB each) come from the heap
-arenas, where freed space is rarely given back: resident memory then creeps up by hundreds of MB over a
-long session. A fixed threshold keeps every large array in its own mapping, returned to the system on
-free. benchmarks/bench_gui.py (goal 4) measures the effect on a 5,000-image browse.
+Two costs pull against each other:
+- An array served from its own mapping (glibc does that above its mmap threshold) goes back to the system
+  when freed, but every new one is page-faulted in afresh. An evaluation of 12 Cityscapes images with two
+  models spent about 2 of its 18 core-seconds in the kernel that way (benchmarks/bench_gui.py, goal 5).
+  glibc's default moves that threshold around (it rises as big blocks are freed) and trims the heap top
+  whenever 128 KB are free there, so the same faults come back in waves.
+- An array served from the heap arenas is reused without faults, but freed space in the middle of an arena
+  is not given back: over a long browse resident memory creeps up by hundreds of MB (goal 4).
+
+So large arrays (up to 32 MB, glibc's limit) are served from the arenas and reused, the heap top is not
+trimmed on every free, and a background thread hands the arenas' free pages back to the system every few
+seconds (malloc_trim). Arrays larger than 32 MB still get their own mappings.
 """
 
 from __future__ import annotations
@@ -12,22 +19,83 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import sys
+import threading
+from functools import cache
 
-_M_MMAP_THRESHOLD = -3  # from glibc's malloc.h
-LARGE_BLOCK = 256 * 1024
+_M_TRIM_THRESHOLD = -1  # from glibc's malloc.h
+_M_MMAP_THRESHOLD = -3
+REUSE_UP_TO = 32 * 1024 * 1024  # the largest mmap threshold glibc accepts on 64-bit systems
+TRIM_ABOVE = 64 * 1024 * 1024  # free bytes at the heap top kept for reuse before it shrinks on its own
+RELEASE_EVERY_S = 5.0
 
 
-def return_large_blocks_to_os(threshold: int = LARGE_BLOCK) -> bool:
-    """Serve allocations of `threshold` bytes and more from their own mappings (glibc only; a no-op
-    returning False elsewhere or when the C library refuses)."""
+@cache
+def _libc() -> ctypes.CDLL | None:
     if not sys.platform.startswith("linux"):
-        return False
-    name = ctypes.util.find_library("c")
+        return None
     try:
-        libc = ctypes.CDLL(name or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # musl and others have no mallopt
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+        libc.mallopt.restype = ctypes.c_int
+        libc.malloc_trim.argtypes = [ctypes.c_size_t]
+        libc.malloc_trim.restype = ctypes.c_int
+    except (OSError, AttributeError):  # musl and others have neither
+        return None
+    return libc
+
+
+def reuse_large_blocks(threshold: int = REUSE_UP_TO, trim_above: int = TRIM_ABOVE) -> bool:
+    """Serve allocations below `threshold` bytes from the heap arenas (reused without page faults) and
+    let the heap top shrink only past `trim_above` free bytes. glibc only: False elsewhere or when the C
+    library refuses."""
+    libc = _libc()
+    if libc is None:
         return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
-    return bool(mallopt(_M_MMAP_THRESHOLD, threshold))
+    return bool(libc.mallopt(_M_MMAP_THRESHOLD, threshold)) and bool(
+        libc.mallopt(_M_TRIM_THRESHOLD, trim_above)
+    )
+
+
+def release_free_memory() -> bool:
+    """Give the free pages of every malloc arena back to the system (glibc's malloc_trim(0)). Runs
+    without the GIL. False where there is no such call."""
+    libc = _libc()
+    if libc is None:
+        return False
+    libc.malloc_trim(0)
+    return True
+
+
+class _Releaser:
+    """A daemon thread calling release_free_memory every `interval` seconds until stopped."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="seglens-memory", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            release_free_memory()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+_releaser: _Releaser | None = None
+_releaser_lock = threading.Lock()
+
+
+def manage_memory(interval: float = RELEASE_EVERY_S) -> bool:
+    """reuse_large_blocks() plus a background release of free pages every `interval` seconds, once per
+    process (later calls do nothing). False where the C library offers neither (nothing is changed)."""
+    global _releaser
+    with _releaser_lock:
+        if _releaser is not None:
+            return True
+        if not reuse_large_blocks():
+            return False
+        _releaser = _Releaser(interval)
+        return True

@@ -9,6 +9,8 @@ so that predict() on a loaded model only fails for reasons of the image or the r
 from __future__ import annotations
 
 import hashlib
+import logging
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -36,6 +38,7 @@ from app.inference.postprocess import resize_labels_nearest, upsample_argmax
 _SCHEME_BY_COUNT = {19: "trainids", 8: "categories", 34: "labelids"}
 _INPUT_DTYPES = {"tensor(float)": "float32", "tensor(uint8)": "uint8"}
 _PROVIDERS = ["CPUExecutionProvider"]
+_log = logging.getLogger(__name__)
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -178,11 +181,28 @@ def load_onnx(path: str | Path, manifest: ModelManifest | None = None) -> OnnxSe
 # --- load-time analysis ------------------------------------------------------------------------------
 
 
+THREADS_ENV = "SEGLENS_INFERENCE_THREADS"
+
+
+def inference_threads() -> int:
+    """Threads one ONNX model call may use: $SEGLENS_INFERENCE_THREADS, or 0 (onnxruntime's default, one
+    per physical core). Fewer leaves cores to other programs, and to the decoding and counting of an
+    evaluation, which then hide behind inference entirely (benchmarks/bench_gui.py --inference-threads)."""
+    value = os.environ.get(THREADS_ENV, "").strip()
+    if not value:
+        return 0
+    if not value.isdigit():
+        _log.warning("$%s=%r is not a number of threads (0 = all cores): using all cores", THREADS_ENV, value)
+        return 0
+    return int(value)
+
+
 def _open_session(path: Path) -> ort.InferenceSession:
     # Spinning stays on inside a run (turning it off cost ~40% of run() time on a 15 ms model), but stops
     # when run() returns: otherwise the pool's threads burn the cores that decoding and counting of the
     # next images need (evaluation 1.28x -> 1.19x of pure inference, benchmarks/bench_gui.py goal 5).
     options = ort.SessionOptions()
+    options.intra_op_num_threads = inference_threads()
     options.add_session_config_entry("session.force_spinning_stop", "1")
     try:
         return ort.InferenceSession(str(path), options, providers=_PROVIDERS)

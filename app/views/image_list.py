@@ -10,7 +10,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from PySide6.QtCore import (
     QAbstractTableModel,
+    QEvent,
     QModelIndex,
+    QObject,
     QPersistentModelIndex,
     QSize,
     QSortFilterProxyModel,
@@ -252,6 +254,8 @@ class ImageList(QWidget):
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(False)
         self.table.setMinimumWidth(220)  # scrolls sideways below that
+        self._name_width = 0  # the image column's fitted width; it grows to fill a wider dock
+        self.table.viewport().installEventFilter(self)
         filters = QHBoxLayout()
         filters.addWidget(self.city, 1)
         filters.addWidget(self.focus, 1)
@@ -307,10 +311,27 @@ class ImageList(QWidget):
         metrics = self.table.fontMetrics()
         sample = [self.model._rows[i][0] for i in range(min(len(self.model._rows), 50))]
         name_width = max([metrics.horizontalAdvance(t) for t in sample] + [60])
-        self.table.setColumnWidth(0, THUMBNAIL_SIZE[0] + name_width + 24)
+        self._name_width = THUMBNAIL_SIZE[0] + name_width + 24
         self.table.setColumnWidth(1, 90)
         for column in range(MIOU_A, CLASS_DELTA + 1):
             self.table.setColumnWidth(column, metrics.horizontalAdvance("mIoU B") + 18)
+        self._fill_width()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.table.viewport() and event.type() == QEvent.Type.Resize:
+            self._fill_width()
+        return super().eventFilter(watched, event)
+
+    def _fill_width(self) -> None:
+        """The image column takes the width the other columns leave (never less than its fitted width),
+        so a wide dock shows whole file names instead of an empty strip on the right."""
+        header = self.table.horizontalHeader()
+        others = sum(
+            header.sectionSize(column)
+            for column in range(header.count())
+            if column != 0 and not header.isSectionHidden(column)
+        )
+        self.table.setColumnWidth(0, max(self._name_width, self.table.viewport().width() - others))
 
     def set_classes(self, classes: Sequence[str]) -> None:
         self.model.set_classes(classes)
@@ -330,6 +351,7 @@ class ImageList(QWidget):
     def _show_class_columns(self, visible: bool) -> None:
         for column in (CLASS_A, CLASS_B, CLASS_DELTA):
             self.table.setColumnHidden(column, not visible)
+        self._fill_width()
 
     def apply_preset(self, key: str) -> None:
         """Sort for a failure-mining question; the class presets use the focus class."""

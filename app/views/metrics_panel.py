@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush
 from PySide6.QtWidgets import (
     QComboBox,
@@ -124,6 +124,8 @@ class MetricsPanel(QWidget):
         )
         self.summary.setHorizontalHeaderLabels(["A", "B"])
         self.summary.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self._model_names = ["A", "B"]
+        self.summary.horizontalHeader().installEventFilter(self)  # stretched sections resize silently
         self.class_metric = QComboBox()
         for text, key in (
             ("IoU", "iou"),
@@ -216,10 +218,32 @@ class MetricsPanel(QWidget):
             better, worse = delta_colors(self.palette())
             item.setForeground(QBrush(better if delta > 0 else worse))
 
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.summary.horizontalHeader() and event.type() == QEvent.Type.Resize:
+            QTimer.singleShot(0, self, self._elide_model_names)  # after the header re-laid its sections
+        return super().eventFilter(watched, event)
+
+    def _elide_model_names(self) -> None:
+        """Column titles shortened in the middle to fit (a long name would be cut at both ends), whole
+        in the tooltip."""
+        header = self.summary.horizontalHeader()
+        metrics = header.fontMetrics()
+        for column, name in enumerate(self._model_names):
+            room = max(20, header.sectionSize(column) - 12)
+            text = metrics.elidedText(name, Qt.TextElideMode.ElideMiddle, room)
+            item = self.summary.horizontalHeaderItem(column)
+            if item is None:
+                item = QTableWidgetItem()
+                self.summary.setHorizontalHeaderItem(column, item)
+            if item.text() != text:
+                item.setText(text)
+            item.setToolTip(name)
+
     def set_models(self, summaries: Sequence[ModelSummary | None], class_names: Sequence[str]) -> None:
         """Show up to two models; None leaves a column empty."""
         padded = [*summaries, None, None][:2]
-        self.summary.setHorizontalHeaderLabels([s.name if s else "–" for s in padded])
+        self._model_names = [s.name if s else "–" for s in padded]
+        self._elide_model_names()
         for column, s in enumerate(padded):
             values = (
                 ["–"] * 6
