@@ -325,6 +325,13 @@ class Probe(QObject):
         elif kind == QEvent.Type.Paint and "paint" not in marks:
             marks["paint"] = time.perf_counter()
         return False
+def show_and_report():
+    window.show()
+    qapp.processEvents()
+    t_shown = time.perf_counter()
+    print("COLD " + json.dumps({"qt": t_qt - t0, "import": t_import - t0, "qapp": t_qapp - t0,
+          "controller": t_ctrl - t0, "show": marks.get("show", t_shown) - t0,
+          "paint": marks.get("paint", t_shown) - t0, "shown": t_shown - t0}), flush=True)
 """
 
 COLD_APP = (
@@ -346,12 +353,7 @@ if settings.value("window/version") == 1:
     window.restoreGeometry(settings.value("window/geometry"))
     window.restoreState(settings.value("window/state"))
 t_ctrl = time.perf_counter()
-window.show()
-qapp.processEvents()
-t_shown = time.perf_counter()
-print("COLD " + json.dumps({"qt": t_qt - t0, "import": t_import - t0, "qapp": t_qapp - t0,
-      "controller": t_ctrl - t0, "show": marks.get("show", t_shown) - t0,
-      "paint": marks.get("paint", t_shown) - t0, "shown": t_shown - t0}), flush=True)
+show_and_report()
 ctrl.shutdown()
 """
 )
@@ -366,12 +368,7 @@ probe = Probe(); qapp.installEventFilter(probe)
 t_qapp = time.perf_counter()
 window = QMainWindow(); window.resize(1500, 900)
 t_ctrl = time.perf_counter()
-window.show()
-qapp.processEvents()
-t_shown = time.perf_counter()
-print("COLD " + json.dumps({"qt": t_qt - t0, "import": t_import - t0, "qapp": t_qapp - t0,
-      "controller": t_ctrl - t0, "show": marks.get("show", t_shown) - t0,
-      "paint": marks.get("paint", t_shown) - t0, "shown": t_shown - t0}), flush=True)
+show_and_report()
 """
 )
 
