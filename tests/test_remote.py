@@ -50,7 +50,7 @@ from app.inference.rest_backend import RestSegmenter
 fastapi = require("fastapi")
 uvicorn = require("uvicorn")
 require("httpx")
-require("multipart")  # python-multipart, for the fake server's form parsing
+require("python_multipart")  # python-multipart, for the fake server's form parsing
 # Module level on purpose: FastAPI resolves the (string) annotations of routes in the module's globals.
 Request = fastapi.Request
 

@@ -36,7 +36,7 @@ from app.inference.base import Prediction
 from app.inference.registry import load_model
 
 require("fastapi")
-require("multipart")
+require("python_multipart")
 uvicorn = require("uvicorn")
 httpx = require("httpx")
 
