@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QCoreApplication
-from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import QCoreApplication, QTimer
+from PySide6.QtWidgets import QApplication, QWidget
 
 from app import __version__
 from app.controllers.main_controller import MainController
@@ -106,7 +107,24 @@ def launch(
     smoke = os.environ.get("SEGLENS_SMOKE_TEST")
     if smoke:
         _arm_smoke_test(app, controller, bool(model_a or model_b), float(smoke))
+    close_on_terminate(app, window)
     return int(app.exec())
+
+
+def close_on_terminate(app: QCoreApplication, window: QWidget) -> None:
+    """SIGTERM (logout, `kill`) and Ctrl-C in the terminal close the window as its close button does, so
+    the settings, the window layout and the label edits are written before the process ends."""
+
+    def request_close(_signum: int, _frame: object) -> None:
+        QTimer.singleShot(0, window.close)
+
+    for name in ("SIGTERM", "SIGINT"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), request_close)
+    # Python runs its signal handlers only when it gets control: a light tick gives it that while Qt waits.
+    ticker = QTimer(app)
+    ticker.timeout.connect(lambda: None)
+    ticker.start(200)
 
 
 def _arm_smoke_test(
@@ -115,8 +133,6 @@ def _arm_smoke_test(
     """SEGLENS_SMOKE_TEST=SECONDS (packaging/build.sh): close the window once it is shown and the first
     evaluation finished (with no model: once the dataset opened). Exit code 0 then, 3 if an error was
     reported first, 4 if nothing finished within SECONDS; what happened is printed to stderr."""
-    from PySide6.QtCore import QTimer
-
     finished: list[int] = []
 
     def finish(code: int, note: str) -> None:

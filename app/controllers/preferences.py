@@ -24,15 +24,17 @@ def window_settings() -> QSettings:
 
 
 class PreferencesController(QObject):
-    """Loads settings at start, records what the user opens, saves on close."""
+    """Loads settings at start; saves them when the user opens something or picks a theme, and on close."""
 
     def __init__(self, main: MainController) -> None:
         super().__init__(main)
         self.main = main
         self.settings: Settings = load_settings()
+        self._loaded = False  # nothing to save while the saved settings are being applied
         w = main.window
         w.compare.opacity.setValue(round(self.settings.opacity * 100))
         self.set_theme(self.settings.theme)
+        self._loaded = True
         for key, action in w.theme_actions.items():
             action.triggered.connect(lambda _checked=False, k=key: self.set_theme(k))
         main.dataset_loaded.connect(lambda dataset: self._remember_dataset(dataset.root))
@@ -60,15 +62,19 @@ class PreferencesController(QObject):
         action = self.main.window.theme_actions.get(theme)
         if action is not None:
             action.setChecked(True)
+        if self._loaded:
+            save_settings(self.settings)
 
     def _remember_dataset(self, root: Path) -> None:
         self.settings.remember_dataset(root)
         self._fill_menus()
+        save_settings(self.settings)  # now, not only on close: a crash or a kill must not forget it
 
     def _remember_model(self, source: str) -> None:
         if source and not source.startswith(("http://", "https://")):
             self.settings.remember_model(source)
             self._fill_menus()
+            save_settings(self.settings)
 
     def _fill_menus(self) -> None:
         w = self.main.window
@@ -88,7 +94,8 @@ class PreferencesController(QObject):
         ShortcutsDialog(self.main.window.actions(), self.main.window).exec()
 
     def save(self) -> None:
-        """Remember the view for next time (called when the window closes)."""
+        """Remember the view for next time (called when the window closes; the recent lists and the theme
+        are written as soon as they change)."""
         w = self.main.window
         self.settings.opacity = w.compare.opacity.value() / 100
         self.settings.scheme = (
