@@ -344,3 +344,27 @@ def test_image_column_fills_a_wide_list_and_keeps_its_width_in_a_narrow_one(qtbo
     images.resize(230, 500)
     qtbot.waitUntil(lambda: header.sectionSize(0) == fitted, timeout=5_000)
     assert visible_width() > table.viewport().width()  # scrolls sideways rather than squeezing names
+
+
+def test_confusion_axis_names_thin_out_when_cells_are_smaller_than_a_line(qtbot) -> None:
+    from app.views.metrics_panel import ConfusionHeatmap
+
+    heatmap = ConfusionHeatmap()
+    qtbot.addWidget(heatmap)
+    names = [f"class{i}" for i in range(34)]
+    values = np.random.default_rng(0).random((34, 35)).astype(np.float32)
+
+    axis, ticks = heatmap.plot.getAxis("left"), []
+    real = axis.setTicks
+    axis.setTicks = lambda levels: (ticks.append(levels[0]), real(levels))
+
+    def shown() -> int:
+        return len(ticks[-1]) if ticks else 0
+
+    heatmap.resize(900, 900)
+    heatmap.show()
+    heatmap.set_values((values, (0.0, 1.0)), names)
+    qtbot.waitUntil(lambda: shown() == 34, timeout=5_000)  # ~20 px per cell: every name
+    heatmap.resize(240, 200)
+    qtbot.waitUntil(lambda: shown() < 17, timeout=5_000)  # ~4 px per cell: a name every few rows
+    assert ticks[-1][0][1] == "class0 0"

@@ -156,6 +156,8 @@ class CompareView(QWidget):
         self.show_gt = QCheckBox("Ground truth")
         self.show_gt.setToolTip("Show the ground-truth panel (G)")
         self.fit_button = QPushButton("Fit")
+        # Push buttons hold a style minimum of ~80 px; "Fit" needs far less when the window is narrow.
+        self.fit_button.setMinimumWidth(self.fit_button.fontMetrics().horizontalAdvance("Fit") + 20)
         self.mode = QComboBox()
         for key, text in self.MODES:
             self.mode.addItem(text, key)

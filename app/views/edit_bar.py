@@ -77,6 +77,8 @@ class EditBar(QWidget):
         self.preserve.setToolTip("Preserve other classes: paint only over 'unlabeled' pixels")
         self.undo = QPushButton("Undo")
         self.redo = QPushButton("Redo")
+        for push in (self.undo, self.redo):  # below the style's ~80 px when the window is narrow
+            push.setMinimumWidth(push.fontMetrics().horizontalAdvance(push.text()) + 20)
         row.addStretch(1)
         for widget in (self.value, self.radius, self.polygon_source, self.preserve, self.undo, self.redo):
             options.addWidget(widget)

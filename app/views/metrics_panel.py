@@ -71,6 +71,8 @@ class ConfusionHeatmap(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.plot)
         self.values: np.ndarray | None = None
+        self._names: list[str] = []
+        self.plot.getViewBox().sigResized.connect(lambda *_: self._update_ticks())
 
     def changeEvent(self, event: QEvent) -> None:
         super().changeEvent(event)
@@ -99,9 +101,22 @@ class ConfusionHeatmap(QWidget):
         cmap = "CET-D1" if levels[0] < 0 else "viridis"
         self.image.setLookupTable(pg.colormap.get(cmap).getLookupTable(nPts=256))
         self.image.setImage(values, levels=levels)
-        # Names fit on the vertical axis only; columns are numbered in the same order.
-        self.plot.getAxis("left").setTicks([[(i + 0.5, f"{n[:12]} {i}") for i, n in enumerate(names)]])
-        self.plot.getAxis("bottom").setTicks([[(i + 0.5, str(i)) for i in range(0, len(names) + 1, 2)]])
+        self._names = list(names)
+        self._update_ticks()
+
+    def _update_ticks(self) -> None:
+        """Names on the vertical axis, numbers on the horizontal one (same order), thinned to every k-th
+        class when the cells are smaller than a line of text (a small window, high DPI, 34 classes)."""
+        if self.values is None:
+            return
+        rows = len(self._names)
+        size = self.plot.getViewBox().viewPixelSize()  # data units (cells) per pixel
+        cell_px = 1.0 / max(size[0], size[1], 1e-9)
+        left = max(1, math.ceil(self.fontMetrics().height() / cell_px))
+        bottom = max(2, math.ceil((self.fontMetrics().horizontalAdvance("00") + 6) / cell_px))
+        labels = [(i + 0.5, f"{self._names[i][:12]} {i}") for i in range(0, rows, left)]
+        self.plot.getAxis("left").setTicks([labels])
+        self.plot.getAxis("bottom").setTicks([[(i + 0.5, str(i)) for i in range(0, rows + 1, bottom)]])
 
 
 def _metric(model: ModelSummary | None, metric: str, row: int) -> float:
