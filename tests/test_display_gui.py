@@ -210,6 +210,23 @@ def test_styles_content_and_theme_persist(qtbot, monkeypatch, tmp_path, scenes, 
     assert QApplication.palette().color(QPalette.ColorRole.Window).lightness() > 150
 
 
+def test_view_choices_are_saved_a_second_after_a_change_without_closing(
+    qtbot, monkeypatch, tmp_path, scenes, models
+) -> None:
+    from app.core.settings import load_settings
+
+    monkeypatch.setenv("SEGLENS_CONFIG", str(tmp_path / "cfg"))
+    ctrl = _open(qtbot, scenes, models)
+    compare = ctrl.window.compare
+    compare.opacity.setValue(23)
+    compare.set_styles(("filled", "contours", "mask"))
+    compare.mode.setCurrentIndex(compare.mode.findData("errors"))
+    assert load_settings().opacity != 0.23  # nothing written while the user is still changing things
+    qtbot.waitUntil(lambda: load_settings().opacity == 0.23, timeout=5_000)
+    saved = load_settings()
+    assert (saved.panel_styles, saved.display_mode) == (["filled", "contours", "mask"], "errors")
+
+
 def test_dark_theme_recolours_charts_and_deltas(qtbot, controller) -> None:
     from app.views.theme import delta_colors
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, QSettings
+from PySide6.QtCore import QObject, QSettings, QTimer
 from PySide6.QtWidgets import QApplication, QMenu
 
 from app.core.paths import config_dir
@@ -24,7 +24,7 @@ def window_settings() -> QSettings:
 
 
 class PreferencesController(QObject):
-    """Loads settings at start; saves them when the user opens something or picks a theme, and on close."""
+    """Loads settings at start and saves them as they change (a crash or a kill loses nothing)."""
 
     def __init__(self, main: MainController) -> None:
         super().__init__(main)
@@ -35,6 +35,20 @@ class PreferencesController(QObject):
         w.compare.opacity.setValue(round(self.settings.opacity * 100))
         self.set_theme(self.settings.theme)
         self._loaded = True
+        # View choices are written a second after the last change (the opacity slider sends many).
+        self._save_later = QTimer(self)
+        self._save_later.setSingleShot(True)
+        self._save_later.setInterval(1000)
+        self._save_later.timeout.connect(self.save)
+        compare = w.compare
+        for changed in (
+            compare.opacity_changed,
+            compare.show_gt_changed,
+            compare.mode_changed,
+            compare.styles_changed,
+            w.scheme_box.currentIndexChanged,
+        ):
+            changed.connect(lambda *_: self._save_later.start())
         for key, action in w.theme_actions.items():
             action.triggered.connect(lambda _checked=False, k=key: self.set_theme(k))
         main.dataset_loaded.connect(lambda dataset: self._remember_dataset(dataset.root))
@@ -94,8 +108,9 @@ class PreferencesController(QObject):
         ShortcutsDialog(self.main.window.actions(), self.main.window).exec()
 
     def save(self) -> None:
-        """Remember the view for next time (called when the window closes; the recent lists and the theme
-        are written as soon as they change)."""
+        """Remember the view for next time: a second after a change, and when the window closes (the recent
+        lists and the theme are written at once)."""
+        self._save_later.stop()
         w = self.main.window
         self.settings.opacity = w.compare.opacity.value() / 100
         self.settings.scheme = (
