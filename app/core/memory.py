@@ -20,6 +20,7 @@ import ctypes
 import ctypes.util
 import sys
 import threading
+import time
 from functools import cache
 
 _M_TRIM_THRESHOLD = -1  # from glibc's malloc.h
@@ -69,25 +70,13 @@ def release_free_memory() -> bool:
     return True
 
 
-class _Releaser:
-    """A daemon thread calling release_free_memory every `interval` seconds until stopped."""
-
-    def __init__(self, interval: float) -> None:
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="seglens-memory", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            release_free_memory()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
+def _release_every(interval: float) -> None:
+    while True:
+        time.sleep(interval)
+        release_free_memory()
 
 
-_releaser: _Releaser | None = None
+_releaser: threading.Thread | None = None  # a daemon thread: it ends with the process
 _releaser_lock = threading.Lock()
 
 
@@ -100,5 +89,8 @@ def manage_memory(interval: float = RELEASE_EVERY_S) -> bool:
             return True
         if not reuse_large_blocks():
             return False
-        _releaser = _Releaser(interval)
+        _releaser = threading.Thread(
+            target=_release_every, args=(interval,), name="seglens-memory", daemon=True
+        )
+        _releaser.start()
         return True
