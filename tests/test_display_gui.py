@@ -385,3 +385,23 @@ def test_confusion_axis_names_thin_out_when_cells_are_smaller_than_a_line(qtbot)
     heatmap.resize(240, 200)
     qtbot.waitUntil(lambda: shown() < 17, timeout=5_000)  # ~4 px per cell: a name every few rows
     assert ticks[-1][0][1] == "class0 0"
+
+
+def test_legend_replaces_its_entries_at_once(qtbot) -> None:
+    from PySide6.QtWidgets import QWidget
+
+    from app.views.compare_view import Legend
+
+    legend = Legend()
+    qtbot.addWidget(legend)
+    legend.resize(700, 80)
+    legend.show()
+    legend.set_classes(TRAINIDS.names[:8], TRAINIDS.colors[:8])
+    old = list(legend.entries)
+    qtbot.waitUntil(lambda: all(entry.isVisible() for entry in old))
+    keys = [("A correct", (0, 160, 0)), ("A wrong", (220, 0, 0)), ("both right", (90, 90, 90))]
+    legend.set_classes([k for k, _ in keys], [c for _, c in keys], checkable=False)
+    # Before any event-loop pass (deleteLater has not run yet) the old checkboxes must be gone from view:
+    # they used to stay drawn under the new keys until the next pass.
+    assert not any(entry.isVisible() for entry in old)
+    qtbot.waitUntil(lambda: len([w for w in legend.findChildren(QWidget) if w.isVisible()]) >= 3)

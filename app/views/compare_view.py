@@ -72,6 +72,7 @@ class Legend(QWidget):
             item = self._grid.takeAt(0)
             widget = item.widget() if item is not None else None
             if widget is not None:
+                widget.hide()  # now: deleteLater waits for the event loop, and the new keys go on top
                 widget.deleteLater()
         self.entries = []
         self._items = [
