@@ -50,7 +50,9 @@ class ModelInfo:
 
 @dataclass(frozen=True)
 class Timings:
-    """Milliseconds spent in each stage of one predict() call."""
+    """Milliseconds spent in each stage of one predict() call. Backends may time the stages around the
+    model call in CPU time of the thread doing them (ONNX does: during an evaluation they wait for a core
+    at low priority, which is not latency); the model call itself is wall time."""
 
     preprocess_ms: float
     inference_ms: float
