@@ -227,6 +227,30 @@ def test_view_choices_are_saved_a_second_after_a_change_without_closing(
     assert (saved.panel_styles, saved.display_mode) == (["filled", "contours", "mask"], "errors")
 
 
+def test_window_layout_is_saved_a_second_after_it_changes(
+    qtbot, monkeypatch, tmp_path, scenes, models
+) -> None:
+    from PySide6.QtCore import Qt
+
+    from app.controllers.preferences import window_settings
+
+    monkeypatch.setenv("SEGLENS_CONFIG", str(tmp_path / "cfg"))
+    ctrl = _open(qtbot, scenes, models)
+    window = ctrl.window
+    qtbot.waitUntil(lambda: window_settings().value("window/state") is not None, timeout=5_000)
+    before = window_settings().value("window/state")
+    dock = window.metrics_dock
+    window.removeDockWidget(dock)
+    window.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)  # the user moved the metrics
+    dock.show()
+    qtbot.waitUntil(lambda: window_settings().value("window/state") != before, timeout=5_000)
+    ctrl.shutdown()
+    final = window_settings().value("window/state")
+    dock.hide()  # after the final save nothing is written any more
+    qtbot.wait(1_500)
+    assert window_settings().value("window/state") == final
+
+
 def test_dark_theme_recolours_charts_and_deltas(qtbot, controller) -> None:
     from app.views.theme import delta_colors
 

@@ -15,7 +15,6 @@ from PySide6.QtWidgets import QFileDialog
 from app.controllers.frame_loader import PREFETCH_AHEAD, FrameLoader
 from app.controllers.jobs import render_frame, run_evaluation, short_name, thumbnail
 from app.controllers.panels import hover_text, model_cards
-from app.controllers.preferences import window_settings
 from app.controllers.workers import ErrorReport, Job, WorkerPool
 from app.core.datasets import Dataset, open_dataset
 from app.core.errors import SegLensError
@@ -552,13 +551,9 @@ class MainController(QObject):
         self._generation += 1  # outcomes still queued for the GUI thread are dropped
         self._metrics_timer.stop()
         self._metrics_timer.timeout.disconnect(self._refresh_metrics)
-        self.preferences.save()
+        self.preferences.close()  # settings and window layout, written for the last time
         self.pool.shutdown()
         self.annotation.close_project()
         for predictor in self.predictors:
             if predictor is not None:
                 predictor.segmenter.close()
-        settings = window_settings()
-        settings.setValue("window/version", 1)
-        settings.setValue("window/geometry", self.window.saveGeometry())
-        settings.setValue("window/state", self.window.saveState())

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, QSettings, QTimer
-from PySide6.QtWidgets import QApplication, QMenu
+from PySide6.QtCore import QEvent, QObject, QSettings, QTimer
+from PySide6.QtWidgets import QApplication, QDockWidget, QMenu
 
 from app.core.paths import config_dir
 from app.core.settings import Settings, load_settings, save_settings
@@ -31,11 +31,13 @@ class PreferencesController(QObject):
         self.main = main
         self.settings: Settings = load_settings()
         self._loaded = False  # nothing to save while the saved settings are being applied
+        self._closed = False  # after the final save on close, nothing more is written
         w = main.window
         w.compare.opacity.setValue(round(self.settings.opacity * 100))
         self.set_theme(self.settings.theme)
         self._loaded = True
-        # View choices are written a second after the last change (the opacity slider sends many).
+        # View choices and the window layout are written a second after the last change (the opacity
+        # slider and a dragged dock send many).
         self._save_later = QTimer(self)
         self._save_later.setSingleShot(True)
         self._save_later.setInterval(1000)
@@ -48,7 +50,13 @@ class PreferencesController(QObject):
             compare.styles_changed,
             w.scheme_box.currentIndexChanged,
         ):
-            changed.connect(lambda *_: self._save_later.start())
+            changed.connect(self._changed)
+        for dock in w.findChildren(QDockWidget):
+            dock.dockLocationChanged.connect(self._changed)
+            dock.topLevelChanged.connect(self._changed)
+            dock.visibilityChanged.connect(self._changed)
+            dock.installEventFilter(self)  # resized by a dragged separator: no signal for that
+        w.installEventFilter(self)
         for key, action in w.theme_actions.items():
             action.triggered.connect(lambda _checked=False, k=key: self.set_theme(k))
         main.dataset_loaded.connect(lambda dataset: self._remember_dataset(dataset.root))
@@ -107,10 +115,30 @@ class PreferencesController(QObject):
     def show_shortcuts(self) -> None:
         ShortcutsDialog(self.main.window.actions(), self.main.window).exec()
 
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() in (QEvent.Type.Resize, QEvent.Type.Move):
+            self._changed()
+        return super().eventFilter(watched, event)
+
+    def _changed(self, *_args: object) -> None:
+        if not self._closed:
+            self._save_later.start()
+
+    def close(self) -> None:
+        """The final save, as the window closes; nothing is written after it."""
+        self.save()
+        self._closed = True
+
     def save(self) -> None:
-        """Remember the view for next time: a second after a change, and when the window closes (the recent
-        lists and the theme are written at once)."""
+        """Remember the view and the window layout: a second after a change, and when the window closes
+        (the recent lists and the theme are written at once)."""
         self._save_later.stop()
+        if self._closed:
+            return
+        layout = window_settings()
+        layout.setValue("window/version", 1)
+        layout.setValue("window/geometry", self.main.window.saveGeometry())
+        layout.setValue("window/state", self.main.window.saveState())
         w = self.main.window
         self.settings.opacity = w.compare.opacity.value() / 100
         self.settings.scheme = (
