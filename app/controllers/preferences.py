@@ -24,7 +24,8 @@ def window_settings() -> QSettings:
 
 
 class PreferencesController(QObject):
-    """Loads settings at start and saves them as they change (a crash or a kill loses nothing)."""
+    """Loads settings at start and saves them as they change (a kill or a crash loses at most the last
+    second of view and layout changes)."""
 
     def __init__(self, main: MainController) -> None:
         super().__init__(main)
