@@ -7,21 +7,13 @@ the headless commands start fast.
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import sys
 from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from app import __version__
-from app.core.argtypes import WORKERS_HELP
+from app.commands.options import GT_SCHEME_HELP, gt_scheme_from_arg
 from app.core.errors import SegLensError
 from app.core.memory import manage_memory
-
-if TYPE_CHECKING:
-    from app.core.labels import ClassScheme
-    from app.inference.evaluate import SamplePredictor
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -74,21 +66,6 @@ def _delegate(command: str, argv: list[str]) -> int:
         return 2
 
 
-_GT_SCHEME_HELP = (
-    "what the ground-truth masks hold: 'labelids' (Cityscapes, default) or a custom scheme JSON "
-    '({"classes": [{"name": ..., "color": [r, g, b]}, ...], "ignore_value": 255})'
-)
-
-
-def gt_scheme_from_arg(value: str | None) -> ClassScheme:
-    """'labelids' (or nothing) -> Cityscapes labelIds; anything else is a custom scheme JSON file."""
-    from app.core.labels import LABELIDS, load_custom_scheme
-
-    if value is None or value.lower() == "labelids":
-        return LABELIDS
-    return load_custom_scheme(value)
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="seglens",
@@ -104,119 +81,16 @@ def _parser() -> argparse.ArgumentParser:
     p_open.add_argument("--split", help="Cityscapes split (default: val)")
     p_open.add_argument("--scheme", choices=("trainids", "categories"), help="evaluation scheme")
     p_open.add_argument("--no-evaluate", action="store_true", help="do not start evaluating at once")
-    p_open.add_argument("--gt-scheme", help=_GT_SCHEME_HELP)
+    p_open.add_argument("--gt-scheme", help=GT_SCHEME_HELP)
     p_open.set_defaults(func=_cmd_open)
 
-    p_eval = sub.add_parser("evaluate", help="evaluate models (or saved predictions) on a dataset, headless")
-    p_eval.add_argument("--dataset", required=True, help="dataset folder")
-    p_eval.add_argument("--split", help="Cityscapes split (default: val)")
-    p_eval.add_argument("--model", action="append", default=[], help="model file; repeat for A and B")
-    p_eval.add_argument(
-        "--predictions", action="append", default=[], help="folder of labelIds PNGs named like the GT files"
-    )
-    p_eval.add_argument("--scheme", choices=("trainids", "categories"), help="default: trainids if possible")
-    p_eval.add_argument("--gt-scheme", help=_GT_SCHEME_HELP)
-    p_eval.add_argument("--json", type=Path, help="write the full results as JSON here")
-    p_eval.add_argument("--save-predictions", type=Path, help="write each model's masks as labelIds PNGs")
-    p_eval.add_argument("--limit", type=int, help="evaluate only the first N images")
-    p_eval.add_argument("--workers", type=int, default=2, help=WORKERS_HELP)
-    p_eval.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-    p_eval.add_argument(
-        "--onnx-runtime",
-        action="store_true",
-        help="run Keras/Hugging Face models through an ONNX export (cached by digest, fidelity checked)",
-    )
-    p_eval.set_defaults(func=_cmd_evaluate)
+    from app.commands import evaluate
+
+    evaluate.add_parser(sub)
 
     for command, (_, summary) in _DELEGATED.items():
         sub.add_parser(command, help=summary, add_help=False)
     return parser
-
-
-def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from app.core.datasets import open_dataset
-    from app.inference.evaluate import (
-        Evaluator,
-        FolderPredictions,
-        SegmenterPredictor,
-        choose_scheme,
-        run_with_progress,
-    )
-    from app.inference.registry import load_model
-
-    if not args.model and not args.predictions:
-        print("seglens evaluate: give at least one --model or --predictions", file=sys.stderr)
-        return 2
-    dataset = open_dataset(args.dataset, split=args.split, gt_scheme=gt_scheme_from_arg(args.gt_scheme))
-    segmenters = [load_model(m) for m in args.model]
-    if args.onnx_runtime:
-        from app.inference.accelerate import accelerated
-
-        for i, (source, native) in enumerate(zip(args.model, segmenters, strict=True)):
-            segmenters[i], note = accelerated(source, native)
-            print(note, file=sys.stderr)
-    predictors: list[SamplePredictor] = [SegmenterPredictor(s) for s in segmenters]
-    predictors += [FolderPredictions(p, dataset.gt_scheme) for p in args.predictions]
-    scheme = choose_scheme(args.scheme, predictors, dataset.gt_scheme)
-    evaluator = Evaluator(
-        dataset, predictors, scheme, workers=args.workers, save_predictions=args.save_predictions
-    )
-    refs = dataset.refs[: args.limit] if args.limit else dataset.refs
-    print(f"{dataset.root}: {len(refs)} images, scheme {scheme.key}", file=sys.stderr)
-
-    try:
-        result = run_with_progress(evaluator, refs, quiet=args.quiet)
-    finally:
-        for predictor in predictors:
-            if isinstance(predictor, SegmenterPredictor):
-                predictor.segmenter.close()
-    document = result.to_dict()
-    if args.json:
-        from app.core.fileutil import atomic_write_text
-
-        atomic_write_text(args.json, json.dumps(document, indent=2, allow_nan=False))
-        print(f"wrote {args.json}", file=sys.stderr)
-    print(format_summary(document))
-    if not any(m.images for m in result.models):
-        print("seglens evaluate: nothing could be evaluated", file=sys.stderr)
-        return 1
-    return 0
-
-
-def format_summary(document: dict[str, Any]) -> str:
-    """A plain-text table of the JSON document: one column per model, deltas for two models."""
-    models: list[dict[str, Any]] = document["models"]
-    classes: list[str] = document["classes"]
-    names = [str(m["name"])[:18] for m in models]
-    header = f"{'class':<16}" + "".join(f"{n:>19}" for n in names)
-    two = len(models) == 2
-    if two:
-        header += f"{'B-A':>9}"
-    lines = [header, "-" * len(header)]
-
-    def row(label: str, values: list[float | None]) -> str:
-        text = f"{label:<16}" + "".join(f"{_pct(v):>19}" for v in values)
-        if two and values[0] is not None and values[1] is not None:
-            text += f"{(values[1] - values[0]) * 100:>+9.2f}"
-        return text
-
-    for cls in classes:
-        lines.append(row(cls, [m["metrics"]["classes"][cls]["iou"] for m in models]))
-    lines.append("-" * len(header))
-    for label, key in (("mIoU", "miou"), ("iIoU", "miiou"), ("pixel acc.", "pixel_accuracy")):
-        lines.append(row(label, [m["metrics"][key] for m in models]))
-    lines.append(row("category mIoU", [m["metrics"].get("mean_category_iou") for m in models]))
-    lat = "".join(f"{_ms(m['latency_ms']['p50']):>19}" for m in models)
-    lines.append(f"{'latency p50':<16}{lat}")
-    return "\n".join(lines)
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value * 100:.2f}"
-
-
-def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f} ms"
 
 
 def _cmd_open(args: argparse.Namespace) -> int:

@@ -23,15 +23,15 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from app.core.argtypes import WORKERS_HELP
+from app.commands.options import add_dataset_options, add_run_options, request_from_args
 from app.core.errors import SegLensError
 from app.core.fileutil import atomic_write_bytes, atomic_write_text
-from app.report.run import ModelLoader
+from app.evaluation.service import ModelLoader
 
 if TYPE_CHECKING:
-    from app.inference.evaluate import RunResult
+    from app.evaluation.results import EvaluationResult, ModelResult
     from app.report.run import TopMasks
 
 PASS, FAIL, ERROR = 0, 1, 2
@@ -58,18 +58,18 @@ class Thresholds:
     max_latency_ratio: float | None = None  # None: not checked (latency is noisy on shared CI machines)
 
 
-def _points(ref: float | None, cand: float | None) -> float | None:
-    if ref is None or cand is None or math.isnan(ref) or math.isnan(cand):
+def _points(ref: float, cand: float) -> float | None:
+    if math.isnan(ref) or math.isnan(cand):
         return None
     return (ref - cand) * 100
 
 
-def check_rules(ref: dict[str, Any], cand: dict[str, Any], limits: Thresholds) -> list[RuleResult]:
-    """The rules on two model entries of the RunResult document (reference first)."""
+def check_rules(ref: ModelResult, cand: ModelResult, limits: Thresholds) -> list[RuleResult]:
+    """The rules on the reference's and the candidate's results (same run, same scheme)."""
     rules = [_miou_rule(ref, cand, limits)]
-    known = list(ref["metrics"]["classes"])
+    known = list(ref.scheme.names)
     for name in limits.classes or tuple(known):
-        rules.append(_class_rule(name, ref, cand, limits))
+        rules.append(_class_rule(known.index(name), name, ref, cand, limits))
     rules.append(_latency_rule(ref, cand, limits))
     rules.append(_coverage_rule(ref, cand))
     return rules
@@ -81,8 +81,8 @@ def _change(drop: float) -> str:
     return f"fell {drop:.2f} points" if drop > 0 else f"rose {-drop:.2f} points"
 
 
-def _miou_rule(ref: dict[str, Any], cand: dict[str, Any], limits: Thresholds) -> RuleResult:
-    a, b = ref["metrics"]["miou"], cand["metrics"]["miou"]
+def _miou_rule(ref: ModelResult, cand: ModelResult, limits: Thresholds) -> RuleResult:
+    a, b = ref.scores.miou, cand.scores.miou
     drop = _points(a, b)
     if drop is None:
         return RuleResult("mIoU drop", None, "mIoU undefined (no labelled pixels)")
@@ -93,9 +93,9 @@ def _miou_rule(ref: dict[str, Any], cand: dict[str, Any], limits: Thresholds) ->
     )  # fmt: skip
 
 
-def _class_rule(name: str, ref: dict[str, Any], cand: dict[str, Any], limits: Thresholds) -> RuleResult:
+def _class_rule(k: int, name: str, ref: ModelResult, cand: ModelResult, limits: Thresholds) -> RuleResult:
     rule = f"class IoU drop: {name}"
-    a, b = ref["metrics"]["classes"][name]["iou"], cand["metrics"]["classes"][name]["iou"]
+    a, b = float(ref.scores.iou[k]), float(cand.scores.iou[k])
     drop = _points(a, b)
     if drop is None:
         return RuleResult(rule, None, f"{name}: IoU undefined (class absent from the ground truth)")
@@ -106,10 +106,10 @@ def _class_rule(name: str, ref: dict[str, Any], cand: dict[str, Any], limits: Th
     )  # fmt: skip
 
 
-def _latency_rule(ref: dict[str, Any], cand: dict[str, Any], limits: Thresholds) -> RuleResult:
+def _latency_rule(ref: ModelResult, cand: ModelResult, limits: Thresholds) -> RuleResult:
     if limits.max_latency_ratio is None:
         return RuleResult("latency ratio", None, "not checked (no --max-latency-ratio)")
-    a, b = ref["latency_ms"]["p50"], cand["latency_ms"]["p50"]
+    a, b = ref.latency.p50, cand.latency.p50
     if not a or b is None:
         return RuleResult("latency ratio", None, "latency not measured")
     ratio = b / a
@@ -122,11 +122,11 @@ def _latency_rule(ref: dict[str, Any], cand: dict[str, Any], limits: Thresholds)
     )
 
 
-def _coverage_rule(ref: dict[str, Any], cand: dict[str, Any]) -> RuleResult:
+def _coverage_rule(ref: ModelResult, cand: ModelResult) -> RuleResult:
     # A candidate that crashes on images the reference handles has regressed, whatever its mIoU says.
-    failed = sorted(set(cand["errors"]) - set(ref["errors"]))
+    failed = sorted(set(cand.errors) - set(ref.errors))
     if not failed:
-        return RuleResult("images evaluated", True, f"{cand['images_evaluated']} images, none failed", 0, 0)
+        return RuleResult("images evaluated", True, f"{cand.images_evaluated} images, none failed", 0, 0)
     listed = ", ".join(failed[:5]) + (f" and {len(failed) - 5} more" if len(failed) > 5 else "")
     return RuleResult("images evaluated", False, f"candidate failed on {len(failed)} images: {listed}",
                       len(failed), 0)  # fmt: skip
@@ -176,15 +176,10 @@ def junit_xml(rules: Sequence[RuleResult], *, suite: str, seconds: float, error:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from app.cli import _GT_SCHEME_HELP
-
     p = argparse.ArgumentParser(prog="seglens gate", description=__doc__.split("\n\n")[0] if __doc__ else "")
-    p.add_argument("--dataset", required=True, help="dataset folder")
-    p.add_argument("--split", help="Cityscapes split (default: val)")
-    p.add_argument("--gt-scheme", help=_GT_SCHEME_HELP)
+    add_dataset_options(p)
     p.add_argument("--reference", required=True, help="the model in production (A)")
     p.add_argument("--candidate", required=True, help="the model to accept or refuse (B)")
-    p.add_argument("--scheme", choices=("trainids", "categories"), help="default: trainids if possible")
     p.add_argument(
         "--max-miou-drop", type=float, default=0.5, help="mIoU points the candidate may lose (0.5)"
     )
@@ -198,12 +193,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--junit", type=Path, help="write a JUnit XML report here")
     p.add_argument("--json", type=Path, help="write the gate result and the full run as JSON here")
     p.add_argument("--report", type=Path, help="write the comparison report (.html or .pdf) here")
-    p.add_argument("--cache", type=Path, help="prediction cache folder (default: the user cache)")
-    p.add_argument("--no-cache", action="store_true", help="predict every image again")
-    p.add_argument("--cache-max-mb", type=int, default=2048, help="prediction cache bound (default 2048 MB)")
-    p.add_argument("--limit", type=int, help="evaluate only the first N images")
-    p.add_argument("--workers", type=int, default=2, help=WORKERS_HELP)
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    add_run_options(p, cache_default=True)
     return p
 
 
@@ -235,60 +225,44 @@ def _thresholds(args: argparse.Namespace) -> Thresholds:
 
 
 def _run(args: argparse.Namespace, argv: list[str], loader: ModelLoader | None) -> _Outcome:
-    from app.cli import gt_scheme_from_arg
-    from app.core.datasets import open_dataset
-    from app.core.paths import cache_dir
-    from app.core.prediction_cache import PredictionCache
-    from app.inference.cached import CachedPredictor
-    from app.inference.evaluate import SamplePredictor
-    from app.report.run import close_all, load_predictors, reproduce_settings, run_comparison
+    from app.evaluation.document import result_document
+    from app.evaluation.progress import run_with_progress
+    from app.evaluation.service import open_session
+    from app.report.run import TopMasks, reproduce_settings
 
     limits = _thresholds(args)
-    dataset = open_dataset(args.dataset, split=args.split, gt_scheme=gt_scheme_from_arg(args.gt_scheme))
-    if not dataset.refs:
-        return _Outcome([], None, limits, f"{dataset.root}: the dataset has no images", {})
-    models, memory = load_predictors([args.reference, args.candidate], [], dataset, loader)
-    predictors: list[SamplePredictor] = list(models)
-    cached: list[CachedPredictor] = []
-    if not args.no_cache:
-        cache = PredictionCache(args.cache or cache_dir() / "predictions", args.cache_max_mb * 1024 * 1024)
-        cached = [CachedPredictor(p, cache) for p in models]
-        predictors = list(cached)
-    try:
-        result, keeper = run_comparison(
-            dataset,
-            predictors,
-            args.scheme,
-            top_n=5,
-            workers=args.workers,
-            limit=args.limit,
-            quiet=args.quiet,
-        )
-    finally:
-        close_all(predictors)
-    document = result.to_dict()
-    stats = {"hits": sum(c.hits for c in cached), "misses": sum(c.misses for c in cached)}
-    ref, cand = cast(list[dict[str, Any]], document["models"])
+    request = request_from_args(args, [args.reference, args.candidate], measure_memory=bool(args.report))
+    keeper = TopMasks(5)
+    with open_session(request, loader=loader) as session:
+        for note in session.notes:
+            print(note, file=sys.stderr)
+        result = run_with_progress(session, quiet=args.quiet, report_skipped=not args.quiet, on_image=keeper)
+    document = result_document(result)
+    ref, cand = result.models
+    stats = {
+        "hits": sum(m.cache.hits for m in result.models if m.cache),
+        "misses": sum(m.cache.misses for m in result.models if m.cache),
+    }
     for role, entry in (("reference", ref), ("candidate", cand)):
-        if not entry["images_evaluated"]:
-            return _Outcome([], document, limits, f"nothing evaluated for the {role} {entry['name']}", stats)
-    unknown = [c for c in limits.classes if c not in ref["metrics"]["classes"]]
+        if not entry.images_evaluated:
+            return _Outcome(
+                [], document, limits, f"nothing evaluated for the {role} {entry.info.name}", stats
+            )
+    unknown = [c for c in limits.classes if c not in ref.scheme.names]
     if unknown:
-        known = ", ".join(ref["metrics"]["classes"])
+        known = ", ".join(ref.scheme.names)
         return _Outcome([], document, limits, f"unknown classes {', '.join(unknown)}; known: {known}", stats)
     if args.report:
-        _write_report(args.report, result, reproduce_settings("seglens gate", argv), memory, keeper)
+        _write_report(args.report, result, reproduce_settings("seglens gate", argv), keeper)
     return _Outcome(check_rules(ref, cand, limits), document, limits, None, stats)
 
 
-def _write_report(
-    path: Path, result: RunResult, settings: dict[str, str], memory: list[int | None], keeper: TopMasks
-) -> None:
+def _write_report(path: Path, result: EvaluationResult, settings: dict[str, str], keeper: TopMasks) -> None:
     from app.report.writer import write_report
 
     fmt = "pdf" if path.suffix.lower() == ".pdf" else "html"
     target = path if path.suffix else path.with_suffix(".html")
-    write_report(result, target, formats=(fmt,), settings=settings, memory=memory, masks=keeper.mask)
+    write_report(result, target, formats=(fmt,), settings=settings, masks=keeper.mask)
 
 
 def _finish(args: argparse.Namespace, outcome: _Outcome, seconds: float) -> int:

@@ -195,8 +195,8 @@ def bench_opacity(ctrl: Any, app: Any, repeat: int) -> list[Row]:
 
 def bench_next_image(ctrl: Any, steps: int) -> list[Row]:
     from app.core.imageio import read_image, read_instances, read_label
-    from app.inference.evaluate import mapping_for
-    from app.inference.frames import compose_frame, render_layers
+    from app.evaluation.frames import compose_frame, render_layers
+    from app.evaluation.predictors import mapping_for
     from app.views.image_panel import rgb_to_qimage, rgba_to_qimage
 
     section("2. next image with cached predictions (2048x1024)")
@@ -672,7 +672,8 @@ def bench_evaluation(
     import numpy as np
     import onnxruntime as ort
 
-    from app.inference.evaluate import Evaluator, SegmenterPredictor
+    from app.evaluation.engine import Evaluator
+    from app.evaluation.predictors import SegmenterPredictor
     from app.inference.onnx_backend import inference_threads
     from app.inference.registry import load_model
 

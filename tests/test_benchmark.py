@@ -14,6 +14,8 @@ from app.core.datasets import open_dataset
 from app.core.labels import TRAINIDS, eval_scheme_by_key
 from app.core.metrics import compute_scores
 from app.core.synthetic import generate
+from app.evaluation.engine import Evaluator
+from app.evaluation.predictors import SegmenterPredictor, choose_scheme
 from app.inference.benchmark import (
     BenchmarkResult,
     Percentiles,
@@ -22,7 +24,6 @@ from app.inference.benchmark import (
     format_table,
     main,
 )
-from app.inference.evaluate import Evaluator, SegmenterPredictor, choose_scheme
 from app.inference.onnx_backend import OnnxSegmenter
 from app.inference.registry import load_model
 
@@ -72,7 +73,7 @@ def test_benchmark_with_dataset_matches_the_evaluator(model, data) -> None:
 
     predictor = SegmenterPredictor(load_model(model))
     scheme = choose_scheme(None, [predictor], dataset.gt_scheme)
-    expected = Evaluator(dataset, [predictor], scheme).run(dataset.refs[:5]).models[0].scores()
+    expected = Evaluator(dataset, [predictor], scheme).run(dataset.refs[:5]).models[0].scores
     predictor.segmenter.close()
     assert result.scores is not None and result.images_evaluated == 5 and result.scheme == scheme.key
     assert result.miou == expected.miou
@@ -108,17 +109,40 @@ def _fake(name: str, miou: float | None) -> BenchmarkResult:
         matrix = np.zeros((scheme.id_space.num_classes, scheme.id_space.num_classes + 1), dtype=np.int64)
         scores = dataclasses.replace(compute_scores(matrix, scheme), miou=miou)
     return BenchmarkResult(
-        name=name, source=f"/models/{name}.onnx", backend="onnx", file_bytes=3 * 1024 * 1024,
-        image_size=(256, 512), runs=30, load_ms=5.0, predict_ms=stats, inference_ms=stats,
-        throughput=95.2, peak_rss_bytes=40 * 1024 * 1024, peak_is_process_wide=False, scores=scores,
+        name=name,
+        source=f"/models/{name}.onnx",
+        backend="onnx",
+        file_bytes=3 * 1024 * 1024,
+        image_size=(256, 512),
+        runs=30,
+        load_ms=5.0,
+        predict_ms=stats,
+        inference_ms=stats,
+        throughput=95.2,
+        peak_rss_bytes=40 * 1024 * 1024,
+        peak_is_process_wide=False,
+        scores=scores,
     )
 
 
 def test_format_table_rows() -> None:
     table = format_table([_fake("segformer-b0", 0.4567), _fake("unet", None)])
     lines = table.splitlines()
-    assert lines[0].split() == ["model", "size", "MB", "P50", "ms", "P95", "ms", "P99", "ms", "img/s", "peak",
-                                "MB", "mIoU"]
+    assert lines[0].split() == [
+        "model",
+        "size",
+        "MB",
+        "P50",
+        "ms",
+        "P95",
+        "ms",
+        "P99",
+        "ms",
+        "img/s",
+        "peak",
+        "MB",
+        "mIoU",
+    ]
     assert lines[2].split() == ["segformer-b0", "3.00", "10.0", "12.0", "15.0", "95.2", "40", "45.67"]
     assert lines[3].split() == ["unet", "3.00", "10.0", "12.0", "15.0", "95.2", "40", "-"]
     assert "256x512" in table
@@ -132,8 +156,20 @@ def test_compare_latency_times_each_model(model, dynamic_model) -> None:
 
 def test_cli_prints_table_and_writes_json(tmp_path, model, dynamic_model, data, capsys) -> None:
     report = tmp_path / "bench.json"
-    argv = [str(model), str(dynamic_model), "--dataset", str(data), "--runs", "3", "--warmup", "1",
-            "--size", "64x128", "--json", str(report)]
+    argv = [
+        str(model),
+        str(dynamic_model),
+        "--dataset",
+        str(data),
+        "--runs",
+        "3",
+        "--warmup",
+        "1",
+        "--size",
+        "64x128",
+        "--json",
+        str(report),
+    ]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "bench_a" in out and "bench_dyn" in out and "mIoU" in out

@@ -221,7 +221,8 @@ class _Watched:
 @pytest.mark.parametrize(("backend", "lanes"), [(None, 1), ("rest", 2)])
 def test_evaluation_pipeline_gives_local_models_one_inference_lane(scenes, models, backend, lanes) -> None:
     from app.core.datasets import open_dataset
-    from app.inference.evaluate import Evaluator, SegmenterPredictor, choose_scheme
+    from app.evaluation.engine import Evaluator
+    from app.evaluation.predictors import SegmenterPredictor, choose_scheme
 
     dataset = open_dataset(scenes)
     watched = _Watched(models[0], backend)
@@ -239,8 +240,9 @@ def test_evaluation_pipeline_gives_local_models_one_inference_lane(scenes, model
 def test_a_failing_model_call_is_reported_per_image_and_the_run_goes_on(scenes, models) -> None:
     from app.core.datasets import open_dataset
     from app.core.errors import PredictError
+    from app.evaluation.engine import Evaluator
+    from app.evaluation.predictors import SegmenterPredictor, choose_scheme
     from app.inference.base import PendingPrediction
-    from app.inference.evaluate import Evaluator, SegmenterPredictor, choose_scheme
 
     dataset = open_dataset(scenes)
     bad_key = dataset.refs[1].key

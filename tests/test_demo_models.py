@@ -12,7 +12,8 @@ import pytest
 from app.core.datasets import Dataset, open_dataset
 from app.core.labels import eval_scheme_by_key
 from app.core.synthetic import generate
-from app.inference.evaluate import Evaluator, SegmenterPredictor
+from app.evaluation.engine import Evaluator
+from app.evaluation.predictors import SegmenterPredictor
 from app.inference.registry import load_model
 
 DEMO = Path(__file__).resolve().parents[1] / "models" / "demo"
@@ -65,7 +66,7 @@ def test_validation_miou_matches_the_card(name: str, validation: Dataset) -> Non
         assert segmenter.info.name == name
         for key, miou in entry["miou"].items():
             run = Evaluator(validation, [SegmenterPredictor(segmenter)], eval_scheme_by_key(key)).run()
-            got = run.models[0].scores().miou
+            got = run.models[0].scores.miou
             assert got == pytest.approx(miou, abs=entry["tolerance"]), f"{name} {key} mIoU"
     finally:
         segmenter.close()

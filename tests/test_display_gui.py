@@ -164,7 +164,7 @@ def test_s_cycles_all_panels_and_hover_hidden_and_highlight_keep_working(qtbot, 
     gt, pred = frame.gt_class, frame.pred_class[0]
     wrong = (gt != pred) & (gt != IGNORE) & (pred != IGNORE)
     g, p = int(gt[wrong][0]), int(pred[wrong][0])
-    from app.inference.frames import Highlight
+    from app.evaluation.frames import Highlight
 
     controller.highlight = Highlight(0, g, p)
     with qtbot.waitSignal(controller.frame_shown, timeout=20_000):

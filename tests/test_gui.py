@@ -14,7 +14,8 @@ from PySide6.QtCore import Qt
 from app.core.datasets import open_dataset
 from app.core.labels import CATEGORY_NAMES, TRAINIDS, eval_scheme_by_key
 from app.core.synthetic import generate
-from app.inference.evaluate import Evaluator, SegmenterPredictor
+from app.evaluation.engine import Evaluator
+from app.evaluation.predictors import SegmenterPredictor
 from app.inference.registry import load_model
 
 pytestmark = pytest.mark.gui
@@ -58,7 +59,7 @@ def test_evaluate_shows_masks_and_metrics(qtbot, controller, scenes, models) -> 
         assert live is not None
         np.testing.assert_array_equal(live.matrix, ref.matrix)
         shown = window.metrics.summary.item(0, column).text()
-        assert shown == f"{ref.scores().miou * 100:.1f}"
+        assert shown == f"{ref.scores.miou * 100:.1f}"
     for p in predictors:
         p.segmenter.close()
 
@@ -420,9 +421,9 @@ def test_stepping_uses_frames_rendered_ahead_and_kept(qtbot, controller, scenes,
 def test_cached_only_frames_never_run_a_model(tmp_path, scenes, models) -> None:
     from app.core.lru import LruCache
     from app.core.prediction_cache import PredictionCache
-    from app.inference.cached import CachedPredictor
-    from app.inference.evaluate import choose_scheme, mapping_for
-    from app.inference.frames import compose_frame
+    from app.evaluation.frames import compose_frame
+    from app.evaluation.predictors import choose_scheme, mapping_for
+    from app.evaluation.store import CachedPredictor
 
     dataset = open_dataset(scenes)
     ref = dataset.refs[2]

@@ -11,8 +11,8 @@ import pytest
 
 from app.core.datasets import Sample, SampleRef
 from app.core.prediction_cache import CacheKey, PredictionCache, image_digest
+from app.evaluation.store import CachedPredictor
 from app.inference.base import InputSpec, ModelInfo, Prediction, Timings
-from app.inference.cached import CachedPredictor
 
 
 def _labels(seed: int, shape: tuple[int, int] = (24, 40)) -> np.ndarray:

@@ -61,7 +61,7 @@ def test_qt_free_layers_do_not_import_qt(layer: str) -> None:
 
 def test_headless_import_does_not_load_qt_or_frameworks() -> None:
     code = (
-        "import sys, app.cli, app.core.metrics, app.inference.evaluate;"
+        "import sys, app.cli, app.core.metrics, app.evaluation.service;"
         "bad=[m for m in ('PySide6','torch','tensorflow','transformers','fastapi') if m in sys.modules];"
         "print(','.join(bad))"
     )

@@ -40,8 +40,9 @@ from app.core.datasets import open_dataset
 from app.core.errors import ModelLoadError, PredictError
 from app.core.labels import TRAINIDS, eval_scheme_by_key
 from app.core.synthetic import generate
+from app.evaluation.engine import Evaluator
+from app.evaluation.predictors import SegmenterPredictor
 from app.inference.base import Segmenter
-from app.inference.evaluate import Evaluator, SegmenterPredictor
 from app.inference.http_client import ClientSettings, HttpClient, Secret, parse_retry_after
 from app.inference.onnx_backend import OnnxSegmenter
 from app.inference.registry import load_model

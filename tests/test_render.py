@@ -9,7 +9,7 @@ from app.core.datasets import SampleRef
 from app.core.labels import EVAL_TRAINIDS, IGNORE
 from app.core.overlay import contours
 from app.core.render import disagreement_map, error_map, mask_rgba, matrix_view, rgba_palette
-from app.inference.frames import Frame, Highlight, layer_patch, render_layers
+from app.evaluation.frames import Frame, Highlight, layer_patch, render_layers
 
 
 def _frame(gt: np.ndarray, a: np.ndarray, b: np.ndarray) -> Frame:

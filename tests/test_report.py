@@ -1,5 +1,5 @@
 """`seglens report` and write_report on synthetic scenes with tiny real ONNX models: every format, the
-numbers against RunResult.to_dict(), embedded pictures, and hostile names escaped everywhere."""
+numbers against the JSON document (result_document), embedded pictures, hostile names escaped everywhere."""
 
 from __future__ import annotations
 
@@ -17,12 +17,14 @@ from app.cli import main as seglens
 from app.core.datasets import open_dataset
 from app.core.labels import TRAINIDS
 from app.core.synthetic import generate
-from app.inference.evaluate import Evaluator, SegmenterPredictor, choose_scheme
+from app.evaluation.engine import Evaluator
+from app.evaluation.predictors import SegmenterPredictor, choose_scheme
+from app.evaluation.service import EvaluationRequest, evaluate
 from app.inference.registry import load_model
 from app.report import write_report
 from app.report.cli import main as report_main
 from app.report.data import build_report_data, rank_images
-from app.report.run import run_comparison
+from app.report.run import TopMasks
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 
@@ -277,12 +279,8 @@ def test_verdict_and_ranking(run) -> None:
 
 def test_kept_masks_are_exactly_the_top_images(scenes, models) -> None:
     dataset = open_dataset(scenes)
-    predictors = [SegmenterPredictor(load_model(m)) for m in models]
-    try:
-        result, keeper = run_comparison(dataset, predictors, None, top_n=1, quiet=True)
-    finally:
-        for p in predictors:
-            p.segmenter.close()
+    keeper = TopMasks(1)
+    result = evaluate(EvaluationRequest(dataset=scenes, models=tuple(map(str, models))), on_image=keeper)
     data = build_report_data(result, top_n=1)
     shown = [r.key for r in (*data.regressions, *data.improvements)]
     assert keeper.kept == len(shown) >= 1

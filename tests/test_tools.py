@@ -68,7 +68,8 @@ def test_hosted_model_from_the_gui_evaluates_like_local(qtbot, tmp_path, monkeyp
     from servers import serve_app
 
     from app.controllers.main_controller import MainController
-    from app.inference.evaluate import Evaluator, SegmenterPredictor
+    from app.evaluation.engine import Evaluator
+    from app.evaluation.predictors import SegmenterPredictor
     from app.inference.registry import load_model
     from app.server.app import create_app
 

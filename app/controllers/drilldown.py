@@ -8,8 +8,8 @@ from PySide6.QtCore import QObject, Qt
 from PySide6.QtWidgets import QListWidgetItem
 
 from app.core.metrics import aggregate
-from app.inference.evaluate import ModelEvaluation
-from app.inference.frames import Highlight
+from app.evaluation.frames import Highlight
+from app.evaluation.results import ModelAccumulator
 
 if TYPE_CHECKING:
     from app.controllers.main_controller import MainController
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 _KEY_ROLE = Qt.ItemDataRole.UserRole
 
 
-def rank_images(evaluation: ModelEvaluation, gt: int, pred: int, limit: int = 200) -> list[tuple[str, int]]:
+def rank_images(evaluation: ModelAccumulator, gt: int, pred: int, limit: int = 200) -> list[tuple[str, int]]:
     """(image key, pixels of GT class `gt` predicted as `pred`), most first, images without any left out."""
     members = evaluation.scheme.members
     ranked = []

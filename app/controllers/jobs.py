@@ -11,8 +11,10 @@ import numpy as np
 from app.controllers.workers import JobContext
 from app.core.datasets import Dataset, SampleRef
 from app.core.labels import ClassMapping, EvalScheme
-from app.inference.evaluate import Evaluator, RunResult, SampleOutcome, SamplePredictor
-from app.inference.frames import Frame, Highlight, PredictionCache, cache_key, compose_frame, render_layers
+from app.evaluation.engine import Evaluator
+from app.evaluation.frames import Frame, Highlight, PredictionCache, cache_key, compose_frame, render_layers
+from app.evaluation.predictors import SamplePredictor
+from app.evaluation.results import EvaluationResult, SampleOutcome
 
 
 class OutcomeSink(Protocol):
@@ -35,7 +37,7 @@ def run_evaluation(
     bridge: OutcomeSink,
     generation: int,
     cache: PredictionCache,
-) -> RunResult:
+) -> EvaluationResult:
     total = len(evaluator.dataset)
     done = 0
 

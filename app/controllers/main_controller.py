@@ -17,6 +17,7 @@ from app.controllers.jobs import render_frame, run_evaluation, short_name, thumb
 from app.controllers.panels import hover_text, model_cards
 from app.controllers.workers import ErrorReport, Job, WorkerPool
 from app.core.datasets import Dataset, open_dataset
+from app.core.edited import EditedDataset
 from app.core.errors import SegLensError
 from app.core.labels import (
     LABELIDS,
@@ -29,16 +30,11 @@ from app.core.lru import LruCache
 from app.core.paths import cache_dir
 from app.core.prediction_cache import PredictionCache as DiskPredictionCache
 from app.core.render import matrix_view
-from app.inference.cached import CachedPredictor
-from app.inference.evaluate import (
-    Evaluator,
-    ModelEvaluation,
-    RunResult,
-    SampleOutcome,
-    SegmenterPredictor,
-    mapping_for,
-)
-from app.inference.frames import FILLED, Frame, Highlight, PanelStyles, PredictionCache, layer_styles
+from app.evaluation.engine import Evaluator
+from app.evaluation.frames import FILLED, Frame, Highlight, PanelStyles, PredictionCache, layer_styles
+from app.evaluation.predictors import SegmenterPredictor, mapping_for
+from app.evaluation.results import EvaluationResult, GroundTruth, ModelAccumulator, SampleOutcome
+from app.evaluation.store import CachedPredictor
 from app.inference.registry import load_model
 from app.views.image_list import THUMBNAIL_SIZE
 from app.views.image_panel import rgb_to_qimage, rgba_to_qimage
@@ -70,8 +66,8 @@ class MainController(QObject):
         self.dataset: Dataset | None = None
         self.predictors: list[SegmenterPredictor | None] = [None, None]
         self.scheme: EvalScheme = eval_scheme_by_key("trainids")
-        self.live: list[ModelEvaluation | None] = [None, None]
-        self.result: RunResult | None = None
+        self.live: list[ModelAccumulator | None] = [None, None]
+        self.result: EvaluationResult | None = None
         # Recent predictions in memory for display; the disk cache holds the rest (a miss costs a cache read
         # and a count, ~10 ms at 2048x1024). 48 MB: part of the 500 MB goal of benchmarks/bench_gui.py.
         self.cache: PredictionCache = LruCache(max_bytes=48 * 1024 * 1024)
@@ -291,17 +287,21 @@ class MainController(QObject):
             return None
         self.cancel_evaluation()
         active = self.active()
+        view = self.dataset_view(self.dataset)
+        truth = GroundTruth()
+        if isinstance(view, EditedDataset):
+            truth = GroundTruth("edited", view.project.path, len(view.edited_keys()))
         try:
             evaluator = Evaluator(
-                self.dataset_view(self.dataset), [self._on_disk(p) for _, p in active], self.scheme
+                view, [self._on_disk(p) for _, p in active], self.scheme, ground_truth=truth
             )
         except SegLensError as exc:
             self._log(str(exc))
             self.window.show_message(str(exc), 10000)
             return None
         self._reset_results()
-        for (slot, predictor), mapping in zip(active, evaluator.mappings, strict=True):
-            self.live[slot] = ModelEvaluation(predictor.info, mapping, self.scheme)
+        for (slot, _), live in zip(active, evaluator.accumulators(), strict=True):
+            self.live[slot] = live
         self._cancel = threading.Event()
         self._generation += 1
         total = len(self.dataset)
@@ -350,18 +350,18 @@ class MainController(QObject):
         if not self._metrics_timer.isActive():
             self._metrics_timer.start()
 
-    def _on_evaluation_done(self, result: RunResult) -> None:
+    def _on_evaluation_done(self, result: EvaluationResult) -> None:
         self._eval_job = None
         self.result = result
         self._refresh_metrics()
         parts = [
-            f"{m.info.name} mIoU {m.scores().miou * 100:.1f}"
+            f"{m.info.name} mIoU {m.scores.miou * 100:.1f}"
             for m in result.models
-            if not math.isnan(m.scores().miou)
+            if not math.isnan(m.scores.miou)
         ]
-        errors = len(result.sample_errors) + sum(len(m.errors) for m in result.models)
+        errors = len(result.skipped())
         text = f"Evaluated {result.images_done} images in {result.wall_s:.1f} s" + (
-            f": {', '.join(parts)}" if parts else ""
+            f": {', '.join(parts)} ({result.scheme.key}, {result.ground_truth.describe()})" if parts else ""
         )
         if errors:
             text += f" ({errors} problems, see the log)"
@@ -384,7 +384,7 @@ class MainController(QObject):
                 summaries.append(None)
                 continue
             scores = live.scores()
-            latency = live.latency_summary()["p50"]
+            latency = live.latency().p50
             summaries.append(
                 ModelSummary(
                     name=live.info.name,

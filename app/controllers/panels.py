@@ -8,8 +8,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from app.core.labels import ClassScheme, EvalScheme
-from app.inference.evaluate import SegmenterPredictor, mapping_for
-from app.inference.frames import Frame
+from app.evaluation.frames import Frame
+from app.evaluation.predictors import SegmenterPredictor, mapping_for
 from app.views.metrics_panel import ModelSummary
 from app.views.models_panel import ModelCard
 

@@ -92,7 +92,7 @@ class ToolsController(QObject):
 
     def benchmark(self) -> None:
         """Measure A and B (latency percentiles, throughput, size, memory) without blocking the window."""
-        from app.inference.benchmark import benchmark_model, format_table
+        from app.inference.benchmark import benchmark_models, format_table
 
         active = self.main.active()
         if not active:
@@ -100,8 +100,10 @@ class ToolsController(QObject):
             return
 
         def run() -> str:
-            dataset = self.main.dataset
-            results = [benchmark_model(p.segmenter, runs=10, dataset=dataset, limit=10) for _, p in active]
+            # Every model scored on the window's scheme, so the column matches the main comparison.
+            dataset, scheme = self.main.dataset, self.main.scheme.key
+            segmenters = [p.segmenter for _, p in active]
+            results = benchmark_models(segmenters, runs=10, dataset=dataset, limit=10, scheme=scheme)
             return format_table(results)
 
         self.main.window.show_message("Benchmarking…")

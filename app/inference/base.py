@@ -108,7 +108,7 @@ class Segmenter(Protocol):
 
     # Optional, for backends whose model call can be separated from the CPU work around it:
     #     def begin(self, image: np.ndarray) -> PendingPrediction
-    # (see begin_prediction in app.inference.evaluate).
+    # (see begin_prediction in app.evaluation.predictors).
 
     def close(self) -> None:
         """Release sessions, files and connections. Idempotent."""

@@ -13,13 +13,15 @@ What is measured, per model, in one process and one after the other (never concu
   /proc/self/clear_refs when the kernel allows it; where it does not (or without /proc) the number is the
   process's whole peak and `peak_is_process_wide` says so. It covers native memory (onnxruntime arenas,
   weights), which tracemalloc cannot see.
-- with a dataset: IoU / precision / recall / F1 per class and mIoU from the Evaluator (the same numbers as
-  `seglens evaluate`), on the first `limit` images.
+- with a dataset: IoU / precision / recall / F1 per class and mIoU from the evaluation service (the same
+  numbers as `seglens evaluate`), on the first `limit` images, every model on ONE scheme (the finest that
+  all of them can be evaluated on), so the column compares like with like.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import statistics
@@ -37,7 +39,6 @@ from app.core.datasets import Dataset, open_dataset
 from app.core.errors import InputError, SegLensError
 from app.core.metrics import Scores
 from app.inference.base import Segmenter
-from app.inference.evaluate import Evaluator, SegmenterPredictor, choose_scheme
 
 DEFAULT_IMAGE_SIZE = (512, 1024)
 _MB = 1024 * 1024
@@ -149,7 +150,7 @@ def benchmark_model(
         images = images or _synthetic_images(segmenter, size, count)
         predict_ms, inference_ms, wall_s = _time_predict(segmenter, images, runs, warmup)
         peak = _status_bytes("VmHWM")
-        scores, scheme, evaluated = _accuracy(segmenter, dataset, limit) if dataset else (None, None, 0)
+        accuracy = shared_accuracy([segmenter], dataset, limit)[0] if dataset else None
     finally:
         if owned:
             segmenter.close()
@@ -167,9 +168,9 @@ def benchmark_model(
         throughput=runs / wall_s if wall_s > 0 else math.inf,
         peak_rss_bytes=None if peak is None or baseline is None else max(0, peak - baseline),
         peak_is_process_wide=not reset,
-        scores=scores,
-        scheme=scheme,
-        images_evaluated=evaluated,
+        scores=accuracy.scores if accuracy else None,
+        scheme=accuracy.scheme if accuracy else None,
+        images_evaluated=accuracy.images if accuracy else 0,
     )
 
 
@@ -229,14 +230,59 @@ def _resize_rgb(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(resized)
 
 
-def _accuracy(segmenter: Segmenter, dataset: Dataset, limit: int | None) -> tuple[Scores | None, str, int]:
-    predictor = SegmenterPredictor(segmenter)
-    scheme = choose_scheme(None, [predictor], dataset.gt_scheme)
+@dataclass(frozen=True)
+class Accuracy:
+    """One model's scores in a shared evaluation (None without an image with ground truth)."""
+
+    scores: Scores | None
+    scheme: str
+    images: int
+
+
+def shared_accuracy(
+    segmenters: Sequence[Segmenter], dataset: Dataset, limit: int | None, scheme: str | None = None
+) -> list[Accuracy]:
+    """Scores of every model from ONE evaluation run on one scheme (images decoded once)."""
+    from app.evaluation.engine import Evaluator
+    from app.evaluation.predictors import SegmenterPredictor, choose_scheme
+
+    predictors = [SegmenterPredictor(s) for s in segmenters]
+    chosen = choose_scheme(scheme, predictors, dataset.gt_scheme)
     refs = dataset.refs[:limit] if limit else dataset.refs
-    run = Evaluator(dataset, [predictor], scheme).run(refs)
-    evaluation = run.models[0]
-    evaluated = sum(1 for r in evaluation.images.values() if r.evaluated)
-    return (evaluation.scores() if evaluated else None), scheme.key, evaluated
+    run = Evaluator(dataset, predictors, chosen).run(refs)
+    return [
+        Accuracy(m.scores if m.images_evaluated else None, chosen.key, m.images_evaluated) for m in run.models
+    ]
+
+
+def benchmark_models(
+    models: Sequence[str | Path | Segmenter],
+    *,
+    size: tuple[int, int] | None = None,
+    runs: int = 30,
+    warmup: int = 3,
+    dataset: Dataset | None = None,
+    limit: int | None = None,
+    scheme: str | None = None,
+) -> list[BenchmarkResult]:
+    """Latency and memory of each model one after the other, then accuracy of all of them in one shared
+    evaluation on one scheme. Models given as paths are opened (and closed) here; loaded ones stay open."""
+    results = [benchmark_model(m, size=size, runs=runs, warmup=warmup) for m in models]
+    if dataset is None or not dataset.refs:
+        return results
+    from app.inference.registry import load_model
+
+    opened = [m if isinstance(m, Segmenter) else load_model(m) for m in models]
+    try:
+        accuracies = shared_accuracy(opened, dataset, limit, scheme)
+    finally:
+        for model, segmenter in zip(models, opened, strict=True):
+            if not isinstance(model, Segmenter):
+                segmenter.close()
+    return [
+        dataclasses.replace(r, scores=a.scores, scheme=a.scheme, images_evaluated=a.images)
+        for r, a in zip(results, accuracies, strict=True)
+    ]
 
 
 def compare_latency(
@@ -320,6 +366,9 @@ def format_table(results: Sequence[BenchmarkResult]) -> str:
     notes = {r.image_size for r in results}
     sizes = ", ".join(f"{h}x{w}" for h, w in sorted(notes))
     lines.append(f"images {sizes}; latency of the full predict(); peak = RSS growth while loading + running")
+    schemes = {(r.scheme, r.images_evaluated) for r in results if r.scheme is not None}
+    for scheme, images in sorted(schemes, key=str):
+        lines.append(f"mIoU on scheme {scheme}, original labels, {images} images with ground truth")
     if any(r.peak_is_process_wide for r in results):
         lines.append("peak MB is the process-wide peak (the per-model reset is not available here)")
     return "\n".join(lines)
@@ -346,19 +395,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         dataset = open_dataset(args.dataset, split=args.split) if args.dataset else None
         if dataset is not None and not dataset.refs:
             raise InputError(dataset.root, "the dataset holds no images")
-        results = []
-        for model in args.models:
-            print(f"benchmarking {model} ...", file=sys.stderr)
-            results.append(
-                benchmark_model(
-                    model,
-                    size=args.size,
-                    runs=args.runs,
-                    warmup=args.warmup,
-                    dataset=dataset,
-                    limit=args.limit,
-                )
-            )
+        print(f"benchmarking {', '.join(args.models)} ...", file=sys.stderr)
+        results = benchmark_models(
+            args.models, size=args.size, runs=args.runs, warmup=args.warmup, dataset=dataset, limit=args.limit
+        )
     except SegLensError as exc:
         print(f"seglens benchmark: error: {exc}", file=sys.stderr)
         return 2

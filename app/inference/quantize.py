@@ -44,7 +44,6 @@ from app.core.datasets import Dataset
 from app.core.errors import InputError, ModelLoadError, SegLensError
 from app.core.fileutil import atomic_write_bytes
 from app.inference.benchmark import compare_latency
-from app.inference.evaluate import Evaluator, SegmenterPredictor, choose_scheme
 from app.inference.manifest import find_manifest
 from app.inference.onnx_backend import OnnxSegmenter
 
@@ -468,24 +467,24 @@ class _Workspace:
         return quantized_weight_count(model)
 
     def evaluate(self, paths: Sequence[Path], dataset: Dataset) -> list[Accuracy]:
-        """mIoU and per-class IoU of each model on `dataset` (one Evaluator run, images decoded once)."""
-        from app.inference.registry import load_model
+        """mIoU and per-class IoU of each model on `dataset` (one run of the evaluation service, images
+        decoded once, every model on the same scheme)."""
+        from app.evaluation.service import EvaluationRequest, evaluate
 
-        predictors = [SegmenterPredictor(load_model(p)) for p in paths]
-        try:
-            scheme = choose_scheme(None, predictors, dataset.gt_scheme)
-            run = Evaluator(dataset, predictors, scheme).run()
-        finally:
-            for predictor in predictors:
-                predictor.segmenter.close()
+        request = EvaluationRequest(
+            dataset=dataset.root,
+            models=tuple(str(p) for p in paths),
+            split=dataset.split,
+            gt_scheme=dataset.gt_scheme,
+        )
+        run = evaluate(request)
         results = []
         for evaluation in run.models:
-            images = sum(1 for r in evaluation.images.values() if r.evaluated)
-            if not images:
+            if not evaluation.images_evaluated:
                 raise InputError(dataset.root, "no validation image with ground truth could be evaluated")
-            scores = evaluation.scores()
+            scores = evaluation.scores
             iou = {name: float(v) for name, v in zip(scores.class_names, scores.iou, strict=True)}
-            results.append(Accuracy(float(scores.miou), iou, scheme.key, images))
+            results.append(Accuracy(float(scores.miou), iou, run.scheme.key, evaluation.images_evaluated))
         return results
 
     def finish(

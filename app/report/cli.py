@@ -8,40 +8,33 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.core.argtypes import WORKERS_HELP
+from app.commands.options import add_dataset_options, add_run_options, request_from_args
 from app.core.errors import SegLensError
 
 if TYPE_CHECKING:
-    from app.inference.evaluate import RunResult
+    from app.evaluation.results import EvaluationResult
     from app.report.data import MaskSource
 
 DEFAULT_OUT = Path("seglens-report.html")
 
 
 def _parser() -> argparse.ArgumentParser:
-    from app.cli import _GT_SCHEME_HELP
-
     parser = argparse.ArgumentParser(
         prog="seglens report",
         description="Evaluate model A and model B on a dataset and write a comparison report "
         "(self-contained HTML, PDF, CSV, JSON).",
     )
-    parser.add_argument("--dataset", required=True, help="dataset folder (Cityscapes layout or images)")
-    parser.add_argument("--split", help="Cityscapes split (default: val)")
-    parser.add_argument("--gt-scheme", help=_GT_SCHEME_HELP)
+    add_dataset_options(parser)
     parser.add_argument("--model", action="append", default=[], help="model file; give A first, then B")
     parser.add_argument(
         "--predictions", action="append", default=[], help="folder of labelIds PNGs (after the --model ones)"
     )
-    parser.add_argument("--scheme", choices=("trainids", "categories"), help="default: trainids if possible")
     parser.add_argument("--out", type=Path, help=f"HTML report (default {DEFAULT_OUT} if nothing else asked)")
     parser.add_argument("--pdf", type=Path, help="PDF report (needs the 'report' extra: fpdf2)")
     parser.add_argument("--csv", type=Path, metavar="DIR", help="folder for per_class.csv and per_image.csv")
     parser.add_argument("--json", type=Path, help="full results and findings as JSON")
     parser.add_argument("--top", type=int, default=5, help="regressions/improvements to show (default 5)")
-    parser.add_argument("--limit", type=int, help="evaluate only the first N images")
-    parser.add_argument("--workers", type=int, default=2, help=WORKERS_HELP)
-    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    add_run_options(parser, cache_default=True)
     return parser
 
 
@@ -57,9 +50,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, argv: list[str]) -> int:
-    from app.cli import format_summary, gt_scheme_from_arg
-    from app.core.datasets import open_dataset
-    from app.report.run import close_all, load_predictors, reproduce_settings, run_comparison
+    from app.evaluation.document import format_summary
+    from app.evaluation.progress import run_with_progress
+    from app.evaluation.service import open_session
+    from app.report.run import TopMasks, reproduce_settings
 
     count = len(args.model) + len(args.predictions)
     if not 1 <= count <= 2:
@@ -74,39 +68,35 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         from app.report.writer import pdf_writer
 
         pdf_writer()  # a missing extra is reported before minutes of inference, not after
-    dataset = open_dataset(args.dataset, split=args.split, gt_scheme=gt_scheme_from_arg(args.gt_scheme))
-    predictors, memory = load_predictors(args.model, args.predictions, dataset)
-    try:
-        print(f"{dataset.root}: {len(dataset.refs)} images", file=sys.stderr)
-        result, keeper = run_comparison(
-            dataset, predictors, args.scheme, top_n=args.top, workers=args.workers, limit=args.limit,
-            quiet=args.quiet,
-        )  # fmt: skip
-    finally:
-        close_all(predictors)
+    request = request_from_args(args, args.model, args.predictions, measure_memory=True)
+    keeper = TopMasks(args.top)
+    with open_session(request) as session:
+        for note in session.notes:
+            print(note, file=sys.stderr)
+        print(f"{session.dataset.root}: {len(session.refs)} images", file=sys.stderr)
+        result = run_with_progress(session, quiet=args.quiet, report_skipped=not args.quiet, on_image=keeper)
     if not any(m.images for m in result.models):
         print("seglens report: nothing could be evaluated", file=sys.stderr)
         return 1
     settings = reproduce_settings("seglens report", argv)
-    for path in _write(args, result, keeper.mask, settings, memory):
+    for path in _write(args, result, keeper.mask, settings):
         print(f"wrote {path}", file=sys.stderr)
-    print(format_summary(result.to_dict()))
+    print(format_summary(result))
     return 0
 
 
 def _write(
     args: argparse.Namespace,
-    result: RunResult,
+    result: EvaluationResult,
     masks: MaskSource,
     settings: dict[str, str],
-    memory: list[int | None],
 ) -> list[Path]:
     from app.report.data import build_report_data
     from app.report.figures import build_figures
     from app.report.writer import write_json
 
     out = args.out if args.out or args.pdf or args.csv or args.json else DEFAULT_OUT
-    data = build_report_data(result, top_n=args.top, settings=settings, memory=memory, masks=masks)
+    data = build_report_data(result, top_n=args.top, settings=settings, masks=masks)
     written: list[Path] = []
     if out or args.pdf:
         figures = build_figures(data)

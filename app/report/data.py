@@ -1,6 +1,6 @@
-"""What a comparison report says, computed once from a RunResult and rendered by html, pdf and csv alike.
+"""What a comparison report says, computed once from an EvaluationResult and rendered by html, pdf and csv.
 
-Every number comes from `RunResult.to_dict()` (the JSON document of `seglens evaluate`), so the report,
+Every number comes from `result_document(result)` (the JSON document of `seglens evaluate`), so the report,
 the JSON and the CLI summary can never disagree. Model A is the first model (the reference), B the second;
 deltas are B - A in percentage points.
 """
@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from app.core.datasets import Sample
-from app.inference.evaluate import RunResult
+from app.evaluation.document import result_document
+from app.evaluation.results import EvaluationResult
 
 MaskSource = Callable[[int, Sample], "np.ndarray | None"]
 """(model index, sample) -> that model's prediction of the sample in the id space, or None if unknown."""
@@ -84,7 +85,7 @@ class ReviewNote:
 class ReportData:
     """Everything the renderers need; built by `build_report_data`."""
 
-    result: RunResult
+    result: EvaluationResult
     doc: dict[str, Any]
     models: list[dict[str, Any]]
     classes: list[str]
@@ -123,7 +124,7 @@ class ReportData:
 
 
 def build_report_data(
-    result: RunResult,
+    result: EvaluationResult,
     *,
     top_n: int = 5,
     settings: Mapping[str, Any] | None = None,
@@ -134,7 +135,7 @@ def build_report_data(
     """Collect the report's content from a finished run (1 or 2 models; more are listed, not compared)."""
     if not result.models:
         raise ValueError("a report needs at least one evaluated model")
-    doc = result.to_dict()
+    doc = result_document(result)
     models: list[dict[str, Any]] = list(doc["models"])  # type: ignore[call-overload]
     classes = [str(c) for c in doc["classes"]]  # type: ignore[attr-defined]
     class_deltas: list[float | None] = []
@@ -155,7 +156,7 @@ def build_report_data(
         verdict=[],
         reviews=_reviews(review or {}),
         settings=dict(settings or {}),
-        memory=list(memory) if memory is not None else [None] * len(models),
+        memory=list(memory) if memory is not None else [m.memory_bytes for m in result.models],
         masks=masks,
     )
     data.verdict = verdict_lines(data)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from app.core.errors import SegLensError
 from app.core.fileutil import atomic_write_text
-from app.inference.evaluate import RunResult
+from app.evaluation.results import EvaluationResult
 from app.report.data import MaskSource, ReportData, build_report_data
 
 if TYPE_CHECKING:
@@ -20,7 +20,7 @@ _SUFFIXES = {".html": "html", ".htm": "html", ".pdf": "pdf", ".json": "json"}
 
 
 def write_report(
-    result: RunResult,
+    result: EvaluationResult,
     out: str | Path,
     *,
     formats: Iterable[str] = FORMATS,

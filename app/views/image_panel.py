@@ -170,7 +170,7 @@ class ImageView(QGraphicsView):
             self.fit()
 
 
-# How a panel draws its mask: (key, menu text). The keys are those of app.inference.frames.STYLES.
+# How a panel draws its mask: (key, menu text). The keys are those of app.evaluation.frames.STYLES.
 STYLES = (("filled", "Filled"), ("contours", "Contours"), ("mask", "Mask alone"))
 
 

@@ -28,8 +28,9 @@ from app.core.render import (
     region_boundary,
     rgba_palette,
 )
+from app.evaluation.predictors import SamplePredictor
+from app.evaluation.results import ImageEval, count_prediction, evaluate_sample
 from app.inference.base import Prediction
-from app.inference.evaluate import ImageEval, SamplePredictor, count_prediction, evaluate_sample
 
 PredictionCache = LruCache[tuple[np.ndarray, ImageEval]]
 

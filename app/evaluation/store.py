@@ -8,8 +8,8 @@ from dataclasses import asdict
 
 from app.core.datasets import Sample
 from app.core.prediction_cache import CacheKey, PredictionCache
+from app.evaluation.predictors import SamplePredictor, begin_prediction
 from app.inference.base import ModelInfo, PendingPrediction, Prediction, Timings
-from app.inference.evaluate import SamplePredictor, begin_prediction
 
 
 def preprocessing_key(info: ModelInfo) -> str:

@@ -1,0 +1,55 @@
+"""`seglens evaluate`: models (or saved predictions) on a dataset, headless; a summary table on stdout and
+the full results as JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from app.commands.options import add_dataset_options, add_run_options, request_from_args
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register `evaluate` on the `seglens` parser."""
+    p = sub.add_parser("evaluate", help="evaluate models (or saved predictions) on a dataset, headless")
+    add_dataset_options(p)
+    p.add_argument("--model", action="append", default=[], help="model file; repeat for A and B")
+    p.add_argument(
+        "--predictions", action="append", default=[], help="folder of labelIds PNGs named like the GT files"
+    )
+    p.add_argument("--json", type=Path, help="write the full results as JSON here")
+    p.add_argument("--save-predictions", type=Path, help="write each model's masks as labelIds PNGs")
+    add_run_options(p, cache_default=False)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Exit 0: evaluated; 1: nothing could be evaluated; 2: bad input (raised as SegLensError)."""
+    from app.evaluation.document import format_summary, result_document
+    from app.evaluation.progress import run_with_progress
+    from app.evaluation.service import open_session
+
+    if not args.model and not args.predictions:
+        print("seglens evaluate: give at least one --model or --predictions", file=sys.stderr)
+        return 2
+    request = request_from_args(args, args.model, args.predictions, save_predictions=args.save_predictions)
+    with open_session(request) as session:
+        for note in session.notes:
+            print(note, file=sys.stderr)
+        print(
+            f"{session.dataset.root}: {len(session.refs)} images, scheme {session.scheme.key}",
+            file=sys.stderr,
+        )
+        result = run_with_progress(session, quiet=args.quiet)
+    if args.json:
+        from app.core.fileutil import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(result_document(result), indent=2, allow_nan=False))
+        print(f"wrote {args.json}", file=sys.stderr)
+    print(format_summary(result))
+    if not any(m.images for m in result.models):
+        print("seglens evaluate: nothing could be evaluated", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,110 @@
+"""The options every evaluating command shares (evaluate, report, gate), parsed into one EvaluationRequest,
+so each works the same everywhere: dataset and split, ground-truth scheme, evaluation scheme, image
+limit, workers, the prediction cache, and running Keras/HF models through ONNX Runtime."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from app.core.argtypes import WORKERS_HELP
+
+if TYPE_CHECKING:
+    from app.core.labels import ClassScheme
+    from app.evaluation.service import CachePolicy, EvaluationRequest
+
+GT_SCHEME_HELP = (
+    "what the ground-truth masks hold: 'labelids' (Cityscapes, default) or a custom scheme JSON "
+    '({"classes": [{"name": ..., "color": [r, g, b]}, ...], "ignore_value": 255})'
+)
+
+
+def gt_scheme_from_arg(value: str | None) -> ClassScheme:
+    """'labelids' (or nothing) -> Cityscapes labelIds; anything else is a custom scheme JSON file."""
+    from app.core.labels import LABELIDS, load_custom_scheme
+
+    if value is None or value.lower() == "labelids":
+        return LABELIDS
+    return load_custom_scheme(value)
+
+
+def add_dataset_options(parser: argparse.ArgumentParser) -> None:
+    """--dataset, --split, --gt-scheme, --scheme."""
+    parser.add_argument("--dataset", required=True, help="dataset folder (Cityscapes layout or images)")
+    parser.add_argument("--split", help="Cityscapes split (default: val)")
+    parser.add_argument("--gt-scheme", help=GT_SCHEME_HELP)
+    parser.add_argument("--scheme", choices=("trainids", "categories"), help="default: trainids if possible")
+    parser.add_argument(
+        "--ground-truth",
+        choices=("original", "edited"),
+        default="original",
+        help="count against the dataset's label files (default) or with a project's edited labels",
+    )
+    parser.add_argument(
+        "--project", type=Path, help="the project holding edited labels (default: the dataset's project)"
+    )
+
+
+def add_run_options(parser: argparse.ArgumentParser, *, cache_default: bool) -> None:
+    """--limit, --workers, --quiet, --onnx-runtime and the cache options."""
+    parser.add_argument("--limit", type=int, help="evaluate only the first N images")
+    parser.add_argument("--workers", type=int, default=2, help=WORKERS_HELP)
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--onnx-runtime",
+        action="store_true",
+        help="run Keras/Hugging Face models through an ONNX export (cached by digest, fidelity checked)",
+    )
+    state = "on" if cache_default else "off"
+    parser.add_argument(
+        "--cache",
+        nargs="?",
+        type=Path,
+        const=True,
+        default=cache_default,
+        metavar="DIR",
+        help=f"read and write the on-disk prediction cache, in DIR (default: the user cache; {state} "
+        "unless asked)",
+    )
+    parser.add_argument("--no-cache", dest="cache", action="store_false", help="predict every image again")
+    parser.add_argument(
+        "--cache-max-mb", type=int, default=2048, help="prediction cache bound (default 2048 MB)"
+    )
+
+
+def cache_policy(args: argparse.Namespace) -> CachePolicy:
+    """The CachePolicy of the options add_run_options added."""
+    from app.evaluation.service import CachePolicy
+
+    folder = args.cache if isinstance(args.cache, Path) else None
+    return CachePolicy(use=args.cache is not False, folder=folder, max_bytes=args.cache_max_mb * 1024 * 1024)
+
+
+def request_from_args(
+    args: argparse.Namespace,
+    models: list[str],
+    predictions: list[str] | None = None,
+    *,
+    save_predictions: Path | None = None,
+    measure_memory: bool = False,
+) -> EvaluationRequest:
+    """The EvaluationRequest of the shared options plus the command's own model list."""
+    from app.evaluation.service import EvaluationRequest
+
+    return EvaluationRequest(
+        dataset=args.dataset,
+        models=tuple(models),
+        predictions=tuple(predictions or ()),
+        split=args.split,
+        gt_scheme=gt_scheme_from_arg(args.gt_scheme),
+        scheme=args.scheme,
+        ground_truth=args.ground_truth,
+        project=args.project,
+        cache=cache_policy(args),
+        accelerate=bool(args.onnx_runtime),
+        workers=args.workers,
+        limit=args.limit,
+        save_predictions=save_predictions,
+        measure_memory=measure_memory,
+    )

@@ -1,0 +1,310 @@
+"""The evaluation service: one request in, one typed result out.
+
+Every command (`evaluate`, `report`, `gate`, `benchmark`, `quantize`'s validation) and the window go
+through here, so an option works everywhere it makes sense: the prediction cache, running Keras/HF models
+through ONNX Runtime (`accelerate`), edited ground truth, the engine.
+
+    with open_session(EvaluationRequest(dataset="data", models=("a.onnx", "b.onnx"))) as session:
+        result = session.run()
+
+`open_session` does everything that can fail before any image is decoded (dataset listed, models opened,
+scheme chosen and checked), so a bad argument costs no inference.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from app.core.datasets import Dataset, SampleRef, open_dataset
+from app.core.errors import InputError, SegLensError
+from app.core.labels import LABELIDS, ClassScheme, EvalScheme
+from app.evaluation.engine import Engine, Evaluator, ImageCallback, LocalEngine
+from app.evaluation.predictors import FolderPredictions, SamplePredictor, SegmenterPredictor, choose_scheme
+from app.evaluation.results import EvaluationResult, GroundTruth, GroundTruthKind
+from app.inference.base import Segmenter
+
+if TYPE_CHECKING:
+    from app.core.project import Project
+
+ModelLoader = Callable[[str], Segmenter]
+Note = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class CachePolicy:
+    """Whether predictions are read from and written to the on-disk prediction cache."""
+
+    use: bool = False
+    folder: Path | None = None  # None: the user cache folder
+    max_bytes: int = 2048 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class EvaluationRequest:
+    """What to evaluate and how. Models are files/manifests/folders opened through the registry;
+    `predictions` are folders of saved labelIds PNGs, listed after the models."""
+
+    dataset: str | Path
+    models: tuple[str, ...] = ()
+    predictions: tuple[str, ...] = ()
+    split: str | None = None
+    gt_scheme: ClassScheme = LABELIDS
+    scheme: str | None = None  # None: the finest scheme every model can be evaluated on
+    ground_truth: GroundTruthKind = "original"  # "edited": a project's edited label maps where it has one
+    project: Path | None = None  # the project holding the edits (default: the dataset's own project)
+    cache: CachePolicy = field(default_factory=CachePolicy)
+    accelerate: bool = False  # Keras / Hugging Face models through an ONNX export (fidelity checked)
+    engine: str = "local"
+    workers: int = 2
+    limit: int | None = None  # the first N images only
+    save_predictions: Path | None = None
+    measure_memory: bool = False  # resident-memory growth of opening each model
+
+    def __post_init__(self) -> None:
+        if not self.models and not self.predictions:
+            raise InputError(
+                Path(self.dataset), "nothing to evaluate: give at least one model or predictions"
+            )
+        if self.limit is not None and self.limit < 1:
+            raise InputError(Path(self.dataset), f"the image limit must be 1 or more, not {self.limit}")
+        if self.workers < 1:
+            raise InputError(Path(self.dataset), f"workers must be 1 or more, not {self.workers}")
+
+
+class EvaluationSession:
+    """An opened request: dataset listed, models loaded and wrapped, scheme chosen. Close it (or use it as
+    a context manager) to release the models."""
+
+    def __init__(
+        self,
+        request: EvaluationRequest,
+        dataset: Dataset,
+        predictors: list[SamplePredictor],
+        memory: list[int | None],
+        notes: list[str],
+        engine: Engine,
+        ground_truth: GroundTruth,
+        closers: Sequence[Callable[[], None]] = (),
+    ) -> None:
+        self.request = request
+        self.dataset = dataset
+        self.predictors = predictors
+        self.memory = memory
+        self.notes = notes  # what the user should know before the numbers (accelerations, caveats)
+        scheme = choose_scheme(request.scheme, predictors, dataset.gt_scheme)
+        self.evaluator = Evaluator(
+            dataset,
+            predictors,
+            scheme,
+            workers=request.workers,
+            save_predictions=request.save_predictions,
+            ground_truth=ground_truth,
+            engine=engine,
+        )
+        self.refs = dataset.refs[: request.limit] if request.limit else list(dataset.refs)
+        self._closers = list(closers)
+
+    @property
+    def scheme(self) -> EvalScheme:
+        return self.evaluator.scheme
+
+    def run(
+        self, on_image: ImageCallback | None = None, cancel: threading.Event | None = None
+    ) -> EvaluationResult:
+        """Evaluate the request's images; bad files are reported per image and skipped."""
+        return self.evaluator.run(self.refs, on_image, cancel, memory=self.memory)
+
+    def close(self) -> None:
+        close_all(self.predictors)
+        for closer in self._closers:
+            closer()
+        self._closers = []
+
+    def __enter__(self) -> EvaluationSession:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def open_session(request: EvaluationRequest, *, loader: ModelLoader | None = None) -> EvaluationSession:
+    """Open everything `request` names. Raises SegLensError (naming the file) before any image is decoded;
+    on an error every model opened so far is closed."""
+    dataset = open_dataset(request.dataset, split=request.split, gt_scheme=request.gt_scheme)
+    if not dataset.refs:
+        raise InputError(dataset.root, "the dataset has no images")
+    engine = engine_by_name(request.engine)
+    notes: list[str] = []
+    refs = dataset.refs[: request.limit] if request.limit else dataset.refs
+    dataset, truth, project = _ground_truth(request, dataset, refs, notes)
+    closers = [project.close] if project is not None else []
+    try:
+        predictors, memory = load_predictors(
+            request.models, request.predictions, dataset, loader, measure_memory=request.measure_memory
+        )
+    except BaseException:
+        for closer in closers:
+            closer()
+        raise
+    try:
+        if request.accelerate:
+            predictors = _accelerated(request.models, predictors, notes)
+        if request.cache.use:
+            predictors = _cached(predictors, request.cache)
+        return EvaluationSession(request, dataset, predictors, memory, notes, engine, truth, closers)
+    except BaseException:
+        close_all(predictors)
+        for closer in closers:
+            closer()
+        raise
+
+
+def _ground_truth(
+    request: EvaluationRequest, dataset: Dataset, refs: Sequence[SampleRef], notes: list[str]
+) -> tuple[Dataset, GroundTruth, Project | None]:
+    """The dataset as the request wants its labels: original, or seen through a project's edits. With
+    original labels, a note when the dataset's project holds edits the run does not use."""
+    from app.core.edited import EditedDataset, find_project
+    from app.core.project import Project
+
+    path = request.project or find_project(dataset.root)
+    if request.ground_truth == "original":
+        if path is not None and request.project is None:
+            try:
+                with contextlib.closing(Project.open(path)) as project:
+                    edited = EditedDataset(dataset, project).edited_keys(list(refs))
+            except (SegLensError, OSError, sqlite3.Error) as exc:
+                notes.append(f"note: the dataset's project {path} could not be read ({exc})")
+                edited = []
+            if edited:
+                notes.append(
+                    f"note: {path} holds edited labels for {len(edited)} of these images; they are NOT "
+                    "used (original labels). Evaluate them with --ground-truth edited."
+                )
+        return dataset, GroundTruth(), None
+    if path is None:
+        raise InputError(dataset.root, "no project with edited labels for this dataset (give --project)")
+    project = Project.open(path)
+    view = EditedDataset(dataset, project)
+    count = len(view.edited_keys(list(refs)))
+    notes.append(f"ground truth: edited labels from {path} ({count} of {len(refs)} images edited)")
+    return view, GroundTruth("edited", path, count), project
+
+
+def evaluate(
+    request: EvaluationRequest,
+    *,
+    on_image: ImageCallback | None = None,
+    cancel: threading.Event | None = None,
+    loader: ModelLoader | None = None,
+) -> EvaluationResult:
+    """Open, run and close in one call."""
+    with open_session(request, loader=loader) as session:
+        return session.run(on_image, cancel)
+
+
+def engine_by_name(name: str) -> Engine:
+    """The engine a request names ('local'; others come from optional extras)."""
+    if name == "local":
+        return LocalEngine()
+    raise InputError(Path(name), f"unknown evaluation engine {name!r} (known: local)")
+
+
+# --- models ---------------------------------------------------------------------------------------------
+
+
+def rss_bytes() -> int | None:
+    """This process's resident memory (Linux /proc); None where it cannot be read cheaply."""
+    try:
+        with Path("/proc/self/statm").open() as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
+def _preimport_backends(models: Sequence[str]) -> None:
+    # The first model would otherwise be charged for importing its framework (onnxruntime ~40 MB).
+    from app.inference.registry import backend_for_suffix
+
+    for model in models:
+        backend = backend_for_suffix(Path(model).suffix)
+        if backend is not None:
+            with contextlib.suppress(ImportError):
+                importlib.import_module(backend.loader.partition(":")[0])
+
+
+def load_predictors(
+    models: Sequence[str],
+    predictions: Sequence[str],
+    dataset: Dataset,
+    loader: ModelLoader | None = None,
+    *,
+    measure_memory: bool = False,
+) -> tuple[list[SamplePredictor], list[int | None]]:
+    """Open each model (then each saved-prediction folder); also returns each one's RSS growth on load
+    (bytes; None when not measured). On an error every model opened so far is closed."""
+    if loader is None:
+        from app.inference.registry import load_model
+
+        loader = load_model
+        if measure_memory:
+            _preimport_backends(models)
+    predictors: list[SamplePredictor] = []
+    memory: list[int | None] = []
+    try:
+        for model in models:
+            before = rss_bytes() if measure_memory else None
+            segmenter = loader(model)
+            after = rss_bytes() if measure_memory else None
+            predictors.append(SegmenterPredictor(segmenter))
+            memory.append(max(0, after - before) if before is not None and after is not None else None)
+        for folder in predictions:
+            predictors.append(FolderPredictions(folder, dataset.gt_scheme))
+            memory.append(None)
+    except BaseException:
+        close_all(predictors)
+        raise
+    return predictors, memory
+
+
+def close_all(predictors: Sequence[SamplePredictor]) -> None:
+    """Close the models among `predictors` (wrapped ones too). Idempotent."""
+    for predictor in predictors:
+        inner = getattr(predictor, "predictor", predictor)  # CachedPredictor wraps one
+        if isinstance(inner, SegmenterPredictor):
+            inner.close()
+
+
+def _accelerated(
+    sources: Sequence[str], predictors: list[SamplePredictor], notes: list[str]
+) -> list[SamplePredictor]:
+    from app.inference.accelerate import accelerated
+
+    out = list(predictors)
+    for i, source in enumerate(sources):
+        predictor = out[i]
+        if isinstance(predictor, SegmenterPredictor):
+            segmenter, note = accelerated(source, predictor.segmenter)
+            out[i] = SegmenterPredictor(segmenter)
+            notes.append(note)
+    return out
+
+
+def _cached(predictors: list[SamplePredictor], policy: CachePolicy) -> list[SamplePredictor]:
+    from app.core.paths import cache_dir
+    from app.core.prediction_cache import PredictionCache
+    from app.evaluation.store import CachedPredictor
+
+    cache = PredictionCache(policy.folder or cache_dir() / "predictions", policy.max_bytes)
+    return [CachedPredictor(p, cache) for p in predictors]

@@ -1,0 +1,240 @@
+"""The evaluation service: one request, one typed result, and every command that evaluates giving the same
+numbers through it (evaluate, report, gate, benchmark, quantize's validation), with the same options."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from modelzoo import make_onnx_segmenter
+
+from app.cli import main
+from app.core.datasets import open_dataset
+from app.core.edited import EditedDataset
+from app.core.errors import InputError
+from app.core.labels import CATEGORY_NAMES, TRAINIDS
+from app.core.project import Project, default_project_path
+from app.core.synthetic import generate
+from app.evaluation.document import format_summary, result_document
+from app.evaluation.service import CachePolicy, EvaluationRequest, evaluate, open_session
+from app.gate import main as gate_main
+from app.inference.benchmark import benchmark_models
+from app.report.cli import main as report_main
+
+LOOSE = ["--max-miou-drop", "100", "--max-class-drop", "100"]  # gate rules that random models pass
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return generate(tmp_path_factory.mktemp("data"), 5, size=(96, 192), seed=11)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    root = tmp_path_factory.mktemp("models")
+    a = make_onnx_segmenter(root / "a.onnx", TRAINIDS.names, input_size=(64, 128), seed=1)
+    b = make_onnx_segmenter(root / "b.onnx", TRAINIDS.names, input_size=None, seed=2, output="labels")
+    cat = make_onnx_segmenter(root / "cat.onnx", CATEGORY_NAMES, input_size=(64, 128), seed=3)
+    return a, b, cat
+
+
+def _miou(entry: dict) -> float:
+    return float(entry["metrics"]["miou"])
+
+
+def test_result_is_typed_frozen_and_says_what_it_was_computed_on(scenes, models) -> None:
+    result = evaluate(EvaluationRequest(dataset=scenes, models=(str(models[0]), str(models[1]))))
+    a, b = result.models
+    assert result.scheme.key == "trainids" and result.ground_truth.kind == "original"
+    assert a.images_evaluated == b.images_evaluated == 5 and list(a.images) == [
+        r.key for r in result.dataset.refs
+    ]
+    with pytest.raises(AttributeError):
+        a.scores = b.scores  # type: ignore[misc]  # frozen
+    # The summed integer matrix is exactly the sum of the per-image ones.
+    total = sum(image.matrix for image in a.images.values())
+    np.testing.assert_array_equal(total, a.matrix)
+    assert result.basis() == "scheme trainids, original labels, 5 images"
+    assert "computed on: scheme trainids, original labels, 5 images" in format_summary(result)
+    doc = json.loads(json.dumps(result_document(result), allow_nan=False))
+    assert doc["ground_truth"] == {"kind": "original", "project": None, "edited_images": 0}
+    assert doc["skipped"] == [] and doc["engine"] == "local"
+
+
+def test_every_command_gives_the_same_numbers(scenes, models, tmp_path) -> None:
+    a, b = str(models[0]), str(models[1])
+    direct = result_document(evaluate(EvaluationRequest(dataset=scenes, models=(a, b))))
+    ev, rep, gate = tmp_path / "ev.json", tmp_path / "rep.json", tmp_path / "gate.json"
+    assert (
+        main(["evaluate", "--dataset", str(scenes), "--model", a, "--model", b, "--json", str(ev), "-q"]) == 0
+    )
+    base = ["--dataset", str(scenes), "-q", "--cache", str(tmp_path / "cache")]
+    assert report_main([*base, "--model", a, "--model", b, "--json", str(rep)]) == 0
+    code = gate_main([*base, "--reference", a, "--candidate", b, "--json", str(gate), *LOOSE])
+    assert code == 0
+    evaluated = json.loads(ev.read_text())
+    reported = json.loads(rep.read_text())  # the evaluate document plus the report's findings
+    gated = json.loads(gate.read_text())["run"]
+    for doc in (evaluated, reported, gated):
+        assert [_miou(m) for m in doc["models"]] == [_miou(m) for m in direct["models"]]
+        assert [m["metrics"]["confusion"] for m in doc["models"]] == [
+            m["metrics"]["confusion"] for m in direct["models"]
+        ]
+    # benchmark and quantize's validation share the service's numbers too
+    bench = benchmark_models([models[0], models[1]], runs=1, warmup=0, dataset=open_dataset(scenes))
+    assert [r.miou for r in bench] == [_miou(m) for m in direct["models"]]
+
+
+def test_report_and_gate_use_the_prediction_cache(scenes, models, tmp_path) -> None:
+    a, b = str(models[0]), str(models[1])
+    cache = tmp_path / "cache"
+    args = [
+        "--dataset",
+        str(scenes),
+        "--reference",
+        a,
+        "--candidate",
+        b,
+        "-q",
+        "--cache",
+        str(cache),
+        "--json",
+        str(tmp_path / "g.json"),
+        *LOOSE,
+    ]
+    assert gate_main(args) == 0
+    first = json.loads((tmp_path / "g.json").read_text())["cache"]
+    assert first == {"hits": 0, "misses": 10}
+    out = tmp_path / "r.html"
+    assert (
+        report_main(
+            [
+                "--dataset",
+                str(scenes),
+                "--model",
+                a,
+                "--model",
+                b,
+                "-q",
+                "--cache",
+                str(cache),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    request = EvaluationRequest(dataset=scenes, models=(a, b), cache=CachePolicy(use=True, folder=cache))
+    again = evaluate(request)
+    assert [m.cache.hits for m in again.models if m.cache] == [5, 5]
+    assert gate_main([*args[:-6], "--no-cache", "--json", str(tmp_path / "n.json"), *LOOSE]) == 0
+    assert json.loads((tmp_path / "n.json").read_text())["cache"] == {"hits": 0, "misses": 0}
+
+
+def test_onnx_runtime_option_works_in_report_and_gate(scenes, models, tmp_path, capsys) -> None:
+    a, b = str(models[0]), str(models[1])
+    out = tmp_path / "r.html"
+    assert (
+        report_main(
+            ["--dataset", str(scenes), "--model", a, "--model", b, "-q", "--onnx-runtime", "--out", str(out)]
+        )
+        == 0
+    )
+    assert "already runs on onnx" in capsys.readouterr().err
+    assert (
+        gate_main(
+            [
+                "--dataset",
+                str(scenes),
+                "--reference",
+                a,
+                "--candidate",
+                b,
+                "-q",
+                "--onnx-runtime",
+                "--no-cache",
+                *LOOSE,
+            ]
+        )
+        == 0
+    )
+    assert "already runs on onnx" in capsys.readouterr().err
+
+
+def test_cli_evaluates_edited_labels_on_request_and_warns_otherwise(models, tmp_path, capsys) -> None:
+    from app.core.imageio import read_label
+    from app.core.labels import LABELIDS
+
+    root = generate(tmp_path / "data", 3, size=(96, 192), seed=5)
+    a = str(models[0])
+    original, edited, saved = tmp_path / "o.json", tmp_path / "e.json", tmp_path / "saved"
+    args = ["evaluate", "--dataset", str(root), "--model", a, "-q"]
+    assert main([*args, "--json", str(original), "--save-predictions", str(saved)]) == 0
+    # The reviewer accepts the model's mask of the first image as its ground truth: that image then scores 1.
+    ref = open_dataset(root).refs[0]
+    [mask_file] = saved.rglob(f"{ref.frame}_gtFine_labelIds.png")
+    mask, _ = read_label(mask_file, LABELIDS, None)
+    with Project.open_or_create(default_project_path(root), root) as project:
+        project.save_edit(ref, mask)
+    capsys.readouterr()
+    assert main([*args, "--json", str(original)]) == 0
+    assert "holds edited labels for 1 of these images; they are NOT used" in capsys.readouterr().err
+    assert main([*args, "--json", str(edited), "--ground-truth", "edited"]) == 0
+    assert "ground truth: edited labels" in capsys.readouterr().err
+    o, e = json.loads(original.read_text()), json.loads(edited.read_text())
+    assert e["ground_truth"]["kind"] == "edited" and e["ground_truth"]["edited_images"] == 1
+    assert o["ground_truth"]["kind"] == "original"
+    rows = [{r["key"]: r for r in doc["models"][0]["per_image"]} for doc in (o, e)]
+    assert rows[1][ref.key]["miou"] == 1.0 != rows[0][ref.key]["miou"]
+    assert all(rows[0][k]["iou"] == rows[1][k]["iou"] for k in rows[0] if k != ref.key)
+    with Project.open(default_project_path(root)) as project:
+        assert EditedDataset(open_dataset(root), project).edited_keys() == [ref.key]
+
+
+def test_edited_ground_truth_without_a_project_is_refused(scenes, models) -> None:
+    with pytest.raises(InputError, match="no project with edited labels"):
+        open_session(EvaluationRequest(dataset=scenes, models=(str(models[0]),), ground_truth="edited"))
+
+
+def test_benchmark_scores_every_model_on_one_scheme(scenes, models) -> None:
+    # A category model beside a 19-class one: both are scored on categories, never each in its own scheme.
+    results = benchmark_models([models[0], models[2]], runs=1, warmup=0, dataset=open_dataset(scenes))
+    assert {r.scheme for r in results} == {"categories"}
+    shared = evaluate(EvaluationRequest(dataset=scenes, models=(str(models[0]), str(models[2]))))
+    assert shared.scheme.key == "categories"
+    assert [r.miou for r in results] == [m.scores.miou for m in shared.models]
+
+
+def test_bad_requests_fail_before_any_model_is_opened(scenes, models, tmp_path) -> None:
+    with pytest.raises(InputError, match="nothing to evaluate"):
+        EvaluationRequest(dataset=scenes)
+    with pytest.raises(InputError, match="limit must be 1 or more"):
+        EvaluationRequest(dataset=scenes, models=(str(models[0]),), limit=0)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    opened: list[str] = []
+
+    def loader(path: str):
+        opened.append(path)
+        raise AssertionError("no model may be opened for an empty dataset")
+
+    with pytest.raises(InputError, match="no images"):
+        open_session(EvaluationRequest(dataset=empty, models=(str(models[0]),)), loader=loader)
+    assert opened == []
+
+
+def test_cancel_stops_the_run_and_says_so(scenes, models) -> None:
+    cancel = threading.Event()
+    seen: list[str] = []
+
+    def on_image(outcome) -> None:
+        seen.append(outcome.ref.key)
+        cancel.set()
+
+    request = EvaluationRequest(dataset=scenes, models=(str(models[0]),), workers=1)
+    result = evaluate(request, on_image=on_image, cancel=cancel)
+    assert result.cancelled and result.images_done < 5
+    assert "cancelled after" in result.basis()
