@@ -228,13 +228,26 @@ def test_bad_requests_fail_before_any_model_is_opened(scenes, models, tmp_path) 
 
 def test_cancel_stops_the_run_and_says_so(scenes, models) -> None:
     cancel = threading.Event()
-    seen: list[str] = []
-
-    def on_image(outcome) -> None:
-        seen.append(outcome.ref.key)
-        cancel.set()
-
+    cancel.set()  # e.g. Ctrl-C before the first image finished
     request = EvaluationRequest(dataset=scenes, models=(str(models[0]),), workers=1)
-    result = evaluate(request, on_image=on_image, cancel=cancel)
+    result = evaluate(request, cancel=cancel)
     assert result.cancelled and result.images_done < 5
-    assert "cancelled after" in result.basis()
+    assert f"cancelled after {result.images_done} of 5" in result.basis()
+
+
+def test_comparison_names_winner_margin_worse_classes_and_basis(scenes, models) -> None:
+    from app.evaluation.compare import compare
+
+    result = evaluate(EvaluationRequest(dataset=scenes, models=(str(models[0]), str(models[1]))))
+    a, b = result.models
+    comparison = compare(result)
+    assert comparison.delta_miou == pytest.approx((b.scores.miou - a.scores.miou) * 100)
+    deltas = {
+        n: (y - x) * 100 for n, x, y in zip(result.scheme.names, a.scores.iou, b.scores.iou, strict=True)
+    }
+    expected = sorted((n for n, d in deltas.items() if d <= -1), key=lambda n: (deltas[n], n))
+    assert [c.name for c in comparison.worse] == expected
+    line = comparison.one_line()
+    assert line.endswith("scheme trainids, original labels, 5 images")
+    winner = "B" if b.scores.miou > a.scores.miou else "A"
+    assert line.startswith((f"{winner} better by", "B on par"))
