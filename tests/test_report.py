@@ -265,7 +265,7 @@ def test_write_report_api_with_review(run, tmp_path) -> None:
 
 def test_verdict_and_ranking(run) -> None:
     data = build_report_data(run, top_n=2)
-    a, b = (m["metrics"]["miou"] for m in data.models)
+    a, b = (m.scores.miou for m in data.models)
     word = "better" if b > a else "worse"
     assert f"is {word} than A" in data.verdict[0]
     assert f"{abs(b - a) * 100:.2f} mIoU points" in data.verdict[0]

@@ -1,8 +1,8 @@
 """What a comparison report says, computed once from an EvaluationResult and rendered by html, pdf and csv.
 
-Every number comes from `result_document(result)` (the JSON document of `seglens evaluate`), so the report,
-the JSON and the CLI summary can never disagree. Model A is the first model (the reference), B the second;
-deltas are B - A in percentage points.
+Every number comes from the typed EvaluationResult (and its Comparison), the same objects the JSON document
+and the CLI summary are written from, so the report, the JSON and the summary can never disagree. Model A
+is the first model (the reference), B the second; deltas are B - A in percentage points.
 """
 
 from __future__ import annotations
@@ -17,14 +17,13 @@ from typing import Any
 import numpy as np
 
 from app.core.datasets import Sample
-from app.evaluation.document import result_document
-from app.evaluation.results import EvaluationResult
+from app.evaluation.compare import ON_PAR_POINTS, WORSE_CLASS_POINTS, Comparison, compare, delta_points
+from app.evaluation.results import EvaluationResult, ModelResult
 
 MaskSource = Callable[[int, Sample], "np.ndarray | None"]
 """(model index, sample) -> that model's prediction of the sample in the id space, or None if unknown."""
 
-WORSE_CLASS_POINTS = 1.0  # a class counts as 'worse' in the verdict from this IoU drop (points) on
-ON_PAR_POINTS = 0.05  # mIoU differences below this are reported as 'on par' (rounding noise)
+__all__ = ["ON_PAR_POINTS", "WORSE_CLASS_POINTS", "delta_points"]
 
 
 def pct(value: float | None, digits: int = 2) -> str:
@@ -39,13 +38,6 @@ def points(value: float | None, digits: int = 2) -> str:
     if value is None or math.isnan(value):
         return "-"
     return f"{value:+.{digits}f}"
-
-
-def delta_points(a: float | None, b: float | None) -> float | None:
-    """B - A in percentage points; None when either is undefined."""
-    if a is None or b is None or math.isnan(a) or math.isnan(b):
-        return None
-    return (b - a) * 100
 
 
 def ms(value: float | None) -> str:
@@ -86,8 +78,7 @@ class ReportData:
     """Everything the renderers need; built by `build_report_data`."""
 
     result: EvaluationResult
-    doc: dict[str, Any]
-    models: list[dict[str, Any]]
+    models: tuple[ModelResult, ...]
     classes: list[str]
     class_deltas: list[float | None]
     images: list[ImageRow]
@@ -98,6 +89,7 @@ class ReportData:
     settings: dict[str, Any]
     memory: list[int | None]
     masks: MaskSource | None
+    comparison: Comparison | None = None
     created: str = field(default_factory=lambda: _dt.datetime.now().isoformat(timespec="seconds"))
 
     @property
@@ -111,14 +103,14 @@ class ReportData:
 
     def input_size(self, index: int) -> str:
         """The model's input size as the user knows it, e.g. '512x1024 (fixed)'."""
-        spec = self.result.models[index].info.input
+        spec = self.models[index].info.input
         if spec.height is None or spec.width is None:
             return f"any ({spec.resize})"
         return f"{spec.height}x{spec.width} ({spec.resize})"
 
     def row_normalized(self, index: int) -> np.ndarray:
         """Model `index`'s confusion matrix over evaluated classes, each GT row summing to 1 (0 if empty)."""
-        matrix = np.asarray(self.models[index]["metrics"]["confusion"]["matrix"], dtype=np.float64)
+        matrix = np.asarray(self.models[index].scores.matrix, dtype=np.float64)
         sums = matrix.sum(axis=1, keepdims=True)
         return np.divide(matrix, sums, out=np.zeros_like(matrix), where=sums > 0)
 
@@ -135,18 +127,14 @@ def build_report_data(
     """Collect the report's content from a finished run (1 or 2 models; more are listed, not compared)."""
     if not result.models:
         raise ValueError("a report needs at least one evaluated model")
-    doc = result_document(result)
-    models: list[dict[str, Any]] = list(doc["models"])  # type: ignore[call-overload]
-    classes = [str(c) for c in doc["classes"]]  # type: ignore[attr-defined]
-    class_deltas: list[float | None] = []
-    if len(models) >= 2:
-        a, b = (m["metrics"]["classes"] for m in models[:2])
-        class_deltas = [delta_points(a[c]["iou"], b[c]["iou"]) for c in classes]
+    models = result.models
+    classes = list(result.scheme.names)
+    comparison = compare(result) if len(models) >= 2 else None
+    class_deltas = [c.delta for c in comparison.classes] if comparison else []
     images = _image_rows(models)
     regressions, improvements = rank_images(images, top_n)
     data = ReportData(
         result=result,
-        doc=doc,
         models=models,
         classes=classes,
         class_deltas=class_deltas,
@@ -156,30 +144,52 @@ def build_report_data(
         verdict=[],
         reviews=_reviews(review or {}),
         settings=dict(settings or {}),
-        memory=list(memory) if memory is not None else [m.memory_bytes for m in result.models],
+        memory=list(memory) if memory is not None else [m.memory_bytes for m in models],
         masks=masks,
+        comparison=comparison,
     )
     data.verdict = verdict_lines(data)
     return data
 
 
-def _image_rows(models: list[dict[str, Any]]) -> list[ImageRow]:
-    by_model = [{row["key"]: row for row in m["per_image"]} for m in models[:2]]
-    keys = list(dict.fromkeys(k for rows in by_model for k in rows))
+def _image_rows(models: Sequence[ModelResult]) -> list[ImageRow]:
+    by_model = [m.images for m in models[:2]]
+    keys = list(dict.fromkeys(k for images in by_model for k in images))
     out: list[ImageRow] = []
     for key in keys:
-        rows = [r.get(key) for r in by_model]
-        miou = tuple(r["miou"] if r else None for r in rows)
+        evals = [images.get(key) for images in by_model]
+        miou = tuple(_defined(e.miou) if e else None for e in evals)
         out.append(
             ImageRow(
                 key=key,
                 miou=miou,
-                pixel_accuracy=tuple(r["pixel_accuracy"] if r else None for r in rows),
-                latency_ms=tuple(r["latency_ms"] if r else None for r in rows),
+                pixel_accuracy=tuple(_defined(e.pixel_accuracy) if e else None for e in evals),
+                latency_ms=tuple(round(e.timings.total_ms, 3) if e else None for e in evals),
                 delta=delta_points(miou[0], miou[1]) if len(miou) == 2 else None,
             )
         )
     return out
+
+
+def _defined(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
+def class_stat(model: ModelResult, stat: str, k: int) -> float:
+    """Per-class score `stat` (iou, precision, recall, f1, iiou) of class index `k`; NaN if undefined."""
+    return float(getattr(model.scores, stat)[k])
+
+
+def score(model: ModelResult, key: str) -> float:
+    """A dataset-level score (miou, mean_category_iou, miiou, mean_category_iiou, pixel_accuracy)."""
+    return float(getattr(model.scores, key))
+
+
+def categories(model: ModelResult) -> list[tuple[str, float, float]]:
+    """(category, IoU, iIoU) of a Cityscapes scheme; empty for custom schemes."""
+    s = model.scores
+    rows = zip(s.category_names, s.category_iou, s.category_iiou, strict=True)
+    return [(name, float(iou), float(iiou)) for name, iou, iiou in rows]
 
 
 def rank_images(images: Sequence[ImageRow], top_n: int) -> tuple[list[ImageRow], list[ImageRow]]:
@@ -212,53 +222,22 @@ def _reviews(review: Mapping[str, Mapping[str, Any]]) -> list[ReviewNote]:
 
 
 def verdict_lines(data: ReportData) -> list[str]:
-    """The 30-second summary: who wins by how much, where B is worse, the worst image, speed."""
-    models = data.models
-    a = models[0]
-    if not data.two:
-        return [f"{a['name']}: mIoU {pct(a['metrics']['miou'])} on {a['images_evaluated']} images."]
-    b = models[1]
-    lines = [_headline(a, b)]
-    worse = sorted(
-        ((d, c) for c, d in zip(data.classes, data.class_deltas, strict=True) if d is not None),
-        key=lambda item: item[0],
-    )
-    worse = [(d, c) for d, c in worse if d <= -WORSE_CLASS_POINTS]
-    if worse:
-        listed = ", ".join(f"{c} ({d:+.1f})" for d, c in worse[:5])
-        more = f" and {len(worse) - 5} more" if len(worse) > 5 else ""
-        lines.append(f"B is worse on {len(worse)} classes by {WORSE_CLASS_POINTS:g}+ points: {listed}{more}.")
-    else:
-        lines.append(f"B loses no class by {WORSE_CLASS_POINTS:g} IoU points or more.")
+    """The 30-second summary: who wins by how much, where B is worse, the worst image, speed, and what the
+    numbers were computed on."""
+    a = data.models[0]
+    basis = f"Computed on: {data.result.basis()}."
+    if data.comparison is None:
+        return [f"{a.info.name}: mIoU {pct(a.scores.miou)} on {a.images_evaluated} images.", basis]
+    c = data.comparison
+    lines = [c.headline(), c.worse_line()]
     if data.regressions:
         worst = data.regressions[0]
         lines.append(
             f"Largest regression on image {worst.key}: {points(worst.delta, 1)} mIoU points "
             f"({pct(worst.miou[0], 1)} -> {pct(worst.miou[1], 1)})."
         )
-    lines.append(_speed_line(a, b))
+    lines += [c.speed_line(), basis]
     return lines
-
-
-def _headline(a: dict[str, Any], b: dict[str, Any]) -> str:
-    delta = delta_points(a["metrics"]["miou"], b["metrics"]["miou"])
-    scores = f"(mIoU A {pct(a['metrics']['miou'])}, B {pct(b['metrics']['miou'])})"
-    if delta is None:
-        return f"B and A cannot be compared: a mIoU is undefined {scores}."
-    if abs(delta) < ON_PAR_POINTS:
-        return f"B is on par with A {scores}."
-    word = "better" if delta > 0 else "worse"
-    return f"B ({b['name']}) is {word} than A ({a['name']}) by {abs(delta):.2f} mIoU points {scores}."
-
-
-def _speed_line(a: dict[str, Any], b: dict[str, Any]) -> str:
-    pa, pb = a["latency_ms"]["p50"], b["latency_ms"]["p50"]
-    if not pa or not pb:
-        return "Latency: not measured."
-    ratio = pb / pa
-    word = "slower" if ratio >= 1 else "faster"
-    factor = ratio if ratio >= 1 else 1 / ratio
-    return f"B is {factor:.2f}x {word} than A (latency P50 {pb:.1f} ms vs {pa:.1f} ms)."
 
 
 def mapping_rows(pairs: Sequence[Sequence[str]]) -> tuple[int, list[list[str]]]:

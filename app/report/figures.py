@@ -37,7 +37,7 @@ def build_figures(data: ReportData) -> Figures:
     names = list(data.classes)
     columns = [*names, "(not evaluated)"]
     heatmaps = [
-        charts.heatmap(data.row_normalized(i), names, columns, f"{data.role(i)}: {m['name']}")
+        charts.heatmap(data.row_normalized(i), names, columns, f"{data.role(i)}: {m.info.name}")
         for i, m in enumerate(data.models[:2])
     ]
     figures = Figures(

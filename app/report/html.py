@@ -15,9 +15,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from app import __version__
 from app.core.fileutil import atomic_write_text
+from app.evaluation.results import ModelResult
 from app.report.charts import mime_type
-from app.report.data import ReportData, delta_points, file_name, mapping_rows, ms, pct, points, size_text
+from app.report.data import (
+    ReportData,
+    categories,
+    class_stat,
+    delta_points,
+    file_name,
+    mapping_rows,
+    ms,
+    pct,
+    points,
+    score,
+    size_text,
+)
 from app.report.figures import Example, Figures
 
 _CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
@@ -84,7 +98,7 @@ def _img(data: bytes, alt: str) -> str:
 
 def render_html(data: ReportData, figures: Figures) -> str:
     """The whole report page."""
-    names = " vs ".join(str(m["name"]) for m in data.models[:2])
+    names = " vs ".join(m.info.name for m in data.models[:2])
     parts = [
         _header(data, names),
         _verdict(data, figures),
@@ -118,13 +132,12 @@ def write_html(data: ReportData, figures: Figures, path: str | Path) -> Path:
 
 
 def _header(data: ReportData, names: str) -> str:
-    ds = data.doc["dataset"]
-    split = f", split {ds['split']}" if ds["split"] else ""
+    result = data.result
+    split = f", split {result.dataset.split}" if result.dataset.split else ""
     return (
         f"<h1>{_e('SegLens comparison: ' + names)}</h1>"
-        f'<p class="meta">{_e(ds["root"])}{_e(split)} &middot; {_e(ds["images"])} images &middot; '
-        f"scheme {_e(data.doc['scheme'])} &middot; SegLens {_e(data.doc['seglens_version'])} &middot; "
-        f"{_e(data.created)}</p>"
+        f'<p class="meta">{_e(result.dataset.root)}{_e(split)} &middot; {_e(result.images_total)} images '
+        f"&middot; {_e(result.basis())} &middot; SegLens {_e(__version__)} &middot; {_e(data.created)}</p>"
     )
 
 
@@ -148,19 +161,19 @@ def _summary_rows(data: ReportData) -> list[list[str | Cell]]:
         ("category iIoU", "mean_category_iiou"),
         ("pixel accuracy", "pixel_accuracy"),
     ):
-        values = [m["metrics"].get(key) for m in models]
+        values = [score(m, key) for m in models]
         row: list[str | Cell] = [label, *(pct(v) for v in values)]
         if data.two:
             row.append(_delta_cell(delta_points(values[0], values[1])))
         rows.append(row)
     extra: list[tuple[str, list[str]]] = [
-        (f"latency {q.upper()}", [ms(m["latency_ms"][q]) for m in models]) for q in ("p50", "p95", "p99")
+        (f"latency {q.upper()}", [ms(getattr(m.latency, q)) for m in models]) for q in ("p50", "p95", "p99")
     ]
     extra += [
-        ("model file size", [size_text(m["file_size"]) for m in models]),
+        ("model file size", [size_text(m.info.file_size) for m in models]),
         ("memory (RSS growth on load)", [size_text(v) for v in data.memory[:2]]),
-        ("images evaluated", [str(m["images_evaluated"]) for m in models]),
-        ("images failed", [str(len(m["errors"])) for m in models]),
+        ("images evaluated", [str(m.images_evaluated) for m in models]),
+        ("images failed", [str(len(m.errors)) for m in models]),
     ]
     for label, cells in extra:
         rows.append([label, *cells, *([""] if data.two else [])])
@@ -168,14 +181,14 @@ def _summary_rows(data: ReportData) -> list[list[str | Cell]]:
 
 
 def _summary(data: ReportData) -> str:
-    headers = ["metric", *(f"{data.role(i)}: {m['name']}" for i, m in enumerate(data.models[:2]))]
+    headers = ["metric", *(f"{data.role(i)}: {m.info.name}" for i, m in enumerate(data.models[:2]))]
     if data.two:
         headers.append("B - A (points)")
     return "<h2>Summary</h2>" + _table("summary", headers, _summary_rows(data))
 
 
 def _per_class(data: ReportData) -> str:
-    metrics = [m["metrics"]["classes"] for m in data.models[:2]]
+    metrics = data.models[:2]
     roles = [data.role(i) for i in range(len(metrics))]
     headers = ["class"]
     for stat in ("IoU", "precision", "recall", "F1", "iIoU"):
@@ -186,7 +199,7 @@ def _per_class(data: ReportData) -> str:
     for k, name in enumerate(data.classes):
         row: list[str | Cell] = [name]
         for stat in ("iou", "precision", "recall", "f1", "iiou"):
-            row += [pct(m[name][stat]) for m in metrics]
+            row += [pct(class_stat(m, stat, k)) for m in metrics]
             if stat == "iou" and data.two:
                 row.append(_delta_cell(data.class_deltas[k]))
         rows.append(row)
@@ -195,7 +208,7 @@ def _per_class(data: ReportData) -> str:
 
 
 def _categories(data: ReportData) -> str:
-    cats = [m["metrics"]["categories"] for m in data.models[:2]]
+    cats = [categories(m) for m in data.models[:2]]
     if not cats or not cats[0]:
         return ""
     roles = [data.role(i) for i in range(len(cats))]
@@ -203,12 +216,12 @@ def _categories(data: ReportData) -> str:
     headers += ["IoU B - A"] if data.two else []
     headers += [f"iIoU {r}" for r in roles]
     rows: list[list[str | Cell]] = []
-    for name in cats[0]:
-        values = [c[name]["iou"] for c in cats]
+    for c, (name, _, _) in enumerate(cats[0]):
+        values = [cat[c][1] for cat in cats]
         row: list[str | Cell] = [name, *(pct(v) for v in values)]
         if data.two:
             row.append(_delta_cell(delta_points(values[0], values[1])))
-        rows.append(row + [pct(c[name]["iiou"]) for c in cats])
+        rows.append(row + [pct(cat[c][2]) for cat in cats])
     return "<h2>Category scores</h2>" + _table("categories", headers, rows)
 
 
@@ -233,7 +246,7 @@ def _example_html(example: Example, data: ReportData) -> str:
     labels = [
         "image",
         "ground truth",
-        *(f"{data.role(i)}: {m['name']}" for i, m in enumerate(data.models[:2])),
+        *(f"{data.role(i)}: {m.info.name}" for i, m in enumerate(data.models[:2])),
     ]
     if example.problem is not None:
         strip = f'<p class="missing">{_e(example.problem)}</p>'
@@ -265,23 +278,24 @@ def _flagged(data: ReportData, figures: Figures) -> str:
 
 
 def _models(data: ReportData) -> str:
-    ds = data.doc["dataset"]
+    result = data.result
     dataset_rows: list[list[str | Cell]] = [
-        ["path", Cell(str(ds["root"]), "text mono")],
-        ["layout", Cell(str(ds["kind"]), "text")],
-        ["split", Cell(str(ds["split"] or "-"), "text")],
-        ["images", Cell(str(ds["images"]), "text")],
-        ["evaluation scheme", Cell(f"{data.doc['scheme']} ({len(data.classes)} classes)", "text")],
-        ["wall time", Cell(f"{data.doc['wall_seconds']} s", "text")],
+        ["path", Cell(str(result.dataset.root), "text mono")],
+        ["layout", Cell(str(result.dataset.kind), "text")],
+        ["split", Cell(str(result.dataset.split or "-"), "text")],
+        ["images", Cell(str(result.images_total), "text")],
+        ["evaluation scheme", Cell(f"{result.scheme.key} ({len(data.classes)} classes)", "text")],
+        ["ground truth", Cell(result.ground_truth.describe(), "text")],
+        ["wall time", Cell(f"{round(result.wall_s, 3)} s", "text")],
     ]
     fields: list[tuple[str, Any]] = [
-        ("name", lambda i, m: m["name"]),
-        ("backend", lambda i, m: m["backend"]),
-        ("file", lambda i, m: file_name(str(m["source"]))),
-        ("source", lambda i, m: m["source"]),
-        ("size", lambda i, m: size_text(m["file_size"])),
-        ("sha256", lambda i, m: m["digest"] or "-"),
-        ("classes", lambda i, m: f"{len(m['class_names'])} ({m['model_scheme']})"),
+        ("name", lambda i, m: m.info.name),
+        ("backend", lambda i, m: m.info.backend),
+        ("file", lambda i, m: file_name(m.info.source)),
+        ("source", lambda i, m: m.info.source),
+        ("size", lambda i, m: size_text(m.info.file_size)),
+        ("sha256", lambda i, m: m.info.digest or "-"),
+        ("classes", lambda i, m: f"{len(m.info.class_names)} ({m.info.scheme})"),
         ("input size", lambda i, m: data.input_size(i)),
         ("memory (RSS growth on load)", lambda i, m: size_text(data.memory[i])),
     ]
@@ -299,9 +313,9 @@ def _models(data: ReportData) -> str:
     )
 
 
-def _mapping(role: str, model: dict[str, Any]) -> str:
-    same, rows = mapping_rows(model["mapping"])
-    text = f"Class mapping of {role} ({model['name']}): {same} classes map to the class of the same name"
+def _mapping(role: str, model: ModelResult) -> str:
+    same, rows = mapping_rows(model.mapping.describe())
+    text = f"Class mapping of {role} ({model.info.name}): {same} classes map to the class of the same name"
     if not rows:
         return f"<p>{_e(text)}.</p>"
     table = _table(f"mapping-{role}", ["model class", "evaluated as"], [list(r) for r in rows])
@@ -327,9 +341,11 @@ def _per_image(data: ReportData) -> str:
 
 
 def _errors(data: ReportData) -> str:
-    items = [f"{k}: {v}" for k, v in data.doc["sample_errors"].items()]
-    for i, m in enumerate(data.models):
-        items += [f"{data.role(i)} on {k}: {v}" for k, v in m["errors"].items()]
+    roles = {m.info.name: data.role(i) for i, m in enumerate(data.models)}
+    items = [
+        f"{roles.get(s.model, s.model)} on {s.key}: {s.reason}" if s.model else f"{s.key}: {s.reason}"
+        for s in data.result.skipped()
+    ]
     if not items:
         return ""
     listed = "".join(f"<li>{_e(item)}</li>" for item in items[:200])

@@ -18,8 +18,21 @@ from pathlib import Path
 from fpdf import FPDF
 from fpdf.fonts import FontFace
 
+from app import __version__
 from app.core.fileutil import atomic_write_bytes
-from app.report.data import ReportData, delta_points, file_name, mapping_rows, ms, pct, points, size_text
+from app.report.data import (
+    ReportData,
+    categories,
+    class_stat,
+    delta_points,
+    file_name,
+    mapping_rows,
+    ms,
+    pct,
+    points,
+    score,
+    size_text,
+)
 from app.report.figures import Example, Figures
 
 _PAGE_W = 297.0
@@ -92,7 +105,7 @@ class _Pdf(FPDF):
 
 def render_pdf(data: ReportData, figures: Figures) -> bytes:
     """The whole report as PDF bytes."""
-    names = " vs ".join(str(m["name"]) for m in data.models[:2])
+    names = " vs ".join(m.info.name for m in data.models[:2])
     pdf = _Pdf(f"SegLens comparison: {names}")
     pdf.alias_nb_pages()
     _page_summary(pdf, data, names)
@@ -119,10 +132,10 @@ def write_pdf(data: ReportData, figures: Figures, path: str | Path) -> Path:
 def _page_summary(pdf: _Pdf, data: ReportData, names: str) -> None:
     pdf.add_page()
     pdf.heading(f"SegLens comparison: {names}", 18)
-    ds = data.doc["dataset"]
-    split = f", split {ds['split']}" if ds["split"] else ""
-    pdf.para(f"{ds['root']}{split} - {ds['images']} images - scheme {data.doc['scheme']} - "
-             f"SegLens {data.doc['seglens_version']} - {data.created}", 8)  # fmt: skip
+    result = data.result
+    split = f", split {result.dataset.split}" if result.dataset.split else ""
+    pdf.para(f"{result.dataset.root}{split} - {result.images_total} images - {result.basis()} - "
+             f"SegLens {__version__} - {data.created}", 8)  # fmt: skip
     pdf.ln(3)
     pdf.set_fill_color(240, 244, 251)
     for i, line in enumerate(data.verdict):
@@ -130,21 +143,21 @@ def _page_summary(pdf: _Pdf, data: ReportData, names: str) -> None:
         pdf.multi_cell(0, 6.5 if i == 0 else 5.2, _t(line), fill=True, new_x="LMARGIN", new_y="NEXT")
     pdf.ln(4)
     models = data.models[:2]
-    headers = ["metric", *(f"{data.role(i)}: {m['name']}" for i, m in enumerate(models))]
+    headers = ["metric", *(f"{data.role(i)}: {m.info.name}" for i, m in enumerate(models))]
     headers += ["B - A (points)"] if data.two else []
     rows: list[list[str]] = []
     for label, key in _SUMMARY_SCORES:
-        values = [m["metrics"].get(key) for m in models]
+        values = [score(m, key) for m in models]
         rows.append([label, *(pct(v) for v in values)])
         if data.two:
             rows[-1].append(points(delta_points(values[0], values[1])))
     extra = [
-        (f"latency {q.upper()}", [ms(m["latency_ms"][q]) for m in models]) for q in ("p50", "p95", "p99")
+        (f"latency {q.upper()}", [ms(getattr(m.latency, q)) for m in models]) for q in ("p50", "p95", "p99")
     ]
     extra += [
-        ("model file size", [size_text(m["file_size"]) for m in models]),
+        ("model file size", [size_text(m.info.file_size) for m in models]),
         ("memory (RSS growth on load)", [size_text(v) for v in data.memory[:2]]),
-        ("images evaluated / failed", [f"{m['images_evaluated']} / {len(m['errors'])}" for m in models]),
+        ("images evaluated / failed", [f"{m.images_evaluated} / {len(m.errors)}" for m in models]),
     ]
     rows += [[label, *cells, *([""] if data.two else [])] for label, cells in extra]
     pdf.grid(headers, rows, [55, *([70] * len(models)), *([30] if data.two else [])], size=8.5)
@@ -171,7 +184,7 @@ def _png_aspect(data: bytes) -> float:
 def _page_classes(pdf: _Pdf, data: ReportData) -> None:
     pdf.add_page()
     pdf.heading("Per-class scores (percent; deltas in points)")
-    metrics = [m["metrics"]["classes"] for m in data.models[:2]]
+    metrics = data.models[:2]
     roles = [data.role(i) for i in range(len(metrics))]
     headers = ["class"]
     for stat in ("IoU", "Prec", "Rec", "F1", "iIoU"):
@@ -181,18 +194,18 @@ def _page_classes(pdf: _Pdf, data: ReportData) -> None:
     for k, name in enumerate(data.classes):
         row = [name]
         for stat in ("iou", "precision", "recall", "f1", "iiou"):
-            row += [pct(m[name][stat]) for m in metrics]
+            row += [pct(class_stat(m, stat, k)) for m in metrics]
             row += [points(data.class_deltas[k])] if stat == "iou" and data.two else []
         rows.append(row)
     cell_w = min(20.0, (_CONTENT_W - 45) / (len(headers) - 1))
     pdf.grid(headers, rows, [45, *([cell_w] * (len(headers) - 1))], size=8)
-    cats = [m["metrics"]["categories"] for m in data.models[:2]]
+    cats = [categories(m) for m in data.models[:2]]
     if cats and cats[0]:
         pdf.heading("Category scores", 12)
         headers = ["category", *(f"IoU {r}" for r in roles), *(["IoU B-A"] if data.two else [])]
         rows = []
-        for name in cats[0]:
-            values = [c[name]["iou"] for c in cats]
+        for c, (name, _, _) in enumerate(cats[0]):
+            values = [cat[c][1] for cat in cats]
             rows.append([name, *(pct(v) for v in values)])
             rows[-1] += [points(delta_points(values[0], values[1]))] if data.two else []
         pdf.grid(headers, rows, [45, *([22.0] * (len(headers) - 1))], size=8)
@@ -227,7 +240,7 @@ def _examples(pdf: _Pdf, data: ReportData, title: str, examples: list[Example]) 
     labels = [
         "image",
         "ground truth",
-        *(f"{data.role(i)}: {m['name']}" for i, m in enumerate(data.models[:2])),
+        *(f"{data.role(i)}: {m.info.name}" for i, m in enumerate(data.models[:2])),
     ]
     for example in examples:
         _example(pdf, data, example, labels)
@@ -268,7 +281,7 @@ def _flagged(pdf: _Pdf, data: ReportData, figures: Figures) -> None:
     labels = [
         "image",
         "ground truth",
-        *(f"{data.role(i)}: {m['name']}" for i, m in enumerate(data.models[:2])),
+        *(f"{data.role(i)}: {m.info.name}" for i, m in enumerate(data.models[:2])),
     ]
     for example in figures.flagged:
         _example(pdf, data, example, labels)
@@ -277,20 +290,21 @@ def _flagged(pdf: _Pdf, data: ReportData, figures: Figures) -> None:
 def _page_models(pdf: _Pdf, data: ReportData) -> None:
     pdf.add_page()
     pdf.heading("Dataset and models")
-    ds = data.doc["dataset"]
+    result = data.result
     pdf.grid(["dataset", ""], [
-        ["path", str(ds["root"])], ["layout", str(ds["kind"])], ["split", str(ds["split"] or "-")],
-        ["images", str(ds["images"])], ["scheme", f"{data.doc['scheme']} ({len(data.classes)} classes)"],
-        ["wall time", f"{data.doc['wall_seconds']} s"],
+        ["path", str(result.dataset.root)], ["layout", str(result.dataset.kind)],
+        ["split", str(result.dataset.split or "-")], ["images", str(result.images_total)],
+        ["scheme", f"{result.scheme.key} ({len(data.classes)} classes)"],
+        ["ground truth", result.ground_truth.describe()], ["wall time", f"{round(result.wall_s, 3)} s"],
     ], [45, 232], numeric=False)  # fmt: skip
     models = data.models[:2]
     rows = [
-        ["name", *(str(m["name"]) for m in models)],
-        ["backend", *(str(m["backend"]) for m in models)],
-        ["file", *(file_name(str(m["source"])) for m in models)],
-        ["size", *(size_text(m["file_size"]) for m in models)],
-        ["sha256", *(str(m["digest"] or "-") for m in models)],
-        ["classes", *(f"{len(m['class_names'])} ({m['model_scheme']})" for m in models)],
+        ["name", *(m.info.name for m in models)],
+        ["backend", *(m.info.backend for m in models)],
+        ["file", *(file_name(m.info.source) for m in models)],
+        ["size", *(size_text(m.info.file_size) for m in models)],
+        ["sha256", *(m.info.digest or "-" for m in models)],
+        ["classes", *(f"{len(m.info.class_names)} ({m.info.scheme})" for m in models)],
         ["input size", *(data.input_size(i) for i in range(len(models)))],
         ["memory", *(size_text(v) for v in data.memory[: len(models)])],
     ]
@@ -298,8 +312,8 @@ def _page_models(pdf: _Pdf, data: ReportData) -> None:
     headers = ["", *(f"model {data.role(i)}" for i in range(len(models)))]
     pdf.grid(headers, rows, [45, *([width] * len(models))], numeric=False)
     for i, m in enumerate(models):
-        same, others = mapping_rows(m["mapping"])
-        pdf.para(f"Class mapping of {data.role(i)} ({m['name']}): {same} classes map to the class of the "
+        same, others = mapping_rows(m.mapping.describe())
+        pdf.para(f"Class mapping of {data.role(i)} ({m.info.name}): {same} classes map to the class of the "
                  f"same name" + (f"; {len(others)} others:" if others else "."), 9)  # fmt: skip
         if others:
             pdf.grid(["model class", "evaluated as"], others, [70, 70], size=7, numeric=False)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from app.core.fileutil import atomic_write_text
-from app.report.data import ReportData
+from app.report.data import ReportData, class_stat
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -39,10 +39,10 @@ def per_class_csv(data: ReportData) -> str:
     stats = ("iou", "precision", "recall", "f1", "iiou")
     headers = ["class", *(f"{s}_{r}" for s in stats for r in roles)]
     headers += ["delta_iou_points"] if data.two else []
-    metrics = [m["metrics"]["classes"] for m in data.models[:2]]
+    metrics = data.models[:2]
     rows = []
     for k, name in enumerate(data.classes):
-        row = [_text(name), *(_num(m[name][s]) for s in stats for m in metrics)]
+        row = [_text(name), *(_num(class_stat(m, s, k)) for s in stats for m in metrics)]
         row += [_num(data.class_deltas[k])] if data.two else []
         rows.append(row)
     return _csv(headers, rows)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from app.core.errors import SegLensError
 from app.core.fileutil import atomic_write_text
+from app.evaluation.document import result_document
 from app.evaluation.results import EvaluationResult
 from app.report.data import MaskSource, ReportData, build_report_data
 
@@ -94,7 +95,7 @@ def pdf_writer() -> Callable[[ReportData, Figures, Path], Path]:
 def report_document(data: ReportData) -> dict[str, Any]:
     """The full JSON: the `seglens evaluate` document plus the report's own findings."""
     return {
-        **data.doc,
+        **result_document(data.result),
         "report": {
             "created": data.created,
             "verdict": data.verdict,
