@@ -212,3 +212,15 @@ def test_image_size_reads_the_header_only(tmp_path: Path) -> None:
     text.write_text("no image")
     with pytest.raises(InputError, match="not a readable image"):
         image_size(text)
+
+
+def test_first_decodes_from_many_threads_all_use_the_fast_decoder(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = tmp_path / "a.png"
+    Image.fromarray(_photo(16, 16)).save(path)
+    for _ in range(5):
+        pngdecode.reset()
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(lambda _: pngdecode.decode(path, None), range(8)))
+        assert all(r is not None for r in results)  # a race once sent the first images to Pillow

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import struct
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,7 @@ _KINDS: dict[tuple[int, int], tuple[str, int, type[np.generic]]] = {
 Decoder = Callable[[bytes], np.ndarray]
 _decoder: Decoder | None = None
 _decoder_name: str | None = None
+_choosing = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -73,22 +75,26 @@ def decoder_name() -> str:
 
 def _load_decoder() -> Decoder | None:
     global _decoder, _decoder_name
-    if _decoder_name is None:
-        _decoder_name = "pillow"
-        if os.environ.get(DECODER_ENV, "").strip().lower() != "pillow":
-            try:
-                from imagecodecs import png_decode
-            except ImportError:
-                pass
-            else:
-                _decoder, _decoder_name = png_decode, "imagecodecs"
+    if _decoder_name is not None:
+        return _decoder
+    with _choosing:  # the first decodes come from several threads at once
+        if _decoder_name is None:
+            chosen: Decoder | None = None
+            if os.environ.get(DECODER_ENV, "").strip().lower() != "pillow":
+                try:
+                    from imagecodecs import png_decode as chosen
+                except ImportError:
+                    chosen = None
+            _decoder = chosen
+            _decoder_name = "pillow" if chosen is None else "imagecodecs"
     return _decoder
 
 
 def reset() -> None:
     """Forget the chosen decoder, so that $SEGLENS_PNG_DECODER is read again (tests)."""
     global _decoder, _decoder_name
-    _decoder, _decoder_name = None, None
+    with _choosing:
+        _decoder, _decoder_name = None, None
 
 
 def decode(path: Path, max_pixels: int | None) -> tuple[np.ndarray, str] | None:
