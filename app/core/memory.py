@@ -37,9 +37,9 @@ def _libc() -> ctypes.CDLL | None:
         try:
             libc = ctypes.CDLL("libc.so.6")  # glibc's name; find_library runs ldconfig (milliseconds)
         except OSError:
-            import ctypes.util  # only here: it imports subprocess, shutil and more at start-up
+            from ctypes.util import find_library  # only here: it imports subprocess, shutil and more
 
-            libc = ctypes.CDLL(ctypes.util.find_library("c"))
+            libc = ctypes.CDLL(find_library("c"))
         libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
         libc.mallopt.restype = ctypes.c_int
         libc.malloc_trim.argtypes = [ctypes.c_size_t]
