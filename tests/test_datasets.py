@@ -168,6 +168,54 @@ def test_cityscapes_load_sample(cityscapes: Path) -> None:
     assert sample.warnings == ()
 
 
+def test_load_without_image_decodes_no_pixels(cityscapes: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.core import datasets
+
+    ds = open_dataset(cityscapes)
+    ref = ds.refs[2]
+    decoded: list[Path] = []
+    real_read_image = datasets.read_image
+
+    def counting_read_image(path: Path) -> np.ndarray:
+        decoded.append(Path(path))
+        return real_read_image(path)
+
+    monkeypatch.setattr(datasets, "read_image", counting_read_image)
+    sample = ds.load(ref, image=False)
+    assert decoded == [] and sample.pixels is None
+    assert sample.size == (H, W)
+    assert sample.gt is not None and sample.instances is not None
+    np.testing.assert_array_equal(sample.gt, _labelids(2))
+    # Asked for anyway, the image is decoded once, on first use, and is the same as an eager load.
+    np.testing.assert_array_equal(sample.image, _image(2))
+    assert sample.image is sample.image and decoded == [ref.image_path]
+    assert sample.image_digest == ds.load(ref).image_digest
+
+
+def test_load_without_image_still_checks_sizes_and_files(cityscapes: Path) -> None:
+    ds = open_dataset(cityscapes)
+    ref = ds.refs[0]
+    assert ref.gt_path is not None
+    _png(ref.gt_path, _labelids(0, H + 1, W))
+    with pytest.raises(InputError) as info:
+        ds.load(ref, image=False)
+    assert info.value.path == ref.gt_path and f"{W}x{H + 1}" in str(info.value)
+    ref.image_path.unlink()
+    with pytest.raises(InputError) as info:
+        ds.load(ref, image=False)
+    assert info.value.path == ref.image_path and "not found" in str(info.value)
+
+
+def test_lazy_image_whose_pixels_disagree_with_its_header_is_refused(cityscapes: Path) -> None:
+    ds = open_dataset(cityscapes)
+    ref = ds.refs[1]
+    sample = ds.load(ref, image=False)
+    _png(ref.image_path, _image(1, H + 2, W))  # replaced between load and use
+    with pytest.raises(InputError) as info:
+        _ = sample.image
+    assert info.value.path == ref.image_path and "header said" in str(info.value)
+
+
 def test_load_errors_name_the_gt_file(cityscapes: Path) -> None:
     ds = open_dataset(cityscapes)
     ref = ds.refs[0]

@@ -251,3 +251,30 @@ def test_comparison_names_winner_margin_worse_classes_and_basis(scenes, models) 
     assert line.endswith("scheme trainids, original labels, 5 images")
     winner = "B" if b.scores.miou > a.scores.miou else "A"
     assert line.startswith((f"{winner} better by", "B on par"))
+
+
+def test_saved_predictions_are_scored_without_decoding_the_images(
+    scenes, models, tmp_path, monkeypatch
+) -> None:
+    import app.core.datasets as datasets
+
+    saved = tmp_path / "saved"
+    a = str(models[0])
+    assert (
+        main(["evaluate", "--dataset", str(scenes), "--model", a, "-q", "--save-predictions", str(saved)])
+        == 0
+    )
+    decoded: list[Path] = []
+    real = datasets.read_image
+
+    def counting(path, *args, **kwargs):
+        decoded.append(Path(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(datasets, "read_image", counting)
+    folder = next(saved.iterdir())
+    from_files = evaluate(EvaluationRequest(dataset=scenes, predictions=(str(folder),)))
+    assert decoded == []  # only the label files and the image headers were read
+    from_model = evaluate(EvaluationRequest(dataset=scenes, models=(a,)))
+    assert len(decoded) == 5
+    np.testing.assert_array_equal(from_files.models[0].matrix, from_model.models[0].matrix)

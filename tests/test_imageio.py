@@ -1,13 +1,17 @@
-"""Image and label I/O: mode conversions, validation messages that name the file, atomic writes."""
+"""Image and label I/O: mode conversions, validation messages that name the file, atomic writes.
+
+Every test runs twice: with the fast PNG decoder (when imagecodecs is installed) and with Pillow only."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from app.core import pngdecode
 from app.core.errors import InputError
 from app.core.imageio import (
     EQUAL_CHANNELS_WARNING,
@@ -17,6 +21,18 @@ from app.core.imageio import (
     write_label_png,
 )
 from app.core.labels import CATEGORIES, LABELIDS, TRAINIDS
+
+
+@pytest.fixture(autouse=True, params=["default", "pillow"])
+def png_decoder(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Run the test with the default decoder choice and again with $SEGLENS_PNG_DECODER=pillow."""
+    if request.param == "pillow":
+        monkeypatch.setenv(pngdecode.DECODER_ENV, "pillow")
+    else:
+        monkeypatch.delenv(pngdecode.DECODER_ENV, raising=False)
+    pngdecode.reset()
+    yield pngdecode.decoder_name()
+    pngdecode.reset()
 
 
 def _save(path: Path, array: np.ndarray, **kwargs: object) -> Path:

@@ -7,7 +7,6 @@ Files are decoded in `Dataset.load`, one sample at a time.
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 from collections.abc import Iterable
@@ -18,7 +17,7 @@ from typing import Literal
 import numpy as np
 
 from app.core.errors import InputError
-from app.core.imageio import read_image, read_instances, read_label
+from app.core.imageio import image_size, read_image, read_instances, read_label
 from app.core.labels import LABELIDS, TRAINIDS, ClassScheme
 from app.core.prediction_cache import image_digest
 
@@ -45,17 +44,56 @@ class SampleRef:
 
 @dataclass(frozen=True)
 class Sample:
+    """One decoded sample. `pixels` is None when it was loaded with `image=False`: `image` then decodes
+    the file on first use (once), and `size` comes from the image file's header."""
+
     ref: SampleRef
-    image: np.ndarray  # HxWx3 RGB uint8
+    pixels: np.ndarray | None  # HxWx3 RGB uint8, or None: not decoded (yet)
     gt: np.ndarray | None  # HxW uint8 in the dataset's gt_scheme
     instances: np.ndarray | None  # HxW int32 instanceIds
     warnings: tuple[str, ...] = ()
+    header_size: tuple[int, int] | None = None  # (H, W) from the image header when pixels is None
 
-    @functools.cached_property
+    def __post_init__(self) -> None:
+        if self.pixels is None and self.header_size is None:
+            raise ValueError("a Sample without pixels needs its header_size")
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width) of the image, known without decoding it."""
+        if self.pixels is not None:
+            return int(self.pixels.shape[0]), int(self.pixels.shape[1])
+        assert self.header_size is not None
+        return self.header_size
+
+    @property
+    def image(self) -> np.ndarray:
+        """HxWx3 RGB uint8; decoded here, once, when the sample was loaded without it."""
+        if self.pixels is not None:
+            return self.pixels
+        cached: np.ndarray | None = self.__dict__.get("_image")
+        if cached is None:
+            # No lock: two threads decoding the same file at once both get the same pixels. (Python
+            # 3.11's cached_property would hold one lock for every Sample while a file decodes.)
+            cached = read_image(self.ref.image_path)
+            if cached.shape[:2] != self.size:
+                h, w = self.size
+                raise InputError(
+                    self.ref.image_path,
+                    f"image is {cached.shape[1]}x{cached.shape[0]} but its header said {w}x{h}",
+                )
+            object.__setattr__(self, "_image", cached)
+        return cached
+
+    @property
     def image_digest(self) -> str:
         """sha256 of the decoded pixels (the prediction cache's image key), computed once per sample
         however many models look it up."""
-        return image_digest(self.image)
+        digest: str | None = self.__dict__.get("_digest")
+        if digest is None:
+            digest = image_digest(self.image)
+            object.__setattr__(self, "_digest", digest)
+        return digest
 
 
 class Dataset:
@@ -116,11 +154,14 @@ class Dataset:
             self._by_key = {ref.key: ref for ref in self.refs}
         return self._by_key.get(key)
 
-    def load(self, ref: SampleRef, *, with_instances: bool = True) -> Sample:
+    def load(self, ref: SampleRef, *, with_instances: bool = True, image: bool = True) -> Sample:
         """Decode and validate one sample. Raises InputError naming the bad file. `with_instances=False`
-        skips the instanceIds file (only iIoU needs it: not a display of cached predictions)."""
-        image = read_image(ref.image_path)
-        shape = (int(image.shape[0]), int(image.shape[1]))
+        skips the instanceIds file (only iIoU needs it: not a display of cached predictions).
+        `image=False` does not decode the image (for predictors that need no pixels, e.g. saved
+        predictions): its size comes from the file's header, labels are checked against it, and
+        `Sample.image` decodes it only if something asks."""
+        pixels = read_image(ref.image_path) if image else None
+        shape = image_size(ref.image_path) if pixels is None else (int(pixels.shape[0]), int(pixels.shape[1]))
         gt: np.ndarray | None = None
         notes: tuple[str, ...] = ()
         if ref.gt_path is not None:
@@ -128,7 +169,7 @@ class Dataset:
         instances = None
         if ref.instance_path is not None and with_instances:
             instances = read_instances(ref.instance_path, shape)
-        return Sample(ref, image, gt, instances, notes)
+        return Sample(ref, pixels, gt, instances, notes, None if pixels is not None else shape)
 
 
 class FolderDataset(Dataset):

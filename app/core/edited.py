@@ -27,8 +27,8 @@ class EditedDataset(Dataset):
     def cities(self) -> list[str]:
         return self.base.cities()
 
-    def load(self, ref: SampleRef, *, with_instances: bool = True) -> Sample:
-        sample = self.base.load(ref, with_instances=with_instances)
+    def load(self, ref: SampleRef, *, with_instances: bool = True, image: bool = True) -> Sample:
+        sample = self.base.load(ref, with_instances=with_instances, image=image)
         if self.project.edit_record(ref.key) is None:
             return sample
         return dataclasses.replace(sample, gt=self.project.load_gt(ref, self.gt_scheme, use_edited=True))

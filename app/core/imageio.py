@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from app.core import pngdecode
 from app.core.errors import InputError
 from app.core.fileutil import atomic_write_bytes
 from app.core.labels import LABELIDS, ClassScheme
@@ -52,14 +53,53 @@ def _open(path: Path, what: str) -> Image.Image:
     return img
 
 
+def _fast(source: Path) -> tuple[np.ndarray, str] | None:
+    """(pixels, mode) from the fast PNG decoder, or None: then Pillow decodes (see app.core.pngdecode)."""
+    limit = Image.MAX_IMAGE_PIXELS
+    return pngdecode.decode(source, None if limit is None else int(limit))
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(height, width) of an image file from its header, without decoding the pixels. InputError naming
+    the file when it is missing or unreadable."""
+    source = Path(path)
+    try:
+        header = pngdecode.read_header(source) if source.is_file() else None
+    except OSError:
+        header = None
+    if header is not None:
+        return header.height, header.width
+    if source.is_dir():
+        raise InputError(source, "is a folder, expected an image file")
+    try:
+        with Image.open(source) as img:  # reads the header only
+            return img.height, img.width
+    except FileNotFoundError:
+        raise InputError(source, "image file not found") from None
+    except Image.UnidentifiedImageError:
+        raise InputError(source, "not a readable image: unknown or corrupt image format") from None
+    except _DECODE_ERRORS as exc:
+        raise InputError(source, f"cannot open image: {exc}") from exc
+
+
 def read_image(path: str | Path) -> np.ndarray:
     """Any PIL-readable image -> HxWx3 RGB uint8 (grey, palette, RGBA and 16-bit converted).
 
     Alpha is dropped (not composited); 16-bit grey is scaled to 8 bits (65535 -> 255); CMYK and other
     colour spaces go through PIL's conversion. EXIF orientation is not applied (see the module docstring).
-    Multi-frame files give their first frame. Raises InputError naming the file.
+    Multi-frame files give their first frame. Raises InputError naming the file. Common PNG kinds are
+    decoded by the fast decoder when installed, to the same pixels.
     """
     source = Path(path)
+    fast = _fast(source)
+    if fast is not None:
+        pixels, mode = fast
+        if mode == "RGB":
+            return pixels
+        if mode == "RGBA":
+            return np.ascontiguousarray(pixels[:, :, :3])
+        grey = pixels if mode == "L" else _scale_to_uint8(pixels, mode)
+        return np.repeat(grey[:, :, None], 3, axis=2)
     img = _open(source, "image")
     try:
         return image_to_rgb(img)
@@ -110,11 +150,15 @@ def read_label(
     read-only.
     """
     source = Path(path)
-    img = _open(source, "label")
-    try:
-        labels, notes = _label_array(source, img)
-    finally:
-        img.close()
+    fast = _fast(source)
+    if fast is not None:
+        labels, notes = _label_values(source, fast[1], fast[0])
+    else:
+        img = _open(source, "label")
+        try:
+            labels, notes = _label_values(source, img.mode, np.asarray(img))
+        finally:
+            img.close()
     if expected_shape is not None and labels.shape != tuple(expected_shape):
         h, w = labels.shape
         eh, ew = expected_shape
@@ -126,22 +170,22 @@ def read_label(
     return labels, notes
 
 
-def _label_array(source: Path, img: Image.Image) -> tuple[np.ndarray, tuple[str, ...]]:
-    """The decoded label as HxW uint8, refusing what is not a single-channel integer map."""
-    mode = img.mode
+def _label_values(source: Path, mode: str, values: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
+    """The decoded label (`values`: np.asarray of a PIL image of `mode`) as HxW uint8, refusing what is
+    not a single-channel integer map."""
     if mode in ("L", "P"):
         # For P, asarray gives the palette indices, which are the class ids; the colours are irrelevant.
-        return np.asarray(img), ()
+        return values, ()
     if mode == "1":
-        return np.asarray(img).astype(np.uint8), ()
+        return values.astype(np.uint8), ()
     if mode in _SIXTEEN_BIT_MODES or mode == "I":
-        return _narrow_to_uint8(source, np.asarray(img)), ()
+        return _narrow_to_uint8(source, values), ()
     if mode == "F":
         raise InputError(source, "label is a floating-point map (mode F): expected integer class ids")
     if mode in ("LA", "PA"):
-        return np.ascontiguousarray(np.asarray(img)[:, :, 0]), ("alpha channel of the label ignored",)
+        return np.ascontiguousarray(values[:, :, 0]), ("alpha channel of the label ignored",)
     if mode in ("RGB", "RGBA"):
-        rgb = np.asarray(img)
+        rgb = values
         first = rgb[:, :, 0]
         if np.array_equal(first, rgb[:, :, 1]) and np.array_equal(first, rgb[:, :, 2]):
             return np.ascontiguousarray(first), (EQUAL_CHANNELS_WARNING,)
@@ -209,15 +253,19 @@ def read_instances(path: str | Path, expected_shape: tuple[int, int] | None = No
     Values are labelId (< 1000) or labelId * 1000 + instance number; 8-bit maps are accepted too.
     """
     source = Path(path)
-    img = _open(source, "instance map")
-    try:
-        if img.mode not in _SIXTEEN_BIT_MODES and img.mode not in ("I", "L"):
-            raise InputError(
-                source, f"instance map has image mode {img.mode}: expected a 16- or 32-bit integer map"
-            )
-        values = np.asarray(img).astype(np.int32)
-    finally:
-        img.close()
+    fast = _fast(source)
+    if fast is not None and fast[1] in ("I;16", "L"):
+        values = fast[0].astype(np.int32)
+    else:
+        img = _open(source, "instance map")
+        try:
+            if img.mode not in _SIXTEEN_BIT_MODES and img.mode not in ("I", "L"):
+                raise InputError(
+                    source, f"instance map has image mode {img.mode}: expected a 16- or 32-bit integer map"
+                )
+            values = np.asarray(img).astype(np.int32)
+        finally:
+            img.close()
     if values.size and int(values.min()) < 0:
         raise InputError(source, "instance map holds negative values")
     if expected_shape is not None and values.shape != tuple(expected_shape):

@@ -17,7 +17,6 @@ seconds (malloc_trim). Arrays larger than 32 MB still get their own mappings.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import sys
 import threading
 import time
@@ -38,7 +37,9 @@ def _libc() -> ctypes.CDLL | None:
         try:
             libc = ctypes.CDLL("libc.so.6")  # glibc's name; find_library runs ldconfig (milliseconds)
         except OSError:
-            libc = ctypes.CDLL(ctypes.util.find_library("c"))
+            from ctypes.util import find_library  # only here: it imports subprocess, shutil and more
+
+            libc = ctypes.CDLL(find_library("c"))
         libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
         libc.mallopt.restype = ctypes.c_int
         libc.malloc_trim.argtypes = [ctypes.c_size_t]

@@ -123,7 +123,7 @@ class Evaluator:
     # The per-image steps, shared by every engine -------------------------------------------------------
     def load(self, ref: SampleRef) -> Sample:
         """Decode one sample: the image's pixels only when a predictor needs them."""
-        return self.dataset.load(ref)
+        return self.dataset.load(ref, image=self.needs_pixels)
 
     def begin(self, sample: Sample) -> list[Prediction | PendingPrediction | str]:
         """Per model: a prediction ready (cache hit, saved mask), one to run, or an error message."""

@@ -9,8 +9,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
-import numpy as np
-
 from app.core.datasets import Sample, SampleRef
 from app.core.errors import InputError
 from app.core.imageio import read_label
@@ -57,14 +55,8 @@ def begin_prediction(predictor: SamplePredictor, sample: Sample) -> Prediction |
 
 
 def sample_shape(sample: Sample) -> tuple[int, int]:
-    """(height, width) of the sample's image, from its pixels or, when they were not decoded, from the
-    size the dataset read from the file header."""
-    if sample.image is not None:
-        return int(sample.image.shape[0]), int(sample.image.shape[1])
-    size: tuple[int, int] | None = getattr(sample, "size", None)
-    if size is None:
-        raise InputError(sample.ref.image_path, "the image size is unknown (it was not decoded)")
-    return size
+    """(height, width) of the sample's image, known without decoding it."""
+    return sample.size
 
 
 class SegmenterPredictor:
@@ -80,11 +72,11 @@ class SegmenterPredictor:
         return self.segmenter.info
 
     def predict_sample(self, sample: Sample) -> Prediction:
-        return self.segmenter.predict(_pixels(sample))
+        return self.segmenter.predict(sample.image)
 
     def begin_sample(self, sample: Sample) -> PendingPrediction:
         begin = getattr(self.segmenter, "begin", None)
-        image = _pixels(sample)
+        image = sample.image
         if begin is not None:
             pending: PendingPrediction = begin(image)
             return pending
@@ -93,12 +85,6 @@ class SegmenterPredictor:
 
     def close(self) -> None:
         self.segmenter.close()
-
-
-def _pixels(sample: Sample) -> np.ndarray:
-    if sample.image is None:
-        raise InputError(sample.ref.image_path, "the image was not decoded (internal: needs_pixels)")
-    return sample.image
 
 
 class FolderPredictions:

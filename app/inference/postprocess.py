@@ -20,7 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 
 _SENTINEL = 255  # never a class value: schemes have at most 255 classes (values 0..254)
-_CHUNK = 32768  # boundary pixels interpolated per step: keeps the (chunk, K) temporaries in cache
+_BLOCK_PIXELS = 1 << 18  # output scores computed per step: keeps the temporaries in cache
+# Bound on |float32 bilinear result - exact convex combination| relative to the largest |corner score|
+# (a few units of float32 rounding, 2^-24 each, taken 256 times over).
+_SLACK = np.float32(2.0**-16)
 
 
 @dataclass(frozen=True)
@@ -109,76 +112,137 @@ def upsample_argmax_naive(
 def upsample_argmax(
     scores: np.ndarray, out_size: tuple[int, int], *, channels_last: bool = False
 ) -> np.ndarray:
-    """argmax(bilinear_upsample(scores, out_size)) computed exactly but only at class boundaries.
+    """argmax(bilinear_upsample(scores, out_size)) computed exactly but only where it can change.
 
     scores: (K, h, w) float logits or probabilities (or (h, w, K) with channels_last). Returns HxW uint8
-    equal to upsample_argmax_naive. When out_size is not larger than the input on both axes the
-    shortcut saves nothing and the naive computation is used.
+    equal to upsample_argmax_naive, ties included (the first class wins). When out_size is not larger
+    than the input on both axes, or the scores are not all finite, the naive computation is used.
     """
     planes = _check_scores(scores, channels_last)
-    num_classes, in_h, in_w = planes.shape
+    _, in_h, in_w = planes.shape
     out_h, out_w = out_size
-    if out_h <= in_h or out_w <= in_w:
+    if out_h <= in_h or out_w <= in_w or not np.isfinite(planes).all():
         return upsample_argmax_naive(planes, out_size)
     ty, tx = bilinear_table(in_h, out_h), bilinear_table(in_w, out_w)
-    labels = _agreeing_labels(argmax_classes(planes, 0), ty, tx)
-    ys, xs = np.nonzero(labels == _SENTINEL)
-    if ys.size == 0:
-        return labels
-    # Score vectors as contiguous rows (pixel, K): gathering one pixel's K scores is then one short copy.
-    if ys.size > 2 * in_h * out_w:
-        # Many boundary pixels: do the horizontal pass once for every source row and output column
-        # (cheap: in_h x out_w x K) and only the vertical pass per boundary pixel.
-        rows = _horizontal_pass(planes, tx).reshape(in_h * out_w, num_classes)
-        for start in range(0, ys.size, _CHUNK):
-            y, x = ys[start : start + _CHUNK], xs[start : start + _CHUNK]
-            top = np.take(rows, ty.i0[y] * out_w + x, axis=0)
-            bottom = np.take(rows, ty.i1[y] * out_w + x, axis=0)
-            labels[y, x] = _combine_argmax(top, bottom, ty.w0[y], ty.w1[y])
-        return labels
-    points = np.ascontiguousarray(planes.reshape(num_classes, -1).T)
-    for start in range(0, ys.size, _CHUNK):
-        y, x = ys[start : start + _CHUNK], xs[start : start + _CHUNK]
-        r0, r1 = ty.i0[y] * in_w, ty.i1[y] * in_w
-        c0, c1, w0, w1 = tx.i0[x], tx.i1[x], tx.w0[x, None], tx.w1[x, None]
-        top = np.take(points, r0 + c0, axis=0) * w0 + np.take(points, r0 + c1, axis=0) * w1
-        bottom = np.take(points, r1 + c0, axis=0) * w0 + np.take(points, r1 + c1, axis=0) * w1
-        labels[y, x] = _combine_argmax(top, bottom, ty.w0[y], ty.w1[y])
+    cells = _Cells(planes, ty, tx)
+    agree = cells.agreeing()
+    # Every output pixel lies in the cell of its top-left source pixel (i0, j0): a block of output rows
+    # and columns. Cells whose result is certain are filled with one uint8 gather.
+    grid = np.where(agree, cells.low, np.uint8(_SENTINEL))
+    labels = np.repeat(np.repeat(grid, cells.row_count, axis=0), cells.col_count, axis=1)
+    rows, cols = np.nonzero(~agree)
+    if rows.size:
+        cells.fill_boundary(labels, rows, cols)
     return labels
 
 
-def _horizontal_pass(planes: np.ndarray, tx: AxisTable) -> np.ndarray:
-    """(K, h, w) -> (h, W, K): every source row interpolated to the output width, channels last."""
-    last = np.ascontiguousarray(planes.transpose(1, 2, 0))
-    rows = last[:, tx.i0, :] * tx.w0[None, :, None]
-    rows += last[:, tx.i1, :] * tx.w1[None, :, None]
-    return rows
+class _Cells:
+    """The low-resolution cells of an upsampling: cell (i, j) has the corners (i, j), (i, j1), (i1, j),
+    (i1, j1) with i1 = min(i + 1, h - 1), and covers the output pixels whose i0 is i and j0 is j.
+
+    Exactness: every output score is computed with the reference's own float32 operations, so only the
+    choice of which pixels and classes to compute needs a proof. The interpolated score of class c at
+    any pixel of a cell is a convex combination of its four corner values (exactly; the float32 result
+    is within _SLACK * M of it, M the largest |score| at the corners). So (1) where all four corners have
+    the same argmax k, and k beats every lower class by more than 2 * _SLACK * M at each corner, k is the
+    answer at every pixel of the cell; (2) a class whose largest corner value is more than 2 * _SLACK * M
+    below the best smallest corner value of any class can never be the argmax, and is not computed.
+    Ties between the classes that remain resolve to the lowest class, as np.argmax does.
+    """
+
+    def __init__(self, planes: np.ndarray, ty: AxisTable, tx: AxisTable) -> None:
+        self.planes = planes
+        self.ty, self.tx = ty, tx
+        _, h, w = planes.shape
+        self.i1 = np.minimum(np.arange(h) + 1, h - 1)
+        self.j1 = np.minimum(np.arange(w) + 1, w - 1)
+        self.low = argmax_classes(planes, 0)
+        self.row_start, self.row_count = _runs(ty.i0, h)
+        self.col_start, self.col_count = _runs(tx.i0, w)
+        self.magnitude = self._corners(np.abs(planes).max(axis=0), np.maximum)
+
+    def _corners(self, values: np.ndarray, combine: np.ufunc) -> np.ndarray:
+        """(h, w): `combine` of a per-pixel (h, w) quantity over each cell's four corners."""
+        right = values[:, self.j1]
+        return combine(combine(values, right), combine(values[self.i1], right[self.i1]))
+
+    def agreeing(self) -> np.ndarray:
+        """(h, w) bool: cells whose four corners share their argmax by a safe margin (rule 1)."""
+        low = self.low
+        right = low[:, self.j1]
+        same = (low == right) & (low == low[self.i1]) & (low == right[self.i1])
+        # Margin of the winning class over the best lower class (the one that would win a tie).
+        winner = self.planes.max(axis=0)
+        below = np.full(low.shape, -np.inf, dtype=np.float32)
+        prefix = np.full(low.shape, -np.inf, dtype=np.float32)
+        for k in range(1, self.planes.shape[0]):
+            np.maximum(prefix, self.planes[k - 1], out=prefix)
+            np.copyto(below, prefix, where=low == k)
+        gap = winner - below  # inf where class 0 wins: no lower class
+        return same & (self._corners(gap, np.minimum) > 2 * _SLACK * self.magnitude)
+
+    def fill_boundary(self, labels: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> None:
+        """Compute the pixels of the given cells over their candidate classes (rule 2)."""
+        p, i1, j1 = self.planes, self.i1[rows], self.j1[cols]
+        corners = np.stack([p[:, rows, cols], p[:, rows, j1], p[:, i1, cols], p[:, i1, j1]])  # (4, K, n)
+        best_floor = corners.min(axis=0).max(axis=0)
+        keep = corners.max(axis=0) >= best_floor - 2 * _SLACK * self.magnitude[rows, cols]  # (K, n)
+        counts = keep.sum(axis=0)
+        shape_r, shape_c = self.row_count[rows], self.col_count[cols]
+        key = (shape_r.astype(np.int64) * (1 << 20) + shape_c) * 256 + counts
+        order = np.argsort(key, kind="stable")
+        for group in np.split(order, np.flatnonzero(np.diff(key[order])) + 1):
+            height, width, count = int(shape_r[group[0]]), int(shape_c[group[0]]), int(counts[group[0]])
+            step = max(1, _BLOCK_PIXELS // max(1, height * width * count))
+            for start in range(0, group.size, step):
+                chosen = group[start : start + step]
+                classes = np.nonzero(keep[:, chosen].T)[1].reshape(chosen.size, count)
+                self._fill_block(labels, rows[chosen], cols[chosen], classes, (height, width))
+
+    def _fill_block(
+        self,
+        labels: np.ndarray,
+        rows: np.ndarray,
+        cols: np.ndarray,
+        classes: np.ndarray,
+        shape: tuple[int, int],
+    ) -> None:
+        """m cells of one block shape with the same number of candidate classes (m, n), ascending."""
+        ty, tx, p = self.ty, self.tx, self.planes
+        ys = self.row_start[rows][:, None] + np.arange(shape[0])  # (m, R)
+        xs = self.col_start[cols][:, None] + np.arange(shape[1])  # (m, C)
+        # Flat output positions of the m blocks: one put() instead of a 2-D fancy assignment.
+        where = (ys * labels.shape[1])[:, :, None] + xs[:, None, :]
+        ids = classes.astype(np.uint8)[:, :, None, None]  # (m, n, 1, 1)
+        if classes.shape[1] == 1:
+            np.put(labels, where, np.broadcast_to(ids[:, 0], where.shape))
+            return
+        r0, r1, c0, c1 = rows[:, None], self.i1[rows][:, None], cols[:, None], self.j1[cols][:, None]
+        w0, w1 = tx.w0[xs][:, None, :], tx.w1[xs][:, None, :]  # (m, 1, C)
+        # Horizontal pass at the cell's two source rows, per candidate: w0 * a + w1 * b, as the reference.
+        top = w0 * p[classes, r0, c0][:, :, None] + w1 * p[classes, r0, c1][:, :, None]  # (m, n, C)
+        bottom = w0 * p[classes, r1, c0][:, :, None] + w1 * p[classes, r1, c1][:, :, None]
+        h0, h1 = ty.w0[ys][:, :, None], ty.w1[ys][:, :, None]  # (m, R, 1)
+        best = h0 * top[:, None, 0] + h1 * bottom[:, None, 0]  # (m, R, C)
+        result = np.empty(best.shape, dtype=np.uint8)
+        result[...] = ids[:, 0]
+        mask = np.empty(best.shape, dtype=bool)
+        for k in range(1, classes.shape[1]):
+            score = h0 * top[:, None, k]
+            score += h1 * bottom[:, None, k]
+            np.greater(score, best, out=mask)  # strictly greater: on a tie the lower class stays
+            np.copyto(result, ids[:, k], where=mask)
+            np.maximum(best, score, out=best)
+        np.put(labels, where, result)
 
 
-def _combine_argmax(top: np.ndarray, bottom: np.ndarray, h0: np.ndarray, h1: np.ndarray) -> np.ndarray:
-    """argmax over classes of h0 * top + h1 * bottom for (n, K) rows; the naive path's operation order."""
-    top *= h0[:, None]
-    bottom *= h1[:, None]
-    top += bottom
-    return np.argmax(top, axis=1).astype(np.uint8)
-
-
-def _agreeing_labels(low: np.ndarray, ty: AxisTable, tx: AxisTable) -> np.ndarray:
-    """HxW uint8: the common low-res label of each output pixel's neighbours, or _SENTINEL where they
-    differ. A neighbour with weight exactly 0 contributes exactly 0 and is left out of the vote."""
-    # Rows: for each output row, the label where its two source rows agree (at low-res width).
-    y1 = np.where(ty.w1 == 0, ty.i0, ty.i1)
-    top, bottom = low[ty.i0], low[y1]
-    rows = np.where(top == bottom, top, np.uint8(_SENTINEL))  # (out_h, in_w)
-    # Columns: a table holding, per low-res column x, the pair (x, x+1) agreement and the single value;
-    # each output column picks one entry, so the whole output is one uint8 gather.
-    pair = np.full_like(rows, _SENTINEL)
-    same = rows[:, :-1] == rows[:, 1:]
-    pair[:, :-1] = np.where(same, rows[:, :-1], np.uint8(_SENTINEL))
-    table = np.concatenate([pair, rows], axis=1)
-    single = (tx.w1 == 0) | (tx.i1 == tx.i0)
-    column = np.where(single, tx.i0 + rows.shape[1], tx.i0)
-    return np.ascontiguousarray(table[:, column])
+def _runs(first: np.ndarray, in_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(start, count) of the output indices whose first source index is each source index (the table's
+    i0 never decreases, so each is one run)."""
+    counts = np.bincount(first, minlength=in_size)
+    starts = np.zeros(in_size, dtype=np.int64)
+    np.cumsum(counts[:-1], out=starts[1:])
+    return starts, counts
 
 
 def nearest_table(in_size: int, out_size: int) -> np.ndarray:
