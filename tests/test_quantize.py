@@ -16,8 +16,11 @@ from app.core.errors import InputError, ModelLoadError
 from app.core.labels import BUILTIN_SCHEMES, LABEL_BY_ID, LABELIDS
 from app.core.synthetic import generate
 from app.inference import quantize as quantize_module
+from app.inference import quantize_cli
 from app.inference.evaluate import Evaluator, SegmenterPredictor, choose_scheme
-from app.inference.quantize import Accuracy, QuantizeConfig, Trial, pick, quantize, search
+from app.inference.quantize import quantize
+from app.inference.quantize_search import pick, search
+from app.inference.quantize_types import Accuracy, QuantizeConfig, Trial
 from app.inference.registry import load_model
 
 SIZE = (64, 128)
@@ -204,7 +207,7 @@ def test_empty_calibration_dataset_is_refused_by_name(tmp_path, conv_model) -> N
 
 def test_cli_reports_empty_calibration_folder(tmp_path, conv_model, capsys) -> None:
     (tmp_path / "empty").mkdir()
-    code = quantize_module.main(
+    code = quantize_cli.main(
         [str(conv_model), "--calibration", str(tmp_path / "empty"), "--out", str(tmp_path / "o.onnx")]
     )
     assert code == 2
@@ -219,7 +222,7 @@ def test_cli_quantizes_and_writes_json(tmp_path, centroid_model, data, capsys) -
         "--ops", "Conv", "--method", "entropy", "--no-per-channel", "--validation", str(data),
         "--runs", "3", "--json", str(report),
     ]
-    assert quantize_module.main(argv) == 0
+    assert quantize_cli.main(argv) == 0
     printed = capsys.readouterr().out
     assert "latency" in printed and "mIoU" in printed
     document = json.loads(report.read_text())
@@ -231,7 +234,7 @@ def test_cli_quantizes_and_writes_json(tmp_path, centroid_model, data, capsys) -
 
 
 def test_cli_search_needs_validation(tmp_path, conv_model, data, capsys) -> None:
-    code = quantize_module.main([str(conv_model), "--calibration", str(data), "--out", "x.onnx", "--search"])
+    code = quantize_cli.main([str(conv_model), "--calibration", str(data), "--out", "x.onnx", "--search"])
     assert code == 2 and "--validation" in capsys.readouterr().err
 
 

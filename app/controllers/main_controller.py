@@ -13,11 +13,12 @@ from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import QFileDialog
 
 from app.controllers.frame_loader import PREFETCH_AHEAD, FrameLoader
-from app.controllers.jobs import render_frame, run_evaluation, short_name, thumbnail
-from app.controllers.panels import hover_text, model_cards
+from app.controllers.jobs import run_evaluation
+from app.controllers.panels import model_cards
 from app.controllers.workers import ErrorReport, Job, WorkerPool
 from app.core.datasets import Dataset, open_dataset
 from app.core.errors import SegLensError
+from app.core.image_table import short_name, thumbnail
 from app.core.labels import (
     LABELIDS,
     ClassScheme,
@@ -38,7 +39,16 @@ from app.inference.evaluate import (
     SegmenterPredictor,
     mapping_for,
 )
-from app.inference.frames import FILLED, Frame, Highlight, PanelStyles, PredictionCache, layer_styles
+from app.inference.frames import (
+    FILLED,
+    Frame,
+    Highlight,
+    PanelStyles,
+    PredictionCache,
+    hover_text,
+    layer_styles,
+    render_frame,
+)
 from app.inference.registry import load_model
 from app.views.image_list import THUMBNAIL_SIZE
 from app.views.image_panel import rgb_to_qimage, rgba_to_qimage
