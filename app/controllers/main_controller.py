@@ -49,10 +49,10 @@ from app.inference.frames import (
     layer_styles,
     render_frame,
 )
-from app.inference.registry import load_model
+from app.inference.registry import is_model_path, load_model, supported_suffixes
 from app.views.image_list import THUMBNAIL_SIZE
 from app.views.image_panel import rgb_to_qimage, rgba_to_qimage
-from app.views.main_window import MODEL_SUFFIXES, MainWindow
+from app.views.main_window import MainWindow
 from app.views.metrics_panel import ModelSummary
 
 _SLOTS = ("A", "B")
@@ -167,21 +167,23 @@ class MainController(QObject):
             self.window,
             f"Choose model {_SLOTS[slot]}",
             "",
-            "Models (*.onnx *.json *.yaml *.yml);;All files (*)",
+            f"Models ({' '.join('*' + s for s in supported_suffixes())});;All files (*)",
         )
         if path:
             self.set_model(slot, path)
 
     def open_paths(self, paths: Sequence[Path]) -> None:
-        """Dropped files: folders open as datasets, model files fill A, then B."""
+        """Dropped files: models (what the registry opens, Hugging Face checkpoint folders included) fill A,
+        then B; other folders open as datasets."""
         free = [i for i, p in enumerate(self.predictors) if p is None] or [1]
         for path in paths:
-            if path.is_dir():
-                self.open_dataset(path)
-            elif path.suffix.lower() in MODEL_SUFFIXES:
+            if is_model_path(path):
                 self.set_model(free.pop(0) if free else 1, path)
+            elif path.is_dir():
+                self.open_dataset(path)
             else:
-                self._log(f"{path}: not a dataset folder or a model file ({', '.join(MODEL_SUFFIXES)})")
+                suffixes = ", ".join(supported_suffixes())
+                self._log(f"{path}: not a dataset folder or a model ({suffixes}, or a checkpoint folder)")
 
     def open_dataset(
         self, path: str | Path, split: str | None = None, gt_scheme: ClassScheme = LABELIDS
