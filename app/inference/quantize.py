@@ -6,8 +6,9 @@ when it fails), calibrates on real images of a dataset fed through the model's o
 `seglens.quantization` (so the file stays self-describing), and reports sizes, FP32/INT8 latency measured in
 the same run on the same tensors and, given a validation set, mIoU and per-class IoU of both.
 
-`search()` (in app.inference.quantize_search, re-exported here with `pick`, `SearchResult` and `Trial`) tries
-a few configurations and keeps the FASTEST whose mIoU drop is within a budget.
+`search()` (app.inference.quantize_search) tries a few configurations and keeps the FASTEST whose mIoU
+drop is within a budget; the value types (`QuantizeConfig`, `QuantizeResult`, ...) are in
+app.inference.quantize_types, the command line in app.inference.quantize_cli.
 
 Unnamed graph nodes are named `<OpType>_<k>` (the k-th node of that type, in graph order, after
 pre-processing): those are the names `exclude_nodes` / `--exclude` take.
