@@ -40,9 +40,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 _DELEGATED: dict[str, tuple[str, str]] = {
     "demo-data": ("app.core.synthetic", "write synthetic street scenes in the Cityscapes layout"),
     "export": ("app.inference.export", "export a Keras or Hugging Face model to ONNX (fidelity checked)"),
-    "quantize": ("app.inference.quantize", "INT8 static quantization of an ONNX model, measured"),
+    "quantize": ("app.inference.quantize_cli", "INT8 static quantization of an ONNX model, measured"),
     "benchmark": ("app.inference.benchmark", "latency, throughput, size, memory (and accuracy) per model"),
-    "serve": ("app.server.app", "host models behind the SegLens REST API"),
+    "serve": ("app.server.cli", "host models behind the SegLens REST API"),
     "report": ("app.report.cli", "evaluate A and B and write a comparison report (HTML, PDF, CSV, JSON)"),
     "gate": ("app.gate", "QA gate for CI: candidate vs reference with thresholds, JUnit output"),
     "train": ("app.training.cli", "fine-tune SegFormer or the VGG16-UNet baseline on Cityscapes-layout data"),

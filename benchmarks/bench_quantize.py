@@ -31,7 +31,9 @@ from app.core.datasets import open_dataset  # noqa: E402
 from app.core.labels import TRAINIDS  # noqa: E402
 from app.core.synthetic import generate  # noqa: E402
 from app.inference.benchmark import benchmark_model, format_table, parse_size  # noqa: E402
-from app.inference.quantize import QuantizeConfig, quantize, search  # noqa: E402
+from app.inference.quantize import quantize  # noqa: E402
+from app.inference.quantize_search import search  # noqa: E402
+from app.inference.quantize_types import QuantizeConfig  # noqa: E402
 
 CONFIGS = (
     QuantizeConfig(op_types=("Conv",)),
@@ -84,17 +86,9 @@ def main() -> None:
                 config = QuantizeConfig(op_types=config.op_types, exclude_nodes=(last_conv,))
             out = tmp / "int8.onnx"
             result = quantize(
-                fp32,
-                out,
-                calibration=calibration,
-                count=args.count,
-                op_types=config.op_types,
-                per_channel=config.per_channel,
-                method=config.method,
-                exclude_nodes=config.exclude_nodes,
-                reduce_range=config.reduce_range,
-                validation=validation,
-                runs=args.runs,
+                fp32, out, calibration=calibration, count=args.count, op_types=config.op_types,
+                per_channel=config.per_channel, method=config.method, exclude_nodes=config.exclude_nodes,
+                reduce_range=config.reduce_range, validation=validation, runs=args.runs,
             )
             print(
                 f"{config.label()[:39]:<40}{result.fp32_ms:>9.2f}{result.int8_ms:>9.2f}"
@@ -110,11 +104,7 @@ def main() -> None:
         print(f"predict() P50 ratio INT8/FP32: {rows[1].predict_ms.p50 / rows[0].predict_ms.p50:.2f}")
         if args.search:
             found = search(
-                fp32,
-                tmp / "best.onnx",
-                calibration=calibration,
-                validation=validation,
-                count=args.count,
+                fp32, tmp / "best.onnx", calibration=calibration, validation=validation, count=args.count,
                 runs=args.runs,
             )
             print("\nsearch():")

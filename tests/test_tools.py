@@ -11,11 +11,10 @@ import pytest
 from conftest import require
 from modelzoo import make_onnx_segmenter
 
-from app.controllers.tools_controller import remote_manifest, save_remote
 from app.core.errors import InputError
 from app.core.labels import TRAINIDS
 from app.core.synthetic import generate
-from app.views.remote_dialog import RemoteModelRequest
+from app.inference.remote_models import RemoteModelRequest, remote_manifest, save_remote
 
 
 def _request(**overrides) -> RemoteModelRequest:

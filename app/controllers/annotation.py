@@ -145,7 +145,8 @@ class AnnotationController(QObject):
         self.project, self.autosaver, self.editor, self.ref = None, None, None, None
 
     def _autosave(self) -> None:
-        if self.autosaver is not None and self.autosaver.pending:
+        # While the window closes, the pool refuses jobs: close_project() writes what is pending.
+        if self.autosaver is not None and self.autosaver.pending and not self.main.pool.closed:
             # Writing a 2 MB PNG takes tens of ms: off the GUI thread, one save at a time.
             self.main.pool.submit(self.autosaver.flush_if_due, group="autosave")
 

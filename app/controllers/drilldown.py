@@ -7,28 +7,13 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtWidgets import QListWidgetItem
 
-from app.core.metrics import aggregate
+from app.evaluation.drilldown import rank_images
 from app.evaluation.frames import Highlight
-from app.evaluation.results import ModelAccumulator
 
 if TYPE_CHECKING:
     from app.controllers.main_controller import MainController
 
 _KEY_ROLE = Qt.ItemDataRole.UserRole
-
-
-def rank_images(evaluation: ModelAccumulator, gt: int, pred: int, limit: int = 200) -> list[tuple[str, int]]:
-    """(image key, pixels of GT class `gt` predicted as `pred`), most first, images without any left out."""
-    members = evaluation.scheme.members
-    ranked = []
-    for key, image in evaluation.images.items():
-        if image.matrix is None:
-            continue
-        count = int(aggregate(image.matrix, members)[gt, pred])
-        if count:
-            ranked.append((key, count))
-    ranked.sort(key=lambda item: (-item[1], item[0]))
-    return ranked[:limit]
 
 
 class DrillDownController(QObject):

@@ -13,12 +13,13 @@ from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import QFileDialog
 
 from app.controllers.frame_loader import PREFETCH_AHEAD, FrameLoader
-from app.controllers.jobs import render_frame, run_evaluation, short_name, thumbnail
-from app.controllers.panels import hover_text, model_cards
+from app.controllers.jobs import run_evaluation
+from app.controllers.panels import model_cards
 from app.controllers.workers import ErrorReport, Job, WorkerPool
 from app.core.datasets import Dataset, open_dataset
 from app.core.edited import EditedDataset
 from app.core.errors import SegLensError
+from app.core.image_table import short_name, thumbnail
 from app.core.labels import (
     LABELIDS,
     ClassScheme,
@@ -31,14 +32,23 @@ from app.core.paths import cache_dir
 from app.core.prediction_cache import PredictionCache as DiskPredictionCache
 from app.core.render import matrix_view
 from app.evaluation.engine import Evaluator
-from app.evaluation.frames import FILLED, Frame, Highlight, PanelStyles, PredictionCache, layer_styles
+from app.evaluation.frames import (
+    FILLED,
+    Frame,
+    Highlight,
+    PanelStyles,
+    PredictionCache,
+    hover_text,
+    layer_styles,
+    render_frame,
+)
 from app.evaluation.predictors import SegmenterPredictor, mapping_for
 from app.evaluation.results import EvaluationResult, GroundTruth, ModelAccumulator, SampleOutcome
 from app.evaluation.store import CachedPredictor
-from app.inference.registry import load_model
+from app.inference.registry import is_model_path, load_model, supported_suffixes
 from app.views.image_list import THUMBNAIL_SIZE
 from app.views.image_panel import rgb_to_qimage, rgba_to_qimage
-from app.views.main_window import MODEL_SUFFIXES, MainWindow
+from app.views.main_window import MainWindow
 from app.views.metrics_panel import ModelSummary
 
 _SLOTS = ("A", "B")
@@ -153,21 +163,23 @@ class MainController(QObject):
             self.window,
             f"Choose model {_SLOTS[slot]}",
             "",
-            "Models (*.onnx *.json *.yaml *.yml);;All files (*)",
+            f"Models ({' '.join('*' + s for s in supported_suffixes())});;All files (*)",
         )
         if path:
             self.set_model(slot, path)
 
     def open_paths(self, paths: Sequence[Path]) -> None:
-        """Dropped files: folders open as datasets, model files fill A, then B."""
+        """Dropped files: models (what the registry opens, Hugging Face checkpoint folders included) fill A,
+        then B; other folders open as datasets."""
         free = [i for i, p in enumerate(self.predictors) if p is None] or [1]
         for path in paths:
-            if path.is_dir():
-                self.open_dataset(path)
-            elif path.suffix.lower() in MODEL_SUFFIXES:
+            if is_model_path(path):
                 self.set_model(free.pop(0) if free else 1, path)
+            elif path.is_dir():
+                self.open_dataset(path)
             else:
-                self._log(f"{path}: not a dataset folder or a model file ({', '.join(MODEL_SUFFIXES)})")
+                suffixes = ", ".join(supported_suffixes())
+                self._log(f"{path}: not a dataset folder or a model ({suffixes}, or a checkpoint folder)")
 
     def open_dataset(
         self, path: str | Path, split: str | None = None, gt_scheme: ClassScheme = LABELIDS

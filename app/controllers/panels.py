@@ -5,10 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import numpy as np
-
 from app.core.labels import ClassScheme, EvalScheme
-from app.evaluation.frames import Frame
 from app.evaluation.predictors import SegmenterPredictor, mapping_for
 from app.views.metrics_panel import ModelSummary
 from app.views.models_panel import ModelCard
@@ -53,21 +50,3 @@ def model_cards(
         }
         cards.append(ModelCard(SLOTS[slot], fields, pairs))
     return cards
-
-
-def hover_text(frame: Frame, scheme: EvalScheme, slots: Sequence[int], x: int, y: int) -> str:
-    """'(x, y)   GT: road   A: road   B: sidewalk' for the pixel under the cursor."""
-    if not (0 <= y < frame.image.shape[0] and 0 <= x < frame.image.shape[1]):
-        return ""
-    names = scheme.names
-
-    def name(class_map: np.ndarray | None) -> str:
-        if class_map is None:
-            return "–"
-        value = int(class_map[y, x])
-        return names[value] if value < len(names) else "(not evaluated)"
-
-    parts = [f"({x}, {y})", f"GT: {name(frame.gt_class)}"]
-    for slot, pred in zip(slots, frame.pred_class, strict=False):
-        parts.append(f"{SLOTS[slot]}: {name(pred)}")
-    return "   ".join(parts)

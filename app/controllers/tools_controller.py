@@ -2,65 +2,17 @@
 
 from __future__ import annotations
 
-import importlib
-import json
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QDialog, QFileDialog
 
-from app.core.errors import InputError
-from app.core.fileutil import atomic_write_text
-from app.core.paths import config_dir
-from app.views.remote_dialog import RemoteModelDialog, RemoteModelRequest
+from app.inference.remote_models import keyring_available, save_remote
+from app.views.remote_dialog import RemoteModelDialog
 
 if TYPE_CHECKING:
     from app.controllers.main_controller import MainController
-
-
-def keyring_available() -> bool:
-    """True when the optional `keyring` package is importable (it stores keys in the OS keyring)."""
-    try:
-        importlib.import_module("keyring")
-    except ImportError:
-        return False
-    return True
-
-
-def remote_manifest(request: RemoteModelRequest) -> dict[str, Any]:
-    """The manifest of a hosted model; it never contains the key itself."""
-    if not request.name or not re.fullmatch(r"[A-Za-z0-9._-]+", request.name):
-        raise InputError(None, "a hosted model needs a name of letters, digits, '.', '_' or '-'")
-    if not request.url.startswith(("http://", "https://")):
-        raise InputError(None, f"{request.url!r}: the URL must start with http:// or https://")
-    options: dict[str, Any] = {}
-    if request.model:
-        options["model"] = request.model
-    if request.key_env:
-        options["api_key_env"] = request.key_env
-    elif request.key:
-        options["keyring_service"] = f"seglens:{request.name}"
-    if request.azureml_deployment:
-        options["azureml_deployment"] = request.azureml_deployment
-    manifest: dict[str, Any] = {"name": request.name, "kind": request.protocol, "url": request.url}
-    if request.scheme:
-        manifest["scheme"] = request.scheme
-    if options:
-        manifest["options"] = options
-    return manifest
-
-
-def save_remote(request: RemoteModelRequest, folder: Path | None = None) -> Path:
-    """Store the key in the OS keyring (if typed) and write the manifest under the config folder."""
-    manifest = remote_manifest(request)
-    if request.key and not request.key_env:
-        keyring = importlib.import_module("keyring")
-        keyring.set_password(manifest["options"]["keyring_service"], "seglens", request.key)
-    path = (folder or config_dir() / "remote") / f"{request.name}.json"
-    atomic_write_text(path, json.dumps(manifest, indent=2))
-    return path
 
 
 class ToolsController(QObject):

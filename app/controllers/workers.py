@@ -417,6 +417,11 @@ class WorkerPool(QObject):
                 return False
             time.sleep(0.002)  # queued notifications arrive from other threads; do not spin a core
 
+    @property
+    def closed(self) -> bool:
+        """True once shutdown() started: submit() refuses new jobs."""
+        return self._closed
+
     def shutdown(self, timeout_ms: int = 10_000) -> bool:
         """Refuse new jobs, cancel all and wait for running ones (for closeEvent). True if all stopped.
 

@@ -8,13 +8,29 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
+
+import numpy as np
 
 from app.core.datasets import SampleRef
 from app.core.label_edit import LabelEditor
 
-if TYPE_CHECKING:  # only for annotations: project.py imports this module to re-export Autosaver
-    from app.core.project import Project
+
+class StoredEdit(Protocol):
+    """Where and when an edit was written (`app.core.project.EditRecord` is one)."""
+
+    @property
+    def path(self) -> Path: ...
+
+    @property
+    def saved_at(self) -> float: ...
+
+
+class EditStore(Protocol):
+    """What the autosaver writes through (`app.core.project.Project` is one): this module needs only
+    `save_edit`, so it does not import the project module, which re-exports `Autosaver`."""
+
+    def save_edit(self, ref: SampleRef, labels: np.ndarray) -> StoredEdit: ...
 
 
 @dataclass(frozen=True)
@@ -42,7 +58,7 @@ class Autosaver:
 
     def __init__(
         self,
-        project: Project,
+        project: EditStore,
         interval_s: float = 2.0,
         *,
         clock: Callable[[], float] = time.monotonic,

@@ -8,8 +8,11 @@ from pathlib import Path
 
 import platformdirs
 
+import app
+
 APP_NAME = "SegLens"
-_PACKAGE_DIR = Path(__file__).resolve().parent.parent  # .../app
+# The package folder itself, not this file's: the same wherever this module sits inside the package.
+_PACKAGE_DIR = Path(app.__file__).resolve().parent  # .../app
 
 
 def _bundle_roots() -> list[Path]:

@@ -38,8 +38,8 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-# Autosaver, SavedEdit and ExportSummary live in their own modules (which import this one only for
-# annotations, so there is no import cycle) and are re-exported here, their historical home.
+# Autosaver, SavedEdit and ExportSummary live in their own modules (which do not import this one) and
+# are re-exported here, their historical home.
 from app.core.autosave import Autosaver as Autosaver
 from app.core.autosave import SavedEdit as SavedEdit
 from app.core.datasets import SampleRef
@@ -507,7 +507,8 @@ class Project:
         """Write `out_dir/gtFine/<split>/<city>/` for every ref: labelIds (edited or original), instanceIds
         copied unchanged (they may disagree with edited labels), colour copied, or regenerated when the
         labels were edited. Refuses to write over a source file."""
-        return export_gtfine(self, Path(out_dir), list(refs))
+        palette = scheme_by_key(self.scheme_key).palette()
+        return export_gtfine(Path(out_dir), list(refs), palette=palette, gt_path=self.gt_path)
 
 
 def gt_path_for(project: Project | None, ref: SampleRef, *, use_edited: bool = True) -> Path | None:

@@ -12,7 +12,6 @@ import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -20,10 +19,6 @@ from PIL import Image
 from app.core.datasets import SampleRef
 from app.core.errors import InputError
 from app.core.fileutil import atomic_write_bytes
-from app.core.labels import scheme_by_key
-
-if TYPE_CHECKING:  # only for annotations: project.py imports this module
-    from app.core.project import Project
 
 
 @dataclass(frozen=True)
@@ -35,12 +30,15 @@ class ExportSummary:
     without_gt: tuple[str, ...]
 
 
-def export_gtfine(project: Project, out: Path, refs: list[SampleRef]) -> ExportSummary:
-    """The implementation of `Project.export_gtfine` (see there)."""
-    palette = scheme_by_key(project.scheme_key).palette()
+def export_gtfine(
+    out: Path, refs: list[SampleRef], *, palette: np.ndarray, gt_path: Callable[[SampleRef], Path | None]
+) -> ExportSummary:
+    """The implementation of `Project.export_gtfine` (see there): `gt_path(ref)` is the labels file to
+    export for `ref` (edited or original, None when there is none); `palette` colours regenerated
+    colour PNGs. Given these rather than the project, so this module does not import project.py."""
     edited_count, missing = 0, []
     for ref in refs:
-        source = project.gt_path(ref)
+        source = gt_path(ref)
         if source is None:
             missing.append(ref.key)
             continue

@@ -28,6 +28,7 @@ from PIL import Image, ImageFilter
 from app.core.argtypes import parse_size
 from app.core.fileutil import atomic_write_bytes
 from app.core.labels import LABELIDS
+from app.core.synthetic_paint import Painter
 from app.core.synthetic_scene import (
     BUS,
     CAR,
@@ -40,7 +41,6 @@ from app.core.synthetic_scene import (
     TERRAIN,
     TRUCK,
     VEG,
-    Painter,
     SceneBuilder,
     smooth_noise,
 )

@@ -2,7 +2,8 @@
 
 `RoadUsers` is mixed into `app.core.synthetic_scene.SceneBuilder`, which provides the random generator, the
 camera, the painter and the instance counters; the palettes and colour helpers shared with the rest of the
-scene live here too, so this module does not import `app.core.synthetic_scene` at run time.
+scene live here too; the camera and painter come from `app.core.synthetic_paint`, so this module does not
+import `app.core.synthetic_scene`.
 """
 
 from __future__ import annotations
@@ -13,16 +14,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from app.core.labels import LABEL_BY_NAME, RGB
-
-if TYPE_CHECKING:
-    from app.core.synthetic_scene import Painter, _Cam
+from app.core.synthetic_paint import Camera, Painter, Pt
 
 _L = {name: label.id for name, label in LABEL_BY_NAME.items()}
 PERSON, RIDER, CAR, TRUCK, BUS, MOTO, BIKE = (
     _L[n] for n in ("person", "rider", "car", "truck", "bus", "motorcycle", "bicycle")
 )
-
-Pt = tuple[float, float]
 
 _CAR_PAINT = (
     (30, 30, 32),
@@ -65,7 +62,7 @@ class RoadUsers:
     """Vehicles, pedestrians and cyclists, drawn for `SceneBuilder` (which provides the attributes below)."""
 
     rng: np.random.Generator
-    cam: _Cam
+    cam: Camera
     paint: Painter
 
     if TYPE_CHECKING:  # implemented by SceneBuilder

@@ -33,6 +33,7 @@ from app.evaluation.results import ImageEval, count_prediction, evaluate_sample
 from app.inference.base import Prediction
 
 PredictionCache = LruCache[tuple[np.ndarray, ImageEval]]
+_SLOTS = ("A", "B")  # how the window names the compared models
 
 
 @dataclass(frozen=True)
@@ -241,3 +242,45 @@ def _highlight_layer(
     layer = np.zeros((*gt.shape, 4), dtype=np.uint8)
     layer[region_boundary(selected, outline_radius(gt.shape)) if outlined else selected] = HIGHLIGHT_RGBA
     return layer, pixels
+
+
+def render_frame(
+    dataset: Dataset,
+    ref: SampleRef,
+    predictors: list[SamplePredictor],
+    mappings: list[ClassMapping],
+    scheme: EvalScheme,
+    cache: PredictionCache,
+    slots: list[int],
+    mode: str = "classes",
+    highlight: Highlight | None = None,
+    hidden: frozenset[int] = frozenset(),
+    with_gt: bool = True,
+    styles: tuple[str, str, str] | None = None,
+    cached_only: bool = False,
+) -> tuple[Frame, np.ndarray, list[np.ndarray | None], str] | None:
+    """Worker side of showing one image: the frame, its RGBA layers (GT, A, B; `styles` per panel) and a
+    one-line summary. With `cached_only`, None when a prediction would have to be made."""
+    frame = compose_frame(dataset, ref, predictors, mappings, scheme, cache, cached_only=cached_only)
+    if frame is None:
+        return None
+    masks, summary = render_layers(frame, scheme, slots, mode, highlight, hidden, with_gt, styles)
+    return frame, frame.image, masks, summary
+
+
+def hover_text(frame: Frame, scheme: EvalScheme, slots: Sequence[int], x: int, y: int) -> str:
+    """'(x, y)   GT: road   A: road   B: sidewalk' for the pixel under the cursor."""
+    if not (0 <= y < frame.image.shape[0] and 0 <= x < frame.image.shape[1]):
+        return ""
+    names = scheme.names
+
+    def name(class_map: np.ndarray | None) -> str:
+        if class_map is None:
+            return "–"
+        value = int(class_map[y, x])
+        return names[value] if value < len(names) else "(not evaluated)"
+
+    parts = [f"({x}, {y})", f"GT: {name(frame.gt_class)}"]
+    for slot, pred in zip(slots, frame.pred_class, strict=False):
+        parts.append(f"{_SLOTS[slot]}: {name(pred)}")
+    return "   ".join(parts)

@@ -6,8 +6,9 @@ when it fails), calibrates on real images of a dataset fed through the model's o
 `seglens.quantization` (so the file stays self-describing), and reports sizes, FP32/INT8 latency measured in
 the same run on the same tensors and, given a validation set, mIoU and per-class IoU of both.
 
-`search()` (in app.inference.quantize_search, re-exported here with `pick`, `SearchResult` and `Trial`) tries
-a few configurations and keeps the FASTEST whose mIoU drop is within a budget.
+`search()` (app.inference.quantize_search) tries a few configurations and keeps the FASTEST whose mIoU
+drop is within a budget; the value types (`QuantizeConfig`, `QuantizeResult`, ...) are in
+app.inference.quantize_types, the command line in app.inference.quantize_cli.
 
 Unnamed graph nodes are named `<OpType>_<k>` (the k-th node of that type, in graph order, after
 pre-processing): those are the names `exclude_nodes` / `--exclude` take.
@@ -17,16 +18,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, fields, is_dataclass
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import onnx
@@ -46,17 +44,16 @@ from app.core.fileutil import atomic_write_bytes
 from app.inference.benchmark import compare_latency
 from app.inference.manifest import find_manifest
 from app.inference.onnx_backend import OnnxSegmenter
+from app.inference.quantize_types import (
+    Accuracy,
+    Log,
+    Method,
+    QuantizeConfig,
+    QuantizeResult,
+    QuantTypeName,
+    Trial,
+)
 
-if TYPE_CHECKING:  # the search API, re-exported at run time by __getattr__ below
-    from app.inference.quantize_search import SearchResult as SearchResult
-    from app.inference.quantize_search import Trial as Trial
-    from app.inference.quantize_search import pick as pick
-    from app.inference.quantize_search import search as search
-
-Method = Literal["minmax", "entropy", "percentile"]
-QuantTypeName = Literal["QUInt8", "QInt8"]
-METHODS: tuple[str, ...] = ("minmax", "entropy", "percentile")
-QUANT_TYPES: tuple[str, ...] = ("QUInt8", "QInt8")
 _METHOD_ENUM = {
     "minmax": CalibrationMethod.MinMax,
     "entropy": CalibrationMethod.Entropy,
@@ -66,131 +63,6 @@ _WEIGHTED_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")  # first/last "real"
 # Histogram calibrators keep every activation of a collect_data() call in memory: feed a few at a time.
 _CHUNK = 4
 _LATENCY_TENSORS = 4
-_MB = 1024 * 1024
-Log = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class QuantizeConfig:
-    """One quantization recipe. op_types None means every op type onnxruntime can quantize."""
-
-    op_types: tuple[str, ...] | None = ("Conv", "MatMul")
-    method: Method = "minmax"
-    per_channel: bool = True
-    exclude_nodes: tuple[str, ...] = ()
-    activation_type: QuantTypeName = "QUInt8"  # uint8 activations + int8 weights: the x86 VNNI path
-    weight_type: QuantTypeName = "QInt8"
-    reduce_range: bool = False  # 7-bit weights only help CPUs without VNNI
-
-    def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"calibration method must be one of {', '.join(METHODS)}, got {self.method!r}")
-        for kind in (self.activation_type, self.weight_type):
-            if kind not in QUANT_TYPES:
-                raise ValueError(f"quantization type must be QUInt8 or QInt8, got {kind!r}")
-        if self.op_types is not None and not self.op_types:
-            raise ValueError("op_types must name at least one op type (or be None for all)")
-
-    def label(self) -> str:
-        """Short description for tables: 'Conv+MatMul minmax excl. Conv_0'."""
-        ops = "all ops" if self.op_types is None else "+".join(self.op_types)
-        text = f"{ops} {self.method}"
-        if not self.per_channel:
-            text += " per-tensor"
-        if (self.activation_type, self.weight_type) != ("QUInt8", "QInt8"):
-            text += f" {self.activation_type}/{self.weight_type}"
-        if self.reduce_range:
-            text += " reduce-range"
-        if self.exclude_nodes:
-            text += " excl. " + ",".join(self.exclude_nodes)
-        return text
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready."""
-        data: dict[str, Any] = _json(self)
-        return data
-
-
-@dataclass(frozen=True)
-class Accuracy:
-    """mIoU (0..1) and per-class IoU (NaN where undefined) of one model on the validation set."""
-
-    miou: float
-    iou: dict[str, float]
-    scheme: str
-    images: int
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready (NaN as None)."""
-        data: dict[str, Any] = _json(self)
-        return data
-
-
-@dataclass(frozen=True)
-class QuantizeResult:
-    """What quantize() wrote and measured. Latencies are medians of bare session.run() calls (ms)."""
-
-    fp32_path: Path
-    int8_path: Path
-    config: QuantizeConfig
-    fp32_bytes: int
-    int8_bytes: int
-    fp32_ms: float
-    int8_ms: float
-    calibration_images: int
-    quantized_nodes: int  # nodes whose weights are stored as int8
-    fp32_accuracy: Accuracy | None = None
-    int8_accuracy: Accuracy | None = None
-    warnings: tuple[str, ...] = ()
-
-    @property
-    def latency_ratio(self) -> float:
-        """INT8 / FP32 latency: below 1 means INT8 is faster."""
-        return self.int8_ms / self.fp32_ms if self.fp32_ms > 0 else math.nan
-
-    @property
-    def miou_delta_points(self) -> float | None:
-        """INT8 minus FP32 mIoU in points (percent), or None without validation."""
-        if self.fp32_accuracy is None or self.int8_accuracy is None:
-            return None
-        return (self.int8_accuracy.miou - self.fp32_accuracy.miou) * 100
-
-    def iou_delta_points(self) -> dict[str, float]:
-        """Per class INT8 minus FP32 IoU in points (NaN where either is undefined)."""
-        if self.fp32_accuracy is None or self.int8_accuracy is None:
-            return {}
-        fp32, int8 = self.fp32_accuracy.iou, self.int8_accuracy.iou
-        return {name: (int8[name] - fp32[name]) * 100 for name in fp32}
-
-    def describe(self) -> str:
-        """A few human-readable lines (the CLI's output, formatted by app.inference.quantize_cli)."""
-        from app.inference.quantize_cli import describe_result  # lazy: quantize_cli imports this module
-
-        return describe_result(self)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready (NaN as None), with the derived ratio and deltas."""
-        return {
-            **_json(self),
-            "latency_ratio": _json(self.latency_ratio),
-            "miou_delta_points": _json(self.miou_delta_points),
-            "iou_delta_points": _json(self.iou_delta_points()),
-        }
-
-
-def _json(value: Any) -> Any:
-    """Dataclasses, dicts, tuples and paths as JSON values; NaN as None."""
-    if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _json(getattr(value, f.name)) for f in fields(value)}
-    if isinstance(value, dict):
-        return {str(k): _json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
 
 
 def quantize(
@@ -417,8 +289,6 @@ class _Workspace:
         self, config: QuantizeConfig, cache: Path, runs: int, warmup: int, validation: Dataset | None
     ) -> Trial:
         """Quantize with `config` into a temporary file, measure latency (and accuracy)."""
-        from app.inference.quantize_search import Trial  # lazy: quantize_search imports this module
-
         path = self._tmp / f"int8-{time.monotonic_ns()}.onnx"
         try:
             quantize_static(
@@ -529,30 +399,3 @@ def quantized_weight_count(model: onnx.ModelProto) -> int:
     }
     skip = ("QuantizeLinear", "DequantizeLinear")
     return sum(1 for n in model.graph.node if n.op_type not in skip and dequantized & set(n.input[1:2]))
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`seglens quantize ...`: the command line lives in app.inference.quantize_cli. Returns the exit code."""
-    from app.inference.quantize_cli import main as cli_main  # lazy: quantize_cli imports this module
-
-    return cli_main(argv)
-
-
-_SEARCH_EXPORTS = ("SearchResult", "Trial", "pick", "search")
-
-
-def __getattr__(name: str) -> Any:
-    """Re-export the search API (`from app.inference.quantize import search, pick, SearchResult, Trial`).
-
-    Resolved lazily (PEP 562) because app.inference.quantize_search imports this module at import time;
-    importing it here at module level would be circular whichever of the two modules is imported first.
-    """
-    if name in _SEARCH_EXPORTS:
-        from app.inference import quantize_search
-
-        return getattr(quantize_search, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-if __name__ == "__main__":
-    sys.exit(main())

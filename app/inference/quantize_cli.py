@@ -1,7 +1,7 @@
 """Command line of INT8 quantization: `seglens quantize MODEL.onnx --calibration DS --out OUT.onnx [...]`.
 
-The library side (`quantize()`, `QuantizeConfig`, ...) is app.inference.quantize, whose `main` delegates
-here; the search (`--search`) is app.inference.quantize_search.
+`seglens quantize` runs this module's main. The library side (`quantize()`) is app.inference.quantize, the
+search (`--search`) app.inference.quantize_search, the value types app.inference.quantize_types.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from typing import Any
 
 from app.core.datasets import open_dataset
 from app.core.errors import SegLensError
-from app.inference.quantize import _MB, METHODS, QUANT_TYPES, QuantizeResult, quantize
+from app.inference.quantize import quantize
+from app.inference.quantize_types import METHODS, QUANT_TYPES
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -44,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         if args.search:
             assert validation is not None
-            from app.inference.quantize_search import search  # lazy: quantize_search imports this module
+            from app.inference.quantize_search import search  # lazy: only --search needs it
 
             found = search(
                 args.model, args.out, validation=validation, budget_miou_points=args.budget, **common
@@ -74,27 +75,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         atomic_write_text(args.json, json.dumps(document, indent=2, allow_nan=False))
         print(f"wrote {args.json}", file=sys.stderr)
     return code
-
-
-def describe_result(result: QuantizeResult) -> str:
-    """A few human-readable lines for `result` (QuantizeResult.describe(), printed by the CLI)."""
-    lines = [
-        f"wrote {result.int8_path} ({result.config.label()}, {result.quantized_nodes} nodes int8, "
-        f"calibrated on {result.calibration_images} images)",
-        f"size     FP32 {result.fp32_bytes / _MB:.2f} MB   INT8 {result.int8_bytes / _MB:.2f} MB   "
-        f"ratio {result.int8_bytes / result.fp32_bytes:.2f}",
-        f"latency  FP32 {result.fp32_ms:.2f} ms   INT8 {result.int8_ms:.2f} ms   "
-        f"ratio {result.latency_ratio:.2f}" + ("  (INT8 is NOT faster)" if result.latency_ratio >= 1 else ""),
-    ]
-    delta = result.miou_delta_points
-    if delta is not None and result.fp32_accuracy and result.int8_accuracy:
-        fp32, int8 = result.fp32_accuracy, result.int8_accuracy
-        lines.append(
-            f"mIoU     FP32 {fp32.miou * 100:.2f}   INT8 {int8.miou * 100:.2f}   "
-            f"change {delta:+.2f} points ({int8.images} images)"
-        )
-    lines += [f"warning: {w}" for w in result.warnings]
-    return "\n".join(lines)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -5,57 +5,30 @@ node in FP32) and keeps the FASTEST whose mIoU drop is within a budget. When no 
 FP32 within the budget it writes nothing: an INT8 file that is slower or worse than the FP32 one is a trap,
 and the table says what was tried (naive INT8 of SegFormer-B0 is not faster on our CPU, see DESIGN.md).
 
-`search`, `pick`, `SearchResult` and `Trial` are also importable from app.inference.quantize.
+The value types (`QuantizeConfig`, `Accuracy`, `Trial`, ...) are in app.inference.quantize_types.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from app.core.datasets import Dataset
 from app.core.errors import SegLensError
-from app.inference.quantize import (
-    _MB,
+from app.inference.quantize import _Workspace
+from app.inference.quantize_types import (
+    MB,
     Accuracy,
     Log,
     QuantizeConfig,
     QuantizeResult,
     QuantTypeName,
-    _json,
-    _Workspace,
+    Trial,
+    to_json,
 )
-
-
-@dataclass(frozen=True)
-class Trial:
-    """One configuration tried by search()."""
-
-    config: QuantizeConfig
-    fp32_ms: float = math.nan
-    int8_ms: float = math.nan
-    int8_bytes: int = 0
-    quantized_nodes: int = 0
-    accuracy: Accuracy | None = None
-    error: str | None = None
-    path: Path | None = field(default=None, compare=False)  # temporary file, gone after search()
-
-    @property
-    def ratio(self) -> float:
-        """INT8 / FP32 latency."""
-        return self.int8_ms / self.fp32_ms if self.fp32_ms > 0 else math.nan
-
-    def delta_points(self, fp32: Accuracy) -> float:
-        """mIoU change vs FP32 in points (NaN on error)."""
-        return math.nan if self.accuracy is None else (self.accuracy.miou - fp32.miou) * 100
-
-    def within(self, fp32: Accuracy, budget_points: float) -> bool:
-        """Did it lose at most `budget_points` mIoU points?"""
-        delta = self.delta_points(fp32)
-        return not math.isnan(delta) and -delta <= budget_points + 1e-9
 
 
 @dataclass(frozen=True)
@@ -84,7 +57,7 @@ class SearchResult:
             verdict = "CHOSEN" if i == self.chosen else _verdict(t, self.fp32_accuracy, self.budget_points)
             lines.append(
                 f"{i:>2}  {t.config.label()[:43]:<44}{t.int8_ms:>9.2f}{t.fp32_ms:>9.2f}{t.ratio:>7.2f}"
-                f"{delta:>+8.2f}{t.int8_bytes / _MB:>7.2f}  {verdict}"
+                f"{delta:>+8.2f}{t.int8_bytes / MB:>7.2f}  {verdict}"
             )
         lines.append(f"FP32 mIoU {self.fp32_accuracy.miou * 100:.2f}; budget {self.budget_points:.2f} points")
         lines.append(self.message)
@@ -94,11 +67,15 @@ class SearchResult:
         """JSON-ready (NaN as None); each trial with its latency ratio and mIoU change."""
         fp32 = self.fp32_accuracy
         trials = [
-            {**_json(t), "latency_ratio": _json(t.ratio), "miou_delta_points": _json(t.delta_points(fp32))}
+            {
+                **to_json(t),
+                "latency_ratio": to_json(t.ratio),
+                "miou_delta_points": to_json(t.delta_points(fp32)),
+            }
             for t in self.trials
         ]
         result = None if self.result is None else self.result.to_dict()
-        return {**_json(self), "trials": trials, "result": result}
+        return {**to_json(self), "trials": trials, "result": result}
 
 
 def _verdict(trial: Trial, fp32: Accuracy, budget: float) -> str:

@@ -29,12 +29,20 @@ class Backend:
     loader: str  # "module:function"
     description: str
     markers: tuple[str, ...] = ()  # files that make a directory this backend's model (HF: config.json)
+    weights: tuple[str, ...] = ()  # glob patterns, one of which a model directory must also match
 
 
 BACKENDS: tuple[Backend, ...] = (
     Backend("onnx", (".onnx",), "app.inference.onnx_backend:load_onnx", "ONNX model"),
     Backend("keras", (".keras", ".h5", ".hdf5"), "app.inference.keras_backend:load_keras", "Keras model"),
-    Backend("hf", (), "app.inference.hf_backend:load_hf", "transformers checkpoint folder", ("config.json",)),
+    Backend(
+        "hf",
+        (),
+        "app.inference.hf_backend:load_hf",
+        "transformers checkpoint folder",
+        ("config.json",),
+        ("*.safetensors", "*.safetensors.index.json", "*.bin", "*.bin.index.json"),
+    ),
     Backend("rest", (), "app.inference.rest_backend:load_rest", "SegLens REST server (manifest url)"),
     Backend("v2", (), "app.inference.v2_backend:load_v2", "Open Inference Protocol v2 server (manifest url)"),
 )
@@ -54,6 +62,24 @@ def backend_for_kind(kind: str) -> Backend | None:
 def backend_for_suffix(suffix: str) -> Backend | None:
     """The backend that opens files ending in `suffix` (".onnx"), or None."""
     return next((b for b in BACKENDS if suffix.lower() in b.suffixes), None)
+
+
+def is_model_path(path: str | Path) -> bool:
+    """Would load_model() take `path` as a model? A file with a backend's suffix (.onnx, .keras, .h5, ...)
+    or a manifest's (.json, .yaml, .yml), or a folder holding a backend's marker files and weights (a
+    Hugging Face checkpoint: config.json + *.safetensors / *.bin). Looks at names only, opens nothing;
+    a folder of images without config.json is not a model (the window opens it as a dataset)."""
+    source = Path(path)
+    if source.is_dir():
+        return any(_is_model_dir(backend, source) for backend in BACKENDS if backend.markers)
+    suffix = source.suffix.lower()
+    return backend_for_suffix(suffix) is not None or suffix in MANIFEST_SUFFIXES
+
+
+def _is_model_dir(backend: Backend, folder: Path) -> bool:
+    if not all((folder / marker).is_file() for marker in backend.markers):
+        return False
+    return not backend.weights or any(next(folder.glob(pattern), None) for pattern in backend.weights)
 
 
 def load_model(path: str | Path) -> Segmenter:

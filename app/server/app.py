@@ -40,7 +40,6 @@ from app.core.errors import InputError, PredictError
 from app.core.labels import BUILTIN_SCHEMES
 from app.core.overlay import overlay
 from app.inference.base import ModelInfo, Prediction, Segmenter
-from app.server.cli import main
 from app.server.codec import decode_image, encode_png
 from app.server.errors import ApiError, error_body
 from app.server.middleware import (
@@ -54,8 +53,8 @@ from app.server.page import PAGE_CSP, PAGE_HTML
 from app.server.schemas import ErrorBody, Health, PredictResult, PredictTimings, SwitchResult
 from app.server.state import ServerState, UnknownModelError
 
-# `main` is re-exported because app.cli runs `seglens serve` as app.server.app.main(argv).
-__all__ = ["create_app", "info_dict", "main", "palette_for"]
+# `seglens serve` is app.server.cli.main; this module only builds the app (it does not import the CLI).
+__all__ = ["create_app", "info_dict", "palette_for"]
 
 log = logging.getLogger("seglens.server")
 

@@ -52,6 +52,10 @@ class ImageView(QGraphicsView):
         self.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.setBackgroundBrush(Qt.GlobalColor.black)
+        # QGraphicsView takes drops on its viewport (for scene items; ours take none) and swallows them:
+        # files dropped on the image go to the main window, which opens them.
+        self.setAcceptDrops(False)
+        self.viewport().setAcceptDrops(False)
         self.image_item = QGraphicsPixmapItem()
         self.mask_item = QGraphicsPixmapItem()
         self.mask_item.setOpacity(0.5)

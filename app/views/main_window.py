@@ -26,8 +26,6 @@ from app.views.models_panel import ModelsPanel
 from app.views.review_panel import ReviewPanel
 from app.views.theme import THEMES
 
-MODEL_SUFFIXES = (".onnx", ".json", ".yaml", ".yml")
-
 
 def _let_combos_shrink(root: QWidget) -> None:
     """A combo box is as wide as its longest item by default, which adds up to a window too wide for a

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -15,25 +13,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.inference.remote_models import RemoteModelRequest
+
 PROTOCOLS = (
     ("rest", "SegLens REST API (seglens serve)"),
     ("v2", "Open Inference Protocol v2 (Triton, KServe, ...)"),
 )
-
-
-@dataclass(frozen=True)
-class RemoteModelRequest:
-    """What the user typed; the key is kept only long enough to hand it to the OS keyring."""
-
-    name: str
-    protocol: str
-    url: str
-    model: str
-    key_env: str
-    key: str
-    azureml_deployment: str
-    scheme: str
-    slot: int  # 0 = A, 1 = B
 
 
 class RemoteModelDialog(QDialog):

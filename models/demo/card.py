@@ -160,7 +160,7 @@ def write_card(
         f"- FP32 file {result['fp32_bytes'] / _MB:.1f} MB; shipped file {result['bytes'] / _MB:.1f} MB. "
         "Only the faster of FP32/INT8 is shipped: both FP32 files and both INT8 files together would "
         "exceed the 80 MB budget for models/ (`models/demo/retrain.sh` rebuilds the FP32 exports).",
-        f"- INT8 (`app.inference.quantize.search`, budget 1 mIoU point): {int8['message']}.",
+        f"- INT8 (`app.inference.quantize_search.search`, budget 1 mIoU point): {int8['message']}.",
         "",
         "```",
         int8["table"],

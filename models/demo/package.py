@@ -25,7 +25,8 @@ from app.core.datasets import Dataset, open_dataset
 from app.core.fileutil import atomic_write_text
 from app.core.labels import eval_scheme_by_key
 from app.inference.benchmark import benchmark_model
-from app.inference.evaluate import Evaluator, SegmenterPredictor
+from app.evaluation.engine import Evaluator
+from app.evaluation.predictors import SegmenterPredictor
 from app.inference.registry import load_model
 
 HERE = Path(__file__).resolve().parent
@@ -84,7 +85,7 @@ def try_int8(fp32: Path, train: Dataset, val: Dataset, budget: float) -> dict[st
     """quantize.search: the fastest INT8 configuration within `budget` mIoU points, if any beats FP32;
     then a longer alternating FP32/INT8 timing confirms it (on a shared machine one search trial's
     timing can be off by 10x), and INT8 is kept only when it is at least VERIFY_RATIO as fast."""
-    from app.inference.quantize import search
+    from app.inference.quantize_search import search
 
     target = fp32.with_name(fp32.stem + "-int8.onnx")
     result = search(
