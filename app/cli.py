@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 from app import __version__
 from app.commands.options import GT_SCHEME_HELP, gt_scheme_from_arg
-from app.core.errors import SegLensError
-from app.core.memory import manage_memory
+from app.core.domain.errors import SegLensError
+from app.core.runtime.memory import manage_memory
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -38,10 +38,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # Sub-commands implemented by their own module's main(argv), imported only when used.
 _DELEGATED: dict[str, tuple[str, str]] = {
-    "demo-data": ("app.core.synthetic", "write synthetic street scenes in the Cityscapes layout"),
-    "export": ("app.inference.export", "export a Keras or Hugging Face model to ONNX (fidelity checked)"),
-    "quantize": ("app.inference.quantize_cli", "INT8 static quantization of an ONNX model, measured"),
-    "benchmark": ("app.inference.benchmark", "latency, throughput, size, memory (and accuracy) per model"),
+    "demo-data": ("app.core.scenes.generator", "write synthetic street scenes in the Cityscapes layout"),
+    "export": (
+        "app.inference.tools.export",
+        "export a Keras or Hugging Face model to ONNX (fidelity checked)",
+    ),
+    "quantize": ("app.tools.quantize_cli", "INT8 static quantization of an ONNX model, measured"),
+    "benchmark": ("app.tools.benchmark", "latency, throughput, size, memory (and accuracy) per model"),
     "serve": ("app.server.cli", "host models behind the SegLens REST API"),
     "report": ("app.report.cli", "evaluate A and B and write a comparison report (HTML, PDF, CSV, JSON)"),
     "gate": ("app.gate", "QA gate for CI: candidate vs reference with thresholds, JUnit output"),

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.commands.options import add_dataset_options, add_run_options, request_from_args
-from app.core.errors import SegLensError
-from app.core.fileutil import atomic_write_bytes, atomic_write_text
+from app.core.domain.errors import SegLensError
+from app.core.io.fileutil import atomic_write_bytes, atomic_write_text
 from app.evaluation.service import ModelLoader
 
 if TYPE_CHECKING:

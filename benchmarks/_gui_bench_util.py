@@ -157,7 +157,7 @@ def parse_size(text: str) -> tuple[int, int]:
 
 def synthetic_dataset(root: Path, count: int, size: tuple[int, int], seed: int) -> Path:
     """Generate (or reuse, when a previous run left it complete) a synthetic Cityscapes-layout set."""
-    from app.core.synthetic import generate
+    from app.core.scenes.generator import generate
 
     marker = root / ".bench-complete"
     spec = json.dumps({"count": count, "size": list(size), "seed": seed})
@@ -224,7 +224,7 @@ def build_model(folder: Path, spec: ModelSpec) -> Path:
     """A real ONNX segmenter (random convs, 19 trainId classes, logits) from tests/modelzoo.py."""
     from modelzoo import make_onnx_segmenter
 
-    from app.core.labels import TRAINIDS
+    from app.core.domain.labels import TRAINIDS
 
     path = folder / f"{spec.name}.onnx"
     if not path.exists():
@@ -313,8 +313,8 @@ def story_models(folder: Path) -> list[Path]:
     app's own exporters (random weights, cached in `folder`): the Keras VGG16-UNet baseline (8 categories,
     256x512 input) and a SegFormer-B0 (19 trainIds, 512x1024 input, the Cityscapes fine-tuning size).
     Needs the keras and hf extras."""
-    from app.core.synthetic import render_scene
-    from app.inference.export import export_model
+    from app.core.scenes.generator import render_scene
+    from app.inference.tools.export import export_model
 
     folder.mkdir(parents=True, exist_ok=True)
     samples = [render_scene(i, size=(512, 1024), seed=7, split="bench").image for i in range(2)]
@@ -336,7 +336,7 @@ def story_models(folder: Path) -> list[Path]:
         import torch
         from transformers import SegformerConfig, SegformerForSemanticSegmentation
 
-        from app.core.labels import TRAINIDS
+        from app.core.domain.labels import TRAINIDS
         from app.training.torch_trainer import save_processor
 
         torch.manual_seed(6)

@@ -2,8 +2,8 @@
 
     /work/venv/bin/python benchmarks/bench_edit.py [--repeat 200]
 
-Measures LabelEditor (app/core/label_edit.py) per brush dab (radius 10 and 40), per stroke segment, flood
-fill of a large region (the road) and of a small one, and undo/redo of a long stroke; next to each, the
+Measures LabelEditor (app/core/domain/label_edit.py) per brush dab (radius 10 and 40), per stroke segment,
+flood fill of a large region (the road) and of a small one, and undo/redo of a long stroke; next to each, the
 naive reference measured in this same run: a dab that evaluates the disc over the whole map and keeps a
 whole-map copy for undo (napari's 1.5 s per stroke came from this kind of scan), and a fill by
 scipy.ndimage.label over the whole map (when scipy is installed). Only the ratios are meant to travel
@@ -24,8 +24,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.core.label_edit import LabelEditor
-from app.core.synthetic import render_scene
+from app.core.domain.label_edit import LabelEditor
+from app.core.scenes.generator import render_scene
 
 SIZE = (1024, 2048)
 DAB_GOAL_MS = 16.0

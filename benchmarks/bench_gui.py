@@ -3,8 +3,9 @@
     /work/venv/bin/python benchmarks/bench_gui.py [--quick] [--only 1,2,5] [--onscreen] [--keep DIR]
 
 1. Opacity change re-rendered at 2048x1024: slider.setValue -> visible viewports repainted (goal <= 16 ms);
-   references: the same repaint with no opacity change, and a numpy re-blend (app.core.overlay.overlay)
-   + QImage/QPixmap conversion per panel, what re-rendering pixels on every change would cost.
+   references: the same repaint with no opacity change, and a numpy re-blend
+   (app.core.display.overlay.overlay) + QImage/QPixmap conversion per panel, what re-rendering pixels on every
+   change would cost.
 2. Next image with cached predictions: next_action.trigger() -> frame_shown (pixmaps set) and -> repainted,
    over several 2048x1024 images after one evaluation filled the cache (goal <= 50 ms), with the breakdown
    decode / compose / layers / QImage / QPixmap / paint measured step by step in this process.
@@ -90,8 +91,8 @@ def bench_opacity(ctrl: Any, app: Any, repeat: int) -> list[Row]:
     from PySide6.QtCore import QEvent, QObject
     from PySide6.QtGui import QPixmap
 
-    from app.core.labels import IGNORE
-    from app.core.overlay import overlay
+    from app.core.display.overlay import overlay
+    from app.core.domain.labels import IGNORE
     from app.views.image_panel import rgb_to_qimage
 
     section("1. opacity change re-rendered (2048x1024)")
@@ -194,7 +195,7 @@ def bench_opacity(ctrl: Any, app: Any, repeat: int) -> list[Row]:
 
 
 def bench_next_image(ctrl: Any, steps: int) -> list[Row]:
-    from app.core.imageio import read_image, read_instances, read_label
+    from app.core.io.imageio import read_image, read_instances, read_label
     from app.evaluation.frames import compose_frame, render_layers
     from app.evaluation.predictors import mapping_for
     from app.views.image_panel import rgb_to_qimage, rgba_to_qimage
@@ -483,7 +484,7 @@ def child_browse(args: argparse.Namespace) -> None:
     from PySide6.QtWidgets import QApplication
 
     from app.controllers.main_controller import MainController
-    from app.core.memory import manage_memory
+    from app.core.runtime.memory import manage_memory
 
     manage_memory()  # as app_launch.launch and the command line do
     stages["imports (Qt, onnxruntime, app)"] = _stage()
@@ -674,7 +675,7 @@ def bench_evaluation(
 
     from app.evaluation.engine import Evaluator
     from app.evaluation.predictors import SegmenterPredictor
-    from app.inference.onnx_backend import inference_threads
+    from app.inference.backends.onnx_backend import inference_threads
     from app.inference.registry import load_model
 
     threads = inference_threads()
@@ -959,7 +960,7 @@ def main(argv: list[str] | None = None) -> int:
     isolate_this_process(workdir, args.onscreen)
     if args.inference_threads is not None:
         os.environ["SEGLENS_INFERENCE_THREADS"] = str(args.inference_threads)
-    from app.core.memory import manage_memory
+    from app.core.runtime.memory import manage_memory
 
     manage_memory()  # as the app does (app_launch.launch, the command line)
     print(

@@ -26,10 +26,10 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import hf_models  # noqa: E402
 
-from app.core.synthetic import render_scene  # noqa: E402
-from app.inference.export_hf import export_hf  # noqa: E402
-from app.inference.hf_backend import HfSegmenter  # noqa: E402
-from app.inference.onnx_backend import OnnxSegmenter  # noqa: E402
+from app.core.scenes.generator import render_scene  # noqa: E402
+from app.inference.backends.hf_backend import HfSegmenter  # noqa: E402
+from app.inference.backends.onnx_backend import OnnxSegmenter  # noqa: E402
+from app.inference.tools.export_hf import export_hf  # noqa: E402
 
 
 def median_ms(fn: Callable[[], object], repeats: int) -> float:

@@ -3,8 +3,8 @@
     /work/venv/bin/python benchmarks/bench_keras.py [--size 256x512] [--repeats 10] [--width 1.0]
 
 Builds the teams' baseline (VGG16 encoder, weights=None; U-Net decoder; softmax over 8 classes) at the
-given input size, saves it as .keras, exports it with app.inference.export_keras and times predict() on a
-synthetic street scene of the input size through both backends (median of `repeats` calls after a
+given input size, saves it as .keras, exports it with app.inference.tools.export_keras and times predict() on
+a synthetic street scene of the input size through both backends (median of `repeats` calls after a
 warm-up). Prints the medians and the Keras / ONNX ratio; asserts nothing.
 """
 
@@ -22,10 +22,10 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from keras_models import build_vgg16_unet  # noqa: E402
 
-from app.core.synthetic import render_scene  # noqa: E402
+from app.core.scenes.generator import render_scene  # noqa: E402
 from app.inference.base import Segmenter  # noqa: E402
-from app.inference.export_keras import export_keras  # noqa: E402
 from app.inference.registry import load_model  # noqa: E402
+from app.inference.tools.export_keras import export_keras  # noqa: E402
 
 
 def median_ms(model: Segmenter, image, repeats: int) -> float:

@@ -30,8 +30,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from cityscapes_oracle import official_evaluate, random_scene, write_pair  # noqa: E402
 
-from app.core.labels import EVAL_CATEGORIES, EVAL_TRAINIDS, NUM_LABEL_IDS  # noqa: E402
-from app.core.metrics import (  # noqa: E402
+from app.core.domain.labels import EVAL_CATEGORIES, EVAL_TRAINIDS, NUM_LABEL_IDS  # noqa: E402
+from app.core.domain.metrics import (  # noqa: E402
     ConfusionAccumulator,
     InstanceCounts,
     Scores,

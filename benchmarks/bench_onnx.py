@@ -28,8 +28,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import modelzoo  # noqa: E402
 
-from app.core.labels import TRAINIDS  # noqa: E402
-from app.inference.onnx_backend import OnnxSegmenter  # noqa: E402
+from app.core.domain.labels import TRAINIDS  # noqa: E402
+from app.inference.backends.onnx_backend import OnnxSegmenter  # noqa: E402
 from app.inference.postprocess import upsample_argmax, upsample_argmax_naive  # noqa: E402
 
 IMAGE_SIZE = (1024, 2048)

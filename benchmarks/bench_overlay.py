@@ -19,8 +19,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.core.labels import LABELIDS
-from app.core.overlay import blend, colorize, contours, overlay, overlay_contours
+from app.core.display.overlay import blend, colorize, contours, overlay, overlay_contours
+from app.core.domain.labels import LABELIDS
 
 OPACITY = 0.45
 

@@ -27,13 +27,13 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import modelzoo  # noqa: E402
 
-from app.core.datasets import open_dataset  # noqa: E402
-from app.core.labels import TRAINIDS  # noqa: E402
-from app.core.synthetic import generate  # noqa: E402
-from app.inference.benchmark import benchmark_model, format_table, parse_size  # noqa: E402
-from app.inference.quantize import quantize  # noqa: E402
-from app.inference.quantize_search import search  # noqa: E402
-from app.inference.quantize_types import QuantizeConfig  # noqa: E402
+from app.core.domain.labels import TRAINIDS  # noqa: E402
+from app.core.io.datasets import open_dataset  # noqa: E402
+from app.core.scenes.generator import generate  # noqa: E402
+from app.tools.benchmark import benchmark_model, format_table, parse_size  # noqa: E402
+from app.tools.quantize import quantize  # noqa: E402
+from app.tools.quantize_search import search  # noqa: E402
+from app.tools.quantize_types import QuantizeConfig  # noqa: E402
 
 CONFIGS = (
     QuantizeConfig(op_types=("Conv",)),

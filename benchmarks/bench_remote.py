@@ -37,14 +37,14 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 import httpx  # noqa: E402
 import modelzoo  # noqa: E402
 
-from app.core.labels import TRAINIDS  # noqa: E402
-from app.core.synthetic import render_scene  # noqa: E402
+from app.core.domain.labels import TRAINIDS  # noqa: E402
+from app.core.scenes.generator import render_scene  # noqa: E402
+from app.inference.backends.http_client import ClientSettings, HttpClient  # noqa: E402
+from app.inference.backends.onnx_backend import OnnxSegmenter  # noqa: E402
+from app.inference.backends.rest_backend import RestSegmenter  # noqa: E402
+from app.inference.backends.v2_backend import V2Segmenter  # noqa: E402
 from app.inference.base import Segmenter  # noqa: E402
-from app.inference.http_client import ClientSettings, HttpClient  # noqa: E402
 from app.inference.manifest import ModelManifest  # noqa: E402
-from app.inference.onnx_backend import OnnxSegmenter  # noqa: E402
-from app.inference.rest_backend import RestSegmenter  # noqa: E402
-from app.inference.v2_backend import V2Segmenter  # noqa: E402
 
 CONCURRENCY = (1, 2, 4, 8)
 INPUT = (256, 512)

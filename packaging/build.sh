@@ -99,7 +99,7 @@ import json, sys
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
-from app.core.labels import TRAINIDS
+from app.core.domain.labels import TRAINIDS
 
 k = len(TRAINIDS.names)
 w = np.random.default_rng(0).normal(size=(k, 3, 1, 1)).astype(np.float32)

@@ -27,11 +27,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from app.core.datasets import open_dataset  # noqa: E402
-from app.core.imageio import read_label  # noqa: E402
-from app.core.label_edit import LabelEditor, Rect  # noqa: E402
-from app.core.labels import LABELIDS  # noqa: E402
-from app.core.project import Autosaver, Project, SavedEdit  # noqa: E402
+from app.core.domain.label_edit import LabelEditor, Rect  # noqa: E402
+from app.core.domain.labels import LABELIDS  # noqa: E402
+from app.core.io.datasets import open_dataset  # noqa: E402
+from app.core.io.imageio import read_label  # noqa: E402
+from app.core.storage.project import Autosaver, Project, SavedEdit  # noqa: E402
 
 BARRIER = 1
 DIGITS = 8

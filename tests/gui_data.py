@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from modelzoo import window_model_pair
 
-from app.core.synthetic import generate
+from app.core.scenes.generator import generate
 
 
 @pytest.fixture(scope="module")

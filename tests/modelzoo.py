@@ -273,7 +273,7 @@ def _output_head(
 def window_model_pair(root: Path) -> tuple[Path, Path]:
     """The two models the window tests open: A gives trainId logits at a fixed 64x128 input, B gives
     labels at any input size."""
-    from app.core.labels import TRAINIDS
+    from app.core.domain.labels import TRAINIDS
 
     a = make_onnx_segmenter(root / "alpha.onnx", TRAINIDS.names, input_size=(64, 128), seed=3)
     b = make_onnx_segmenter(root / "beta.onnx", TRAINIDS.names, input_size=None, seed=4, output="labels")

@@ -8,16 +8,16 @@ import numpy as np
 import pytest
 from conftest import require
 
-from app.core.synthetic import render_scene
-from app.inference.export_common import FidelityReport
+from app.core.scenes.generator import render_scene
+from app.inference.tools.export_common import FidelityReport
 
 keras = require("keras")
 require("tf2onnx")
 
 from keras_models import build_vgg16_unet  # noqa: E402
 
-from app.inference.accelerate import accelerated  # noqa: E402
 from app.inference.registry import load_model  # noqa: E402
+from app.inference.tools.accelerate import accelerated  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ class CountingExporter:
         self.calls = 0
 
     def __call__(self, source: Path, out: Path) -> FidelityReport:
-        from app.inference.export import export_model
+        from app.inference.tools.export import export_model
 
         self.calls += 1
         image = render_scene(0, size=(32, 64)).image

@@ -11,8 +11,8 @@ from modelzoo import make_onnx_segmenter
 from PIL import Image
 from PySide6.QtCore import Qt
 
-from app.core.labels import TRAINIDS
-from app.core.synthetic import generate
+from app.core.domain.labels import TRAINIDS
+from app.core.scenes.generator import generate
 
 pytestmark = pytest.mark.gui
 CAR = 26
@@ -93,7 +93,7 @@ def test_review_marks_filter_export_and_persistence(qtbot, controller, scenes, t
     review.tags.editingFinished.emit()
     review.note.setPlainText("the pole is labelled as vegetation")
     controller.annotation.add_box(
-        __import__("app.core.review", fromlist=["RegionBox"]).RegionBox(5, 6, 20, 10, "pole")
+        __import__("app.core.domain.review", fromlist=["RegionBox"]).RegionBox(5, 6, 20, 10, "pole")
     )
     stored = controller.annotation.project.review(key)
     assert stored.flags == ("to-review",) and stored.tags == ("night", "glare")

@@ -10,13 +10,15 @@ import numpy as np
 import pytest
 from modelzoo import make_onnx_segmenter
 
-from app.core.datasets import open_dataset
-from app.core.labels import TRAINIDS, eval_scheme_by_key
-from app.core.metrics import compute_scores
-from app.core.synthetic import generate
+from app.core.domain.labels import TRAINIDS, eval_scheme_by_key
+from app.core.domain.metrics import compute_scores
+from app.core.io.datasets import open_dataset
+from app.core.scenes.generator import generate
 from app.evaluation.engine import Evaluator
 from app.evaluation.predictors import SegmenterPredictor, choose_scheme
-from app.inference.benchmark import (
+from app.inference.backends.onnx_backend import OnnxSegmenter
+from app.inference.registry import load_model
+from app.tools.benchmark import (
     BenchmarkResult,
     Percentiles,
     benchmark_model,
@@ -24,8 +26,6 @@ from app.inference.benchmark import (
     format_table,
     main,
 )
-from app.inference.onnx_backend import OnnxSegmenter
-from app.inference.registry import load_model
 
 SIZE = (64, 128)
 

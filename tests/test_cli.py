@@ -14,8 +14,8 @@ from cityscapes_oracle import official_evaluate
 from modelzoo import make_onnx_segmenter
 
 from app.cli import main
-from app.core.labels import CATEGORY_NAMES, TRAINIDS
-from app.core.synthetic import generate
+from app.core.domain.labels import CATEGORY_NAMES, TRAINIDS
+from app.core.scenes.generator import generate
 
 
 @pytest.fixture(scope="module")
@@ -184,7 +184,7 @@ class _Watched:
     def __init__(self, path: Path, backend: str | None = None) -> None:
         from dataclasses import replace
 
-        from app.inference.onnx_backend import OnnxSegmenter
+        from app.inference.backends.onnx_backend import OnnxSegmenter
 
         self.inner = OnnxSegmenter(path)
         self.info = self.inner.info if backend is None else replace(self.inner.info, backend=backend)
@@ -220,7 +220,7 @@ class _Watched:
 
 @pytest.mark.parametrize(("backend", "lanes"), [(None, 1), ("rest", 2)])
 def test_evaluation_pipeline_gives_local_models_one_inference_lane(scenes, models, backend, lanes) -> None:
-    from app.core.datasets import open_dataset
+    from app.core.io.datasets import open_dataset
     from app.evaluation.engine import Evaluator
     from app.evaluation.predictors import SegmenterPredictor, choose_scheme
 
@@ -238,8 +238,8 @@ def test_evaluation_pipeline_gives_local_models_one_inference_lane(scenes, model
 
 
 def test_a_failing_model_call_is_reported_per_image_and_the_run_goes_on(scenes, models) -> None:
-    from app.core.datasets import open_dataset
-    from app.core.errors import PredictError
+    from app.core.domain.errors import PredictError
+    from app.core.io.datasets import open_dataset
     from app.evaluation.engine import Evaluator
     from app.evaluation.predictors import SegmenterPredictor, choose_scheme
     from app.inference.base import PendingPrediction

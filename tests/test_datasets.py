@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.core.datasets import CityscapesDataset, Dataset, FolderDataset, open_dataset
-from app.core.errors import InputError
-from app.core.labels import TRAINIDS
+from app.core.domain.errors import InputError
+from app.core.domain.labels import TRAINIDS
+from app.core.io.datasets import CityscapesDataset, Dataset, FolderDataset, open_dataset
 
 H, W = 4, 6
 
@@ -169,7 +169,7 @@ def test_cityscapes_load_sample(cityscapes: Path) -> None:
 
 
 def test_load_without_image_decodes_no_pixels(cityscapes: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from app.core import datasets
+    from app.core.io import datasets
 
     ds = open_dataset(cityscapes)
     ref = ds.refs[2]

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from app.core.datasets import Dataset, open_dataset
-from app.core.labels import eval_scheme_by_key
-from app.core.synthetic import generate
+from app.core.domain.labels import eval_scheme_by_key
+from app.core.io.datasets import Dataset, open_dataset
+from app.core.scenes.generator import generate
 from app.evaluation.engine import Evaluator
 from app.evaluation.predictors import SegmenterPredictor
 from app.inference.registry import load_model

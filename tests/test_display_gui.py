@@ -10,9 +10,9 @@ from PySide6.QtCore import QRectF
 from PySide6.QtGui import QColor, QImage, QPainter, QPalette
 from PySide6.QtWidgets import QApplication, QLabel
 
-from app.core.labels import IGNORE, TRAINIDS
-from app.core.overlay import contours
-from app.core.render import error_map
+from app.core.display.overlay import contours
+from app.core.display.render import error_map
+from app.core.domain.labels import IGNORE, TRAINIDS
 
 pytestmark = pytest.mark.gui
 pytest_plugins = ("gui_data",)  # the scenes and models fixtures
@@ -176,7 +176,7 @@ def test_s_cycles_all_panels_and_hover_hidden_and_highlight_keep_working(qtbot, 
 
 
 def test_styles_content_and_theme_persist(qtbot, monkeypatch, tmp_path, scenes, models) -> None:
-    from app.core.settings import load_settings
+    from app.core.storage.settings import load_settings
 
     monkeypatch.setenv("SEGLENS_CONFIG", str(tmp_path / "cfg"))
     first = _open(qtbot, scenes, models)
@@ -213,7 +213,7 @@ def test_styles_content_and_theme_persist(qtbot, monkeypatch, tmp_path, scenes, 
 def test_view_choices_are_saved_a_second_after_a_change_without_closing(
     qtbot, monkeypatch, tmp_path, scenes, models
 ) -> None:
-    from app.core.settings import load_settings
+    from app.core.storage.settings import load_settings
 
     monkeypatch.setenv("SEGLENS_CONFIG", str(tmp_path / "cfg"))
     ctrl = _open(qtbot, scenes, models)
@@ -294,7 +294,7 @@ def test_shortcuts_are_unique_and_listed(qtbot, controller, monkeypatch) -> None
 
 
 def test_view_choices_match_the_render_keys() -> None:
-    from app.core.render import CONTENTS, STYLES
+    from app.core.display.render import CONTENTS, STYLES
     from app.views.compare_view import CompareView
     from app.views.image_panel import STYLES as PANEL_STYLES
 

@@ -12,8 +12,8 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
-from app.core.labels import TRAINIDS
-from app.core.synthetic import generate
+from app.core.domain.labels import TRAINIDS
+from app.core.scenes.generator import generate
 
 pytestmark = pytest.mark.gui
 SIZE = (32, 64)

@@ -12,17 +12,17 @@ import pytest
 from modelzoo import make_onnx_segmenter
 
 from app.cli import main
-from app.core.datasets import open_dataset
-from app.core.edited import EditedDataset
-from app.core.errors import InputError
-from app.core.labels import CATEGORY_NAMES, TRAINIDS
-from app.core.project import Project, default_project_path
-from app.core.synthetic import generate
+from app.core.domain.errors import InputError
+from app.core.domain.labels import CATEGORY_NAMES, TRAINIDS
+from app.core.io.datasets import open_dataset
+from app.core.scenes.generator import generate
+from app.core.storage.edited import EditedDataset
+from app.core.storage.project import Project, default_project_path
 from app.evaluation.document import format_summary, result_document
 from app.evaluation.service import CachePolicy, EvaluationRequest, evaluate, open_session
 from app.gate import main as gate_main
-from app.inference.benchmark import benchmark_models
 from app.report.cli import main as report_main
+from app.tools.benchmark import benchmark_models
 
 LOOSE = ["--max-miou-drop", "100", "--max-class-drop", "100"]  # gate rules that random models pass
 
@@ -165,8 +165,8 @@ def test_onnx_runtime_option_works_in_report_and_gate(scenes, models, tmp_path, 
 
 
 def test_cli_evaluates_edited_labels_on_request_and_warns_otherwise(models, tmp_path, capsys) -> None:
-    from app.core.imageio import read_label
-    from app.core.labels import LABELIDS
+    from app.core.domain.labels import LABELIDS
+    from app.core.io.imageio import read_label
 
     root = generate(tmp_path / "data", 3, size=(96, 192), seed=5)
     a = str(models[0])
@@ -256,7 +256,7 @@ def test_comparison_names_winner_margin_worse_classes_and_basis(scenes, models) 
 def test_saved_predictions_are_scored_without_decoding_the_images(
     scenes, models, tmp_path, monkeypatch
 ) -> None:
-    import app.core.datasets as datasets
+    import app.core.io.datasets as datasets
 
     saved = tmp_path / "saved"
     a = str(models[0])

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from modelzoo import centroids_from_colors, make_onnx_segmenter
 
-from app.core.labels import TRAINIDS
-from app.core.synthetic import generate
+from app.core.domain.labels import TRAINIDS
+from app.core.scenes.generator import generate
 from app.gate import main as gate
 from app.inference.base import ModelInfo, Prediction, Segmenter
 from app.inference.registry import load_model

@@ -11,9 +11,9 @@ from conftest import require
 from modelzoo import make_onnx_segmenter
 from PySide6.QtCore import Qt
 
-from app.core.datasets import open_dataset
-from app.core.labels import CATEGORY_NAMES, TRAINIDS, eval_scheme_by_key
-from app.core.synthetic import generate
+from app.core.domain.labels import CATEGORY_NAMES, TRAINIDS, eval_scheme_by_key
+from app.core.io.datasets import open_dataset
+from app.core.scenes.generator import generate
 from app.evaluation.engine import Evaluator
 from app.evaluation.predictors import SegmenterPredictor
 from app.inference.registry import load_model
@@ -171,7 +171,7 @@ def test_error_and_disagreement_maps_and_hover(qtbot, controller, scenes, models
 
 
 def test_confusion_drill_down_to_pixels(qtbot, controller, scenes, models) -> None:
-    from app.core.metrics import aggregate
+    from app.core.domain.metrics import aggregate
 
     controller.auto_evaluate = False
     _load(qtbot, controller, scenes, models)
@@ -260,7 +260,7 @@ def test_settings_recent_menus_models_panel_and_shortcuts(
     qtbot, monkeypatch, tmp_path, scenes, models
 ) -> None:
     from app.controllers.main_controller import MainController
-    from app.core.settings import load_settings
+    from app.core.storage.settings import load_settings
 
     monkeypatch.setenv("SEGLENS_CONFIG", str(tmp_path / "cfg"))
     first = MainController()
@@ -419,8 +419,8 @@ def test_stepping_uses_frames_rendered_ahead_and_kept(qtbot, controller, scenes,
 
 
 def test_cached_only_frames_never_run_a_model(tmp_path, scenes, models) -> None:
-    from app.core.lru import LruCache
-    from app.core.prediction_cache import PredictionCache
+    from app.core.runtime.lru import LruCache
+    from app.core.storage.prediction_cache import PredictionCache
     from app.evaluation.frames import compose_frame
     from app.evaluation.predictors import choose_scheme, mapping_for
     from app.evaluation.store import CachedPredictor

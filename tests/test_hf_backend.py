@@ -17,17 +17,17 @@ import numpy as np
 import pytest
 from conftest import require
 
-from app.core.errors import ModelLoadError, PredictError
-from app.core.labels import TRAINIDS
-from app.core.synthetic import render_scene
+from app.core.domain.errors import ModelLoadError, PredictError
+from app.core.domain.labels import TRAINIDS
+from app.core.scenes.generator import render_scene
 
 torch = require("torch")
 transformers = require("transformers")
 import hf_models  # noqa: E402
 
-from app.inference.export_hf import export_hf  # noqa: E402
-from app.inference.hf_backend import HfSegmenter, Sliding  # noqa: E402
+from app.inference.backends.hf_backend import HfSegmenter, Sliding  # noqa: E402
 from app.inference.registry import load_model  # noqa: E402
+from app.inference.tools.export_hf import export_hf  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = (64, 128)
@@ -319,7 +319,7 @@ def test_importing_the_registry_and_hf_modules_does_not_import_torch():
     result = run_python(
         """
         import sys
-        import app.inference.registry, app.inference.hf_backend, app.inference.export_hf
+        import app.inference.registry, app.inference.backends.hf_backend, app.inference.tools.export_hf
         heavy = [m for m in ("torch", "transformers") if m in sys.modules]
         assert not heavy, heavy
         """
@@ -332,7 +332,7 @@ def test_missing_extra_names_the_install_command(segformer_dir):
         f"""
         import sys
         sys.modules["torch"] = None  # as if torch were not installed
-        from app.core.errors import ModelLoadError
+        from app.core.domain.errors import ModelLoadError
         from app.inference.registry import load_model
         try:
             load_model({str(segformer_dir)!r})

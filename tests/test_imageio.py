@@ -11,16 +11,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.core import pngdecode
-from app.core.errors import InputError
-from app.core.imageio import (
+from app.core.domain.errors import InputError
+from app.core.domain.labels import CATEGORIES, LABELIDS, TRAINIDS
+from app.core.io import pngdecode
+from app.core.io.imageio import (
     EQUAL_CHANNELS_WARNING,
     read_image,
     read_instances,
     read_label,
     write_label_png,
 )
-from app.core.labels import CATEGORIES, LABELIDS, TRAINIDS
 
 
 @pytest.fixture(autouse=True, params=["default", "pillow"])

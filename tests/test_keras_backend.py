@@ -21,13 +21,13 @@ require("tf2onnx")
 import onnx  # noqa: E402
 from keras_models import build_vgg16_unet, dice_loss, iou_metric  # noqa: E402
 
-from app.core.errors import ModelLoadError  # noqa: E402
-from app.core.labels import CATEGORIES, TRAINIDS  # noqa: E402
-from app.core.synthetic import render_scene  # noqa: E402
-from app.inference.export_keras import export_keras  # noqa: E402
-from app.inference.keras_backend import KerasSegmenter, parse_options  # noqa: E402
+from app.core.domain.errors import ModelLoadError  # noqa: E402
+from app.core.domain.labels import CATEGORIES, TRAINIDS  # noqa: E402
+from app.core.scenes.generator import render_scene  # noqa: E402
+from app.inference.backends.keras_backend import KerasSegmenter, parse_options  # noqa: E402
 from app.inference.manifest import load_manifest  # noqa: E402
 from app.inference.registry import load_model  # noqa: E402
+from app.inference.tools.export_keras import export_keras  # noqa: E402
 
 # Keras' own variable -> numpy conversion on save (keras/src/backend/tensorflow/core.py), not ours.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept:DeprecationWarning")
@@ -296,7 +296,8 @@ def test_missing_tensorflow_says_how_to_install(unet, folder: Path, monkeypatch:
 
 def test_importing_the_registry_does_not_import_tensorflow() -> None:
     code = (
-        "import sys, app.inference.registry, app.inference.keras_backend, app.inference.export_keras\n"
+        "import sys, app.inference.registry, app.inference.backends.keras_backend,"
+        " app.inference.tools.export_keras\n"
         "print(sorted(m for m in ('tensorflow', 'keras', 'tf2onnx') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -8,7 +8,7 @@ import threading
 import numpy as np
 import pytest
 
-from app.core.label_edit import EMPTY, LabelEditor, Rect
+from app.core.domain.label_edit import EMPTY, LabelEditor, Rect
 
 
 def disc_reference(shape: tuple[int, int], cx: int, cy: int, radius: float) -> np.ndarray:

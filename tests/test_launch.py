@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from app.core.synthetic import generate
+from app.core.scenes.generator import generate
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 

@@ -1,4 +1,4 @@
-"""The process's malloc policy (app/core/memory.py): large arrays reused, free pages given back.
+"""The process's malloc policy (app/core/runtime/memory.py): large arrays reused, free pages given back.
 
 Each test runs in a fresh interpreter: malloc settings are process-wide and cannot be read back."""
 
@@ -35,7 +35,7 @@ def test_freed_arrays_stay_for_reuse_until_released():
         + textwrap.dedent(
             """
         import numpy as np
-        from app.core.memory import release_free_memory, reuse_large_blocks
+        from app.core.runtime.memory import release_free_memory, reuse_large_blocks
         assert reuse_large_blocks()
         base = rss_mb()
         arrays = [np.ones(1 << 20, dtype=np.uint8) for _ in range(200)]  # 200 x 1 MB, touched
@@ -60,7 +60,7 @@ def test_manage_memory_starts_one_releasing_thread():
     out = run_python(
         """
         import threading
-        from app.core import memory
+        from app.core.runtime import memory
         calls = []
         real = memory.release_free_memory
         memory.release_free_memory = lambda: calls.append(1) or real()

@@ -12,9 +12,9 @@ import pytest
 from cityscapes_oracle import official_evaluate, random_scene, write_pair
 from PIL import Image
 
-from app.core import metrics
-from app.core.errors import InputError
-from app.core.labels import (
+from app.core.domain import metrics
+from app.core.domain.errors import InputError
+from app.core.domain.labels import (
     AVG_CLASS_SIZE,
     CATEGORY_REPRESENTATIVE_ID,
     EVAL_CATEGORIES,
@@ -24,7 +24,7 @@ from app.core.labels import (
     ClassScheme,
     custom_eval_scheme,
 )
-from app.core.metrics import (
+from app.core.domain.metrics import (
     INSTANCE_CATEGORIES,
     INSTANCE_CATEGORY_IDS,
     INSTANCE_CLASS_IDS,
@@ -410,7 +410,7 @@ def test_official_square_matrix_is_accepted(dataset: tuple[list[Path], list[Path
 
 
 def test_sparse_counts_round_trip_and_sum_exactly() -> None:
-    from app.core.metrics import SparseCounts
+    from app.core.domain.metrics import SparseCounts
 
     rng = np.random.default_rng(3)
     dense = np.zeros((34, 35), dtype=np.int64)

@@ -12,11 +12,11 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from app.core.errors import InputError, ModelLoadError
-from app.core.labels import CATEGORIES, TRAINIDS
+from app.core.domain.errors import InputError, ModelLoadError
+from app.core.domain.labels import CATEGORIES, TRAINIDS
+from app.inference.backends.onnx_backend import THREADS_ENV, OnnxSegmenter, inference_threads
 from app.inference.base import Segmenter
 from app.inference.manifest import find_manifest, load_manifest
-from app.inference.onnx_backend import THREADS_ENV, OnnxSegmenter, inference_threads
 from app.inference.postprocess import upsample_argmax_naive
 from app.inference.registry import load_model, supported_suffixes
 
@@ -116,7 +116,8 @@ def test_timings_around_the_model_call_count_work_not_waiting(tmp_path, monkeypa
     for the wait."""
     import time
 
-    from app.inference import onnx_backend, preprocess
+    from app.inference import preprocess
+    from app.inference.backends import onnx_backend
 
     model = load_model(mz.make_onnx_segmenter(tmp_path / "m.onnx", TRAINIDS.names, input_size=(64, 128)))
     real_upsample, real_resize = onnx_backend.upsample_argmax, preprocess.resize_rgb

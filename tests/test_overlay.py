@@ -7,8 +7,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from app.core.labels import LABELIDS
-from app.core.overlay import (
+from app.core.display.overlay import (
     alpha_fixed,
     as_palette,
     blend,
@@ -17,6 +16,7 @@ from app.core.overlay import (
     overlay,
     overlay_contours,
 )
+from app.core.domain.labels import LABELIDS
 
 RNG = np.random.default_rng(42)
 # 70 rows x 1000 columns: chunks of 32 rows, so the last chunk is partial (6 rows).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from app.core import paths
+from app.core.io import paths
 
 
 def test_models_and_resources_found_from_source_and_override(tmp_path, monkeypatch) -> None:

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from app.core.pipeline import Stage, run_pipeline
+from app.core.runtime.pipeline import Stage, run_pipeline
 
 
 def _live_pipeline_threads(name: str) -> list[threading.Thread]:

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.core import pngdecode
-from app.core.errors import InputError
-from app.core.imageio import image_size, read_image, read_instances, read_label
-from app.core.labels import LABELIDS
+from app.core.domain.errors import InputError
+from app.core.domain.labels import LABELIDS
+from app.core.io import pngdecode
+from app.core.io.imageio import image_size, read_image, read_instances, read_label
 
 imagecodecs = pytest.importorskip("imagecodecs", reason="the fast decoder is the optional extra 'fast'")
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.core.datasets import Sample, SampleRef
-from app.core.prediction_cache import CacheKey, PredictionCache, image_digest
+from app.core.io.datasets import Sample, SampleRef
+from app.core.storage.prediction_cache import CacheKey, PredictionCache, image_digest
 from app.evaluation.store import CachedPredictor
 from app.inference.base import InputSpec, ModelInfo, Prediction, Timings
 

@@ -15,12 +15,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.core.datasets import open_dataset
-from app.core.errors import InputError
-from app.core.imageio import read_label
-from app.core.label_edit import LabelEditor
-from app.core.labels import LABELIDS
-from app.core.project import (
+from app.core.domain.errors import InputError
+from app.core.domain.label_edit import LabelEditor
+from app.core.domain.labels import LABELIDS
+from app.core.domain.review import ImageReview, RegionBox
+from app.core.io.datasets import open_dataset
+from app.core.io.imageio import read_label
+from app.core.scenes.generator import generate
+from app.core.storage.project import (
     SCHEMA_VERSION,
     Autosaver,
     ModelEntry,
@@ -28,8 +30,6 @@ from app.core.project import (
     default_project_path,
     gt_path_for,
 )
-from app.core.review import ImageReview, RegionBox
-from app.core.synthetic import generate
 
 
 @pytest.fixture(scope="module")

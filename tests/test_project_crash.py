@@ -23,12 +23,12 @@ import pytest
 from crash_worker import DIGITS, apply_edit, decode_counter, encode_counter, model_source, prepare
 from PIL import Image
 
-from app.core.datasets import open_dataset
-from app.core.imageio import read_label
-from app.core.label_edit import LabelEditor
-from app.core.labels import LABELIDS
-from app.core.project import Project, default_project_path
-from app.core.synthetic import generate
+from app.core.domain.label_edit import LabelEditor
+from app.core.domain.labels import LABELIDS
+from app.core.io.datasets import open_dataset
+from app.core.io.imageio import read_label
+from app.core.scenes.generator import generate
+from app.core.storage.project import Project, default_project_path
 
 WORKER = Path(__file__).with_name("crash_worker.py")
 INTERVAL_S = 0.3

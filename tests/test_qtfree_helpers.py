@@ -11,13 +11,13 @@ import pytest
 from modelzoo import make_onnx_segmenter
 from PIL import Image
 
-from app.core.datasets import SampleRef, open_dataset
-from app.core.edited import EditedDataset, open_project
-from app.core.image_table import short_name, thumbnail
-from app.core.labels import TRAINIDS, eval_scheme_by_key
-from app.core.metrics import aggregate
-from app.core.project import default_project_path
-from app.core.synthetic import generate
+from app.core.domain.labels import TRAINIDS, eval_scheme_by_key
+from app.core.domain.metrics import aggregate
+from app.core.io.datasets import SampleRef, open_dataset
+from app.core.io.image_table import short_name, thumbnail
+from app.core.scenes.generator import generate
+from app.core.storage.edited import EditedDataset, open_project
+from app.core.storage.project import default_project_path
 from app.evaluation.drilldown import rank_images
 from app.evaluation.engine import Evaluator
 from app.evaluation.predictors import SegmenterPredictor

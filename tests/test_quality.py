@@ -61,7 +61,7 @@ def test_qt_free_layers_do_not_import_qt(layer: str) -> None:
 
 def test_headless_import_does_not_load_qt_or_frameworks() -> None:
     code = (
-        "import sys, app.cli, app.core.metrics, app.evaluation.service;"
+        "import sys, app.cli, app.core.domain.metrics, app.evaluation.service;"
         "bad=[m for m in ('PySide6','torch','tensorflow','transformers','fastapi') if m in sys.modules];"
         "print(','.join(bad))"
     )
@@ -119,7 +119,9 @@ def import_graph(package_dir: Path) -> dict[str, set[str]]:
                     base = ".".join(parts + ([base] if base else []))
                 targets = [base] + [f"{base}.{alias.name}" for alias in node.names]
             for target in targets:
-                while target and target not in modules:  # app.core.labels.LABELIDS -> app.core.labels
+                while (
+                    target and target not in modules
+                ):  # app.core.domain.labels.LABELIDS -> app.core.domain.labels
                     target = target.rpartition(".")[0]
                 if target and target != name and not name.startswith(target + "."):
                     edges[name].add(target)

@@ -11,18 +11,18 @@ import onnx
 import pytest
 from modelzoo import centroids_from_colors, make_onnx_segmenter, make_text_file
 
-from app.core.datasets import FolderDataset, open_dataset
-from app.core.errors import InputError, ModelLoadError
-from app.core.labels import BUILTIN_SCHEMES, LABEL_BY_ID, LABELIDS
-from app.core.synthetic import generate
+from app.core.domain.errors import InputError, ModelLoadError
+from app.core.domain.labels import BUILTIN_SCHEMES, LABEL_BY_ID, LABELIDS
+from app.core.io.datasets import FolderDataset, open_dataset
+from app.core.scenes.generator import generate
 from app.evaluation.engine import Evaluator
 from app.evaluation.predictors import SegmenterPredictor, choose_scheme
-from app.inference import quantize as quantize_module
-from app.inference import quantize_cli
-from app.inference.quantize import quantize
-from app.inference.quantize_search import pick, search
-from app.inference.quantize_types import Accuracy, QuantizeConfig, Trial
 from app.inference.registry import load_model
+from app.tools import quantize as quantize_module
+from app.tools import quantize_cli
+from app.tools.quantize import quantize
+from app.tools.quantize_search import pick, search
+from app.tools.quantize_types import Accuracy, QuantizeConfig, Trial
 
 SIZE = (64, 128)
 CATEGORIES = BUILTIN_SCHEMES["categories"]

@@ -36,17 +36,17 @@ from modelzoo import make_onnx_segmenter
 from PIL import Image
 from servers import serve_app
 
-from app.core.datasets import open_dataset
-from app.core.errors import ModelLoadError, PredictError
-from app.core.labels import TRAINIDS, eval_scheme_by_key
-from app.core.synthetic import generate
+from app.core.domain.errors import ModelLoadError, PredictError
+from app.core.domain.labels import TRAINIDS, eval_scheme_by_key
+from app.core.io.datasets import open_dataset
+from app.core.scenes.generator import generate
 from app.evaluation.engine import Evaluator
 from app.evaluation.predictors import SegmenterPredictor
+from app.inference.backends.http_client import ClientSettings, HttpClient, Secret, parse_retry_after
+from app.inference.backends.onnx_backend import OnnxSegmenter
+from app.inference.backends.rest_backend import RestSegmenter
 from app.inference.base import Segmenter
-from app.inference.http_client import ClientSettings, HttpClient, Secret, parse_retry_after
-from app.inference.onnx_backend import OnnxSegmenter
 from app.inference.registry import load_model
-from app.inference.rest_backend import RestSegmenter
 
 fastapi = require("fastapi")
 uvicorn = require("uvicorn")
@@ -453,7 +453,7 @@ def test_key_sources(tmp_path, monkeypatch) -> None:
             return KEY if (service, user) == ("seglens-test", "seglens") else None
 
     monkeypatch.setitem(sys.modules, "keyring", FakeKeyring)
-    from app.inference.http_client import resolve_api_key
+    from app.inference.backends.http_client import resolve_api_key
 
     secret = resolve_api_key({"keyring_service": "seglens-test"}, url)
     assert secret is not None and secret.reveal() == KEY

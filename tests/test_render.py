@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.core.datasets import SampleRef
-from app.core.labels import EVAL_TRAINIDS, IGNORE
-from app.core.overlay import contours
-from app.core.render import disagreement_map, error_map, mask_rgba, matrix_view, rgba_palette
+from app.core.display.overlay import contours
+from app.core.display.render import disagreement_map, error_map, mask_rgba, matrix_view, rgba_palette
+from app.core.domain.labels import EVAL_TRAINIDS, IGNORE
+from app.core.io.datasets import SampleRef
 from app.evaluation.frames import Frame, Highlight, layer_patch, render_layers
 
 

@@ -14,9 +14,9 @@ from conftest import require
 from modelzoo import centroids_from_colors, make_onnx_segmenter
 
 from app.cli import main as seglens
-from app.core.datasets import open_dataset
-from app.core.labels import TRAINIDS
-from app.core.synthetic import generate
+from app.core.domain.labels import TRAINIDS
+from app.core.io.datasets import open_dataset
+from app.core.scenes.generator import generate
 from app.evaluation.engine import Evaluator
 from app.evaluation.predictors import SegmenterPredictor, choose_scheme
 from app.evaluation.service import EvaluationRequest, evaluate

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from app.core.review import (
+from app.core.domain.review import (
     DEFAULT_FLAGS,
     FlagVocabulary,
     ImageReview,

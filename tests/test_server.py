@@ -30,8 +30,8 @@ from conftest import require
 from modelzoo import make_onnx_segmenter
 from PIL import Image
 
-from app.core.errors import PredictError
-from app.core.labels import CATEGORY_NAMES, TRAINIDS
+from app.core.domain.errors import PredictError
+from app.core.domain.labels import CATEGORY_NAMES, TRAINIDS
 from app.inference.base import Prediction
 from app.inference.registry import load_model
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from app.core.settings import MAX_RECENT, Settings, load_settings, save_settings
+from app.core.storage.settings import MAX_RECENT, Settings, load_settings, save_settings
 
 
 def test_round_trip_and_recent_lists(tmp_path) -> None:

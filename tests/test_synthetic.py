@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.core.labels import EVAL_TRAINIDS, LABEL_BY_ID, LABELIDS
-from app.core.synthetic import DEFAULT_CITIES, frame_name, generate, main, render_scene
+from app.core.domain.labels import EVAL_TRAINIDS, LABEL_BY_ID, LABELIDS
+from app.core.scenes.generator import DEFAULT_CITIES, frame_name, generate, main, render_scene
 
 SMALL = (128, 256)
 SUFFIXES = ("gtFine_labelIds.png", "gtFine_instanceIds.png", "gtFine_color.png")

@@ -11,10 +11,10 @@ import pytest
 from conftest import require
 from modelzoo import make_onnx_segmenter
 
-from app.core.errors import InputError
-from app.core.labels import TRAINIDS
-from app.core.synthetic import generate
-from app.inference.remote_models import RemoteModelRequest, remote_manifest, save_remote
+from app.core.domain.errors import InputError
+from app.core.domain.labels import TRAINIDS
+from app.core.scenes.generator import generate
+from app.inference.backends.remote_models import RemoteModelRequest, remote_manifest, save_remote
 
 
 def _request(**overrides) -> RemoteModelRequest:

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.core.errors import InputError
-from app.core.synthetic import generate, render_scene
+from app.core.domain.errors import InputError
+from app.core.scenes.generator import generate, render_scene
 from app.training.augment import (
     AugmentConfig,
     augment,

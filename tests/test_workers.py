@@ -18,7 +18,7 @@ from app.controllers.workers import (
     WorkerPool,
     live_pools,
 )
-from app.core.errors import InputError
+from app.core.domain.errors import InputError
 
 WAIT = 5_000  # ms; generous, only an upper bound on waits
 BLOCK = 5.0  # s; a blocked worker gives up after this, so a failing test cannot hang

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         )
         result = run_with_progress(session, quiet=args.quiet)
     if args.json:
-        from app.core.fileutil import atomic_write_text
+        from app.core.io.fileutil import atomic_write_text
 
         atomic_write_text(args.json, json.dumps(result_document(result), indent=2, allow_nan=False))
         print(f"wrote {args.json}", file=sys.stderr)

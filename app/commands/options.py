@@ -8,10 +8,10 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.core.argtypes import WORKERS_HELP
+from app.core.runtime.argtypes import WORKERS_HELP
 
 if TYPE_CHECKING:
-    from app.core.labels import ClassScheme
+    from app.core.domain.labels import ClassScheme
     from app.evaluation.service import CachePolicy, EvaluationRequest
 
 GT_SCHEME_HELP = (
@@ -22,7 +22,7 @@ GT_SCHEME_HELP = (
 
 def gt_scheme_from_arg(value: str | None) -> ClassScheme:
     """'labelids' (or nothing) -> Cityscapes labelIds; anything else is a custom scheme JSON file."""
-    from app.core.labels import LABELIDS, load_custom_scheme
+    from app.core.domain.labels import LABELIDS, load_custom_scheme
 
     if value is None or value.lower() == "labelids":
         return LABELIDS

@@ -16,13 +16,13 @@ import numpy as np
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QFileDialog, QInputDialog
 
-from app.core.datasets import Dataset, SampleRef
-from app.core.edited import EditedDataset, open_project
-from app.core.errors import SegLensError
-from app.core.label_edit import LabelEditor, Rect
-from app.core.project import Autosaver, Project
-from app.core.render import rgba_palette
-from app.core.review import RegionBox, normalize_flag, normalize_tag
+from app.core.display.render import rgba_palette
+from app.core.domain.errors import SegLensError
+from app.core.domain.label_edit import LabelEditor, Rect
+from app.core.domain.review import RegionBox, normalize_flag, normalize_tag
+from app.core.io.datasets import Dataset, SampleRef
+from app.core.storage.edited import EditedDataset, open_project
+from app.core.storage.project import Autosaver, Project
 from app.evaluation.frames import cache_key, layer_patch
 from app.views.image_panel import rgba_to_qimage
 

@@ -12,9 +12,9 @@ from PySide6.QtWidgets import QApplication, QWidget
 from app import __version__
 from app.controllers.main_controller import MainController
 from app.controllers.preferences import window_settings
-from app.core.demo import demo_models, ensure_demo_dataset
-from app.core.labels import LABELIDS, ClassScheme
-from app.core.memory import manage_memory
+from app.core.domain.labels import LABELIDS, ClassScheme
+from app.core.runtime.memory import manage_memory
+from app.core.scenes.demo import demo_models, ensure_demo_dataset
 
 
 def launch(

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject
 
-from app.core.render import DISAGREEMENT_COLORS, DISAGREEMENT_NAMES, ERROR_COLORS, ERROR_NAMES
+from app.core.display.render import DISAGREEMENT_COLORS, DISAGREEMENT_NAMES, ERROR_COLORS, ERROR_NAMES
 from app.evaluation.frames import layer_styles, panel_styles
 
 if TYPE_CHECKING:

@@ -1,7 +1,7 @@
 """The evaluation as it runs on a worker thread for the main controller (no widgets touched here).
 
 The other worker-side functions are Qt-free and live below: `app.evaluation.frames.render_frame`,
-`app.core.image_table.thumbnail`."""
+`app.core.io.image_table.thumbnail`."""
 
 from __future__ import annotations
 

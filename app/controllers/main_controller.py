@@ -16,21 +16,21 @@ from app.controllers.frame_loader import PREFETCH_AHEAD, FrameLoader
 from app.controllers.jobs import run_evaluation
 from app.controllers.panels import model_cards
 from app.controllers.workers import ErrorReport, Job, WorkerPool
-from app.core.datasets import Dataset, open_dataset
-from app.core.edited import EditedDataset
-from app.core.errors import SegLensError
-from app.core.image_table import short_name, thumbnail
-from app.core.labels import (
+from app.core.display.render import matrix_view
+from app.core.domain.errors import SegLensError
+from app.core.domain.labels import (
     LABELIDS,
     ClassScheme,
     EvalScheme,
     custom_eval_scheme,
     eval_scheme_by_key,
 )
-from app.core.lru import LruCache
-from app.core.paths import cache_dir
-from app.core.prediction_cache import PredictionCache as DiskPredictionCache
-from app.core.render import matrix_view
+from app.core.io.datasets import Dataset, open_dataset
+from app.core.io.image_table import short_name, thumbnail
+from app.core.io.paths import cache_dir
+from app.core.runtime.lru import LruCache
+from app.core.storage.edited import EditedDataset
+from app.core.storage.prediction_cache import PredictionCache as DiskPredictionCache
 from app.evaluation.engine import Evaluator
 from app.evaluation.frames import (
     FILLED,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from app.core.labels import ClassScheme, EvalScheme
+from app.core.domain.labels import ClassScheme, EvalScheme
 from app.evaluation.predictors import SegmenterPredictor, mapping_for
 from app.views.metrics_panel import ModelSummary
 from app.views.models_panel import ModelCard

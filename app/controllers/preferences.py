@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QEvent, QObject, QSettings, QTimer
 from PySide6.QtWidgets import QApplication, QDockWidget, QMenu
 
-from app.core.paths import config_dir
-from app.core.settings import Settings, load_settings, save_settings
+from app.core.io.paths import config_dir
+from app.core.storage.settings import Settings, load_settings, save_settings
 from app.views.shortcuts_dialog import ShortcutsDialog
 from app.views.theme import apply_theme
 

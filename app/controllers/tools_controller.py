@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QDialog, QFileDialog
 
-from app.inference.remote_models import keyring_available, save_remote
+from app.inference.backends.remote_models import keyring_available, save_remote
 from app.views.remote_dialog import RemoteModelDialog
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ class ToolsController(QObject):
 
     def benchmark(self) -> None:
         """Measure A and B (latency percentiles, throughput, size, memory) without blocking the window."""
-        from app.inference.benchmark import benchmark_models, format_table
+        from app.tools.benchmark import benchmark_models, format_table
 
         active = self.main.active()
         if not active:
@@ -69,7 +69,7 @@ class ToolsController(QObject):
 
     def export_a(self) -> None:
         """Export model A (Keras or Hugging Face) to ONNX and use the export as A when it is faithful."""
-        from app.inference.export import sample_images, source_kind
+        from app.inference.tools.export import sample_images, source_kind
 
         predictor = self.main.predictors[0]
         if predictor is None or predictor.info.backend not in ("keras", "hf"):
@@ -84,7 +84,7 @@ class ToolsController(QObject):
             return
 
         def run() -> Any:
-            from app.inference.export import export_model
+            from app.inference.tools.export import export_model
 
             return export_model(source, out, samples=sample_images(None, 4))
 
@@ -112,7 +112,7 @@ class ToolsController(QObject):
             return
 
         def run() -> Any:
-            from app.inference.quantize import quantize
+            from app.tools.quantize import quantize
 
             count = min(len(dataset), 50)
             return quantize(source, out, calibration=dataset, count=count, validation=dataset)

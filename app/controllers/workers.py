@@ -23,8 +23,8 @@ Contract:
   also for jobs cancelled before they ran; ``job.state`` then says ``CANCELLED``). Progress is coalesced:
   a slow GUI sees the latest value, not a backlog.
 * Every failure is also emitted by ``WorkerPool.error`` so the main window connects one place to the
-  status bar and the log panel. :class:`~app.core.errors.SegLensError` gives a clean message; anything else
-  is reported as "unexpected error: ..." with its traceback. :class:`Cancelled` is not an error.
+  status bar and the log panel. :class:`~app.core.domain.errors.SegLensError` gives a clean message; anything
+  else is reported as "unexpected error: ..." with its traceback. :class:`Cancelled` is not an error.
 * The pool must be used from the thread that created it (the GUI thread); call :meth:`WorkerPool.shutdown`
   before dropping it (``closeEvent``).
 """
@@ -47,7 +47,7 @@ from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, QThreadPool, Signal
 
-from app.core.errors import SegLensError
+from app.core.domain.errors import SegLensError
 
 __all__ = [
     "Cancelled",

@@ -3,7 +3,7 @@ predicted class), for the metrics panel's drill list."""
 
 from __future__ import annotations
 
-from app.core.metrics import aggregate
+from app.core.domain.metrics import aggregate
 from app.evaluation.results import ModelAccumulator
 
 

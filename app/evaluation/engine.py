@@ -17,11 +17,11 @@ from typing import Protocol
 
 import numpy as np
 
-from app.core.datasets import Dataset, Sample, SampleRef
-from app.core.errors import SegLensError
-from app.core.imageio import write_label_png
-from app.core.labels import EvalScheme
-from app.core.pipeline import Stage, run_pipeline
+from app.core.domain.errors import SegLensError
+from app.core.domain.labels import EvalScheme
+from app.core.io.datasets import Dataset, Sample, SampleRef
+from app.core.io.imageio import write_label_png
+from app.core.runtime.pipeline import Stage, run_pipeline
 from app.evaluation.outputs import prediction_path
 from app.evaluation.predictors import SamplePredictor, begin_prediction, mapping_for, needs_pixels
 from app.evaluation.results import (

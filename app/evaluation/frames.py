@@ -10,11 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.core.datasets import Dataset, SampleRef
-from app.core.errors import SegLensError
-from app.core.labels import IGNORE, ClassMapping, EvalScheme
-from app.core.lru import LruCache
-from app.core.render import (
+from app.core.display.render import (
     DISAGREEMENT_COLORS,
     DISAGREEMENT_NAMES,
     ERROR_COLORS,
@@ -28,6 +24,10 @@ from app.core.render import (
     region_boundary,
     rgba_palette,
 )
+from app.core.domain.errors import SegLensError
+from app.core.domain.labels import IGNORE, ClassMapping, EvalScheme
+from app.core.io.datasets import Dataset, SampleRef
+from app.core.runtime.lru import LruCache
 from app.evaluation.predictors import SamplePredictor
 from app.evaluation.results import ImageEval, count_prediction, evaluate_sample
 from app.inference.base import Prediction

@@ -6,7 +6,7 @@ import hashlib
 import re
 from pathlib import Path
 
-from app.core.datasets import SampleRef
+from app.core.io.datasets import SampleRef
 
 _MAX_NAME_BYTES = 200  # below the 255-byte limit of common file systems, with room for suffixes
 

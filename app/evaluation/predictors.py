@@ -9,10 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
-from app.core.datasets import Sample, SampleRef
-from app.core.errors import InputError
-from app.core.imageio import read_label
-from app.core.labels import (
+from app.core.domain.errors import InputError
+from app.core.domain.labels import (
     BUILTIN_SCHEMES,
     LABELIDS,
     ClassMapping,
@@ -23,6 +21,8 @@ from app.core.labels import (
     eval_scheme_by_key,
     map_by_name,
 )
+from app.core.io.datasets import Sample, SampleRef
+from app.core.io.imageio import read_label
 from app.inference.base import InputSpec, ModelInfo, PendingPrediction, Prediction, Segmenter, Timings
 
 

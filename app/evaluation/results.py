@@ -16,10 +16,17 @@ from typing import Literal
 
 import numpy as np
 
-from app.core.datasets import Dataset, Sample, SampleRef
-from app.core.errors import PredictError
-from app.core.labels import ClassMapping, EvalScheme
-from app.core.metrics import InstanceCounts, Scores, SparseCounts, compute_scores, confusion, instance_counts
+from app.core.domain.errors import PredictError
+from app.core.domain.labels import ClassMapping, EvalScheme
+from app.core.domain.metrics import (
+    InstanceCounts,
+    Scores,
+    SparseCounts,
+    compute_scores,
+    confusion,
+    instance_counts,
+)
+from app.core.io.datasets import Dataset, Sample, SampleRef
 from app.evaluation.predictors import SamplePredictor, sample_shape
 from app.inference.base import ModelInfo, Prediction, Timings
 

@@ -24,16 +24,16 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from app.core.datasets import Dataset, SampleRef, open_dataset
-from app.core.errors import InputError, SegLensError
-from app.core.labels import LABELIDS, ClassScheme, EvalScheme
+from app.core.domain.errors import InputError, SegLensError
+from app.core.domain.labels import LABELIDS, ClassScheme, EvalScheme
+from app.core.io.datasets import Dataset, SampleRef, open_dataset
 from app.evaluation.engine import Engine, Evaluator, ImageCallback, LocalEngine
 from app.evaluation.predictors import FolderPredictions, SamplePredictor, SegmenterPredictor, choose_scheme
 from app.evaluation.results import EvaluationResult, GroundTruth, GroundTruthKind
 from app.inference.base import Segmenter
 
 if TYPE_CHECKING:
-    from app.core.project import Project
+    from app.core.storage.project import Project
 
 ModelLoader = Callable[[str], Segmenter]
 Note = Callable[[str], None]
@@ -175,8 +175,8 @@ def _ground_truth(
 ) -> tuple[Dataset, GroundTruth, Project | None]:
     """The dataset as the request wants its labels: original, or seen through a project's edits. With
     original labels, a note when the dataset's project holds edits the run does not use."""
-    from app.core.edited import EditedDataset, find_project
-    from app.core.project import Project
+    from app.core.storage.edited import EditedDataset, find_project
+    from app.core.storage.project import Project
 
     path = request.project or find_project(dataset.root)
     if request.ground_truth == "original":
@@ -289,7 +289,7 @@ def close_all(predictors: Sequence[SamplePredictor]) -> None:
 def _accelerated(
     sources: Sequence[str], predictors: list[SamplePredictor], notes: list[str]
 ) -> list[SamplePredictor]:
-    from app.inference.accelerate import accelerated
+    from app.inference.tools.accelerate import accelerated
 
     out = list(predictors)
     for i, source in enumerate(sources):
@@ -302,8 +302,8 @@ def _accelerated(
 
 
 def _cached(predictors: list[SamplePredictor], policy: CachePolicy) -> list[SamplePredictor]:
-    from app.core.paths import cache_dir
-    from app.core.prediction_cache import PredictionCache
+    from app.core.io.paths import cache_dir
+    from app.core.storage.prediction_cache import PredictionCache
     from app.evaluation.store import CachedPredictor
 
     cache = PredictionCache(policy.folder or cache_dir() / "predictions", policy.max_bytes)

@@ -6,8 +6,8 @@ import hashlib
 import threading
 from dataclasses import asdict
 
-from app.core.datasets import Sample
-from app.core.prediction_cache import CacheKey, PredictionCache
+from app.core.io.datasets import Sample
+from app.core.storage.prediction_cache import CacheKey, PredictionCache
 from app.evaluation.predictors import SamplePredictor, begin_prediction
 from app.inference.base import ModelInfo, PendingPrediction, Prediction, Timings
 

@@ -1,1 +1,2 @@
-"""Model backends behind one interface and a registry."""
+"""Models behind one interface (base) and a registry; backends/ (one module per kind
+of model), tools/ (ONNX export, acceleration)."""

@@ -26,8 +26,8 @@ from typing import Any, cast
 
 import yaml
 
-from app.core.errors import InputError, SchemeError
-from app.core.labels import BUILTIN_SCHEMES, ClassScheme, load_custom_scheme
+from app.core.domain.errors import InputError, SchemeError
+from app.core.domain.labels import BUILTIN_SCHEMES, ClassScheme, load_custom_scheme
 from app.inference.base import ChannelOrder, Layout, OutputKind, ResizePolicy
 
 MANIFEST_SUFFIXES: tuple[str, ...] = (".json", ".yaml", ".yml")

@@ -17,8 +17,8 @@ from typing import Any, cast
 import numpy as np
 from PIL import Image
 
-from app.core.errors import InputError, ModelLoadError
-from app.core.labels import BUILTIN_SCHEMES, normalize_name
+from app.core.domain.errors import InputError, ModelLoadError
+from app.core.domain.labels import BUILTIN_SCHEMES, normalize_name
 from app.inference.base import InputSpec
 from app.inference.manifest import ModelManifest
 

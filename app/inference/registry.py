@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
-from app.core.errors import InputError, ModelLoadError
+from app.core.domain.errors import InputError, ModelLoadError
 from app.inference.base import Segmenter
 from app.inference.manifest import MANIFEST_SUFFIXES, ModelManifest, find_manifest, load_manifest
 
@@ -33,18 +33,27 @@ class Backend:
 
 
 BACKENDS: tuple[Backend, ...] = (
-    Backend("onnx", (".onnx",), "app.inference.onnx_backend:load_onnx", "ONNX model"),
-    Backend("keras", (".keras", ".h5", ".hdf5"), "app.inference.keras_backend:load_keras", "Keras model"),
+    Backend("onnx", (".onnx",), "app.inference.backends.onnx_backend:load_onnx", "ONNX model"),
+    Backend(
+        "keras", (".keras", ".h5", ".hdf5"), "app.inference.backends.keras_backend:load_keras", "Keras model"
+    ),
     Backend(
         "hf",
         (),
-        "app.inference.hf_backend:load_hf",
+        "app.inference.backends.hf_backend:load_hf",
         "transformers checkpoint folder",
         ("config.json",),
         ("*.safetensors", "*.safetensors.index.json", "*.bin", "*.bin.index.json"),
     ),
-    Backend("rest", (), "app.inference.rest_backend:load_rest", "SegLens REST server (manifest url)"),
-    Backend("v2", (), "app.inference.v2_backend:load_v2", "Open Inference Protocol v2 server (manifest url)"),
+    Backend(
+        "rest", (), "app.inference.backends.rest_backend:load_rest", "SegLens REST server (manifest url)"
+    ),
+    Backend(
+        "v2",
+        (),
+        "app.inference.backends.v2_backend:load_v2",
+        "Open Inference Protocol v2 server (manifest url)",
+    ),
 )
 
 

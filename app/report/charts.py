@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from app.core.labels import IGNORE, EvalScheme
-from app.core.overlay import overlay
+from app.core.display.overlay import overlay
+from app.core.domain.labels import IGNORE, EvalScheme
 
 THUMB_WIDTH = 360
 _GREEN = (46, 125, 50)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.commands.options import add_dataset_options, add_run_options, request_from_args
-from app.core.errors import SegLensError
+from app.core.domain.errors import SegLensError
 
 if TYPE_CHECKING:
     from app.evaluation.results import EvaluationResult

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from app.core.datasets import Sample
+from app.core.io.datasets import Sample
 from app.evaluation.compare import ON_PAR_POINTS, WORSE_CLASS_POINTS, Comparison, compare, delta_points
 from app.evaluation.results import EvaluationResult, ModelResult
 

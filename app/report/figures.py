@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from app.core.errors import SegLensError
+from app.core.domain.errors import SegLensError
 from app.report import charts
 from app.report.data import ImageRow, ReportData
 

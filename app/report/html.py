@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from app import __version__
-from app.core.fileutil import atomic_write_text
+from app.core.io.fileutil import atomic_write_text
 from app.evaluation.results import ModelResult
 from app.report.charts import mime_type
 from app.report.data import (

@@ -19,7 +19,7 @@ from fpdf import FPDF
 from fpdf.fonts import FontFace
 
 from app import __version__
-from app.core.fileutil import atomic_write_bytes
+from app.core.io.fileutil import atomic_write_bytes
 from app.report.data import (
     ReportData,
     categories,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.core.datasets import Sample
+from app.core.io.datasets import Sample
 from app.evaluation.results import SampleOutcome
 from app.report.data import delta_points
 

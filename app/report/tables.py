@@ -11,7 +11,7 @@ import io
 from collections.abc import Sequence
 from pathlib import Path
 
-from app.core.fileutil import atomic_write_text
+from app.core.io.fileutil import atomic_write_text
 from app.report.data import ReportData, class_stat
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")

@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app.core.errors import SegLensError
-from app.core.fileutil import atomic_write_text
+from app.core.domain.errors import SegLensError
+from app.core.io.fileutil import atomic_write_text
 from app.evaluation.document import result_document
 from app.evaluation.results import EvaluationResult
 from app.report.data import MaskSource, ReportData, build_report_data

@@ -36,9 +36,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import __version__
-from app.core.errors import InputError, PredictError
-from app.core.labels import BUILTIN_SCHEMES
-from app.core.overlay import overlay
+from app.core.display.overlay import overlay
+from app.core.domain.errors import InputError, PredictError
+from app.core.domain.labels import BUILTIN_SCHEMES
 from app.inference.base import ModelInfo, Prediction, Segmenter
 from app.server.codec import decode_image, encode_png
 from app.server.errors import ApiError, error_body

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app.core.errors import SegLensError
+from app.core.domain.errors import SegLensError
 
 if TYPE_CHECKING:
     from app.inference.base import Segmenter

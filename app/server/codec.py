@@ -1,6 +1,6 @@
 """Uploaded bytes -> RGB image, and arrays -> PNG bytes, with errors a client can act on.
 
-The conversion rules are those of app.core.imageio.read_image (alpha dropped, 16-bit and float grey
+The conversion rules are those of app.core.io.imageio.read_image (alpha dropped, 16-bit and float grey
 scaled, no EXIF rotation), so a served prediction equals the desktop's prediction of the same file.
 The size is checked from the header *before* the pixels are decoded: a small PNG can declare a huge
 canvas, and decoding it first would be the denial of service the limit is there to prevent.
@@ -13,10 +13,10 @@ import io
 import numpy as np
 from PIL import Image
 
-from app.core.imageio import image_to_rgb
+from app.core.io.imageio import image_to_rgb
 from app.server.errors import ApiError
 
-# What PIL raises on unreadable data (see app.core.imageio): OSError covers truncated files and
+# What PIL raises on unreadable data (see app.core.io.imageio): OSError covers truncated files and
 # UnidentifiedImageError; SyntaxError, ValueError and EOFError come from individual format plugins.
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError)
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from app.core.errors import InputError
+from app.core.domain.errors import InputError
 from app.inference.base import ModelInfo
 
 # Left out of /metrics: large (the confusion matrix, per-image rows) and available in the file itself.

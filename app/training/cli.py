@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from app.core.argtypes import parse_size as parse_sizes
-from app.core.errors import InputError
+from app.core.domain.errors import InputError
+from app.core.runtime.argtypes import parse_size as parse_sizes
 from app.training.augment import AugmentConfig
 from app.training.config import ARCHS, PRECISIONS, TrainConfig
 from app.training.data import SCHEMES, TrainData, load_validation, open_labelled
@@ -168,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from app.core.errors import SegLensError
+    from app.core.domain.errors import SegLensError
 
     try:
         sys.exit(main())

@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from app.core.datasets import Dataset, SampleRef, open_dataset
-from app.core.errors import InputError
-from app.core.labels import CATEGORIES, TRAINIDS, ClassScheme, EvalScheme, eval_scheme_by_key
+from app.core.domain.errors import InputError
+from app.core.domain.labels import CATEGORIES, TRAINIDS, ClassScheme, EvalScheme, eval_scheme_by_key
+from app.core.io.datasets import Dataset, SampleRef, open_dataset
 from app.training.augment import AugmentConfig, augment
 
 SCHEMES: dict[str, ClassScheme] = {"categories": CATEGORIES, "trainids": TRAINIDS}

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from app.core.errors import InputError
+from app.core.domain.errors import InputError
 from app.training.config import TrainConfig, use_bf16
 from app.training.data import model_scheme
 from app.training.loop import Say, replace_dir
@@ -103,7 +103,7 @@ class KerasTrainer:
                 say(f"--threads {config.threads} ignored: TensorFlow's thread pools were already set up")
         import keras  # type: ignore[import-untyped,unused-ignore]
 
-        from app.inference.keras_backend import NORMALIZATIONS
+        from app.inference.backends.keras_backend import NORMALIZATIONS
 
         keras.utils.set_random_seed(config.seed)
         self.tf, self.keras, self.config, self.say = tf, keras, config, say
@@ -227,7 +227,7 @@ class KerasTrainer:
 
     def load_state(self, directory: Path) -> None:
         """Restore save_state's weights, optimizer variables and normalization."""
-        from app.inference.keras_backend import NORMALIZATIONS
+        from app.inference.backends.keras_backend import NORMALIZATIONS
 
         if not (directory / WEIGHTS_FILE).is_file() or not (directory / OPTIMIZER_FILE).is_file():
             raise InputError(directory, f"not a VGG16-UNet training checkpoint (no {WEIGHTS_FILE})")

@@ -19,10 +19,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from app.core.errors import InputError
-from app.core.fileutil import atomic_write_text
-from app.core.labels import NUM_LABEL_IDS, builtin_mapping
-from app.core.metrics import ConfusionAccumulator, Scores
+from app.core.domain.errors import InputError
+from app.core.domain.labels import NUM_LABEL_IDS, builtin_mapping
+from app.core.domain.metrics import ConfusionAccumulator, Scores
+from app.core.io.fileutil import atomic_write_text
 from app.inference.postprocess import upsample_argmax
 from app.training.config import TrainConfig
 from app.training.data import TrainData, ValItem, eval_scheme, model_scheme, resize_pair
@@ -88,7 +88,7 @@ def validate(
 ) -> Scores:
     """Official-equivalent scores on full-resolution ground truth: each image is resized to the training
     size, its scores upsampled bilinearly to the GT size and argmax'ed (what the backends do), the classes
-    mapped into labelIds and counted in the 34x34 matrix of app.core.metrics."""
+    mapped into labelIds and counted in the 34x34 matrix of app.core.domain.metrics."""
     to_label_ids = builtin_mapping(model_scheme(scheme_key)).lut
     acc = ConfusionAccumulator(NUM_LABEL_IDS)
     for start in range(0, len(items), batch):

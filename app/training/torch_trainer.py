@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from app.core.errors import InputError
+from app.core.domain.errors import InputError
 from app.training.config import SEGFORMER_SIZES, TrainConfig, use_bf16
 from app.training.data import model_scheme
 from app.training.loop import Say, replace_dir

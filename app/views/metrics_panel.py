@@ -89,7 +89,8 @@ class ConfusionHeatmap(QWidget):
             self.cell_clicked.emit(row, column)
 
     def set_values(self, view: tuple[np.ndarray, tuple[float, float]] | None, names: Sequence[str]) -> None:
-        """Show prepared values (see app.core.render.matrix_view); negative levels use a diverging map."""
+        """Show prepared values (see app.core.display.render.matrix_view); negative levels use a diverging
+        map."""
         if view is None or view[0].size == 0:
             self.image.clear()
             self.values = None

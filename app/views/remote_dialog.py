@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.inference.remote_models import RemoteModelRequest
+from app.inference.backends.remote_models import RemoteModelRequest
 
 PROTOCOLS = (
     ("rest", "SegLens REST API (seglens serve)"),

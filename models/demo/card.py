@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 from typing import Any, Protocol
 
-from app.core.fileutil import atomic_write_text
+from app.core.io.fileutil import atomic_write_text
 
 _MB = 1024 * 1024
 _FLAGS = (
@@ -124,7 +124,7 @@ def write_card(
         "",
         "## Data",
         "",
-        "- Generator: `app.core.synthetic` (procedural scenes in the Cityscapes layout, labelIds GT).",
+        "- Generator: `app.core.scenes.generator` (procedural scenes in the Cityscapes layout, labelIds GT).",
         f"- Training: seed {train['seed']}, split `{train['split']}`, {train['count']} images rendered at "
         f"{train['size'][0]}x{train['size'][1]}, resized to {cfg['size'][0]}x{cfg['size'][1]} for training "
         "(image bilinear, label nearest).",
@@ -139,7 +139,7 @@ def write_card(
         f"- Architecture: {cfg['arch']}"
         + (f" (decoder width {cfg['width']:g})" if spec.kind == "keras" else "")
         + f", {init}.",
-        f"- Predicts: {spec.scheme} (labelIds mapped with app.core.labels; 255 = ignore).",
+        f"- Predicts: {spec.scheme} (labelIds mapped with app.core.domain.labels; 255 = ignore).",
         *_training(log),
         "",
         "Command (what `models/demo/retrain.sh " + spec.command + "` runs):",
@@ -160,7 +160,7 @@ def write_card(
         f"- FP32 file {result['fp32_bytes'] / _MB:.1f} MB; shipped file {result['bytes'] / _MB:.1f} MB. "
         "Only the faster of FP32/INT8 is shipped: both FP32 files and both INT8 files together would "
         "exceed the 80 MB budget for models/ (`models/demo/retrain.sh` rebuilds the FP32 exports).",
-        f"- INT8 (`app.inference.quantize_search.search`, budget 1 mIoU point): {int8['message']}.",
+        f"- INT8 (`app.tools.quantize_search.search`, budget 1 mIoU point): {int8['message']}.",
         "",
         "```",
         int8["table"],

@@ -21,13 +21,13 @@ from typing import Any
 
 import numpy as np
 
-from app.core.datasets import Dataset, open_dataset
-from app.core.fileutil import atomic_write_text
-from app.core.labels import eval_scheme_by_key
-from app.inference.benchmark import benchmark_model
+from app.core.domain.labels import eval_scheme_by_key
+from app.core.io.datasets import Dataset, open_dataset
+from app.core.io.fileutil import atomic_write_text
 from app.evaluation.engine import Evaluator
 from app.evaluation.predictors import SegmenterPredictor
 from app.inference.registry import load_model
+from app.tools.benchmark import benchmark_model
 
 HERE = Path(__file__).resolve().parent
 VAL = {"seed": 20261124, "split": "val", "count": 20, "size": [512, 1024]}
@@ -71,11 +71,11 @@ def export(spec: Spec, work: Path, samples: list[np.ndarray]) -> tuple[Path, str
     out.parent.mkdir(parents=True, exist_ok=True)
     best = work / spec.run / "best"
     if spec.kind == "keras":
-        from app.inference.export_keras import export_keras
+        from app.inference.tools.export_keras import export_keras
 
         report = export_keras(best / "model.keras", out, sample_images=samples)
     else:
-        from app.inference.export_hf import export_hf
+        from app.inference.tools.export_hf import export_hf
 
         report = export_hf(best, out, sample_images=samples)
     return out, report.describe()
@@ -85,7 +85,7 @@ def try_int8(fp32: Path, train: Dataset, val: Dataset, budget: float) -> dict[st
     """quantize.search: the fastest INT8 configuration within `budget` mIoU points, if any beats FP32;
     then a longer alternating FP32/INT8 timing confirms it (on a shared machine one search trial's
     timing can be off by 10x), and INT8 is kept only when it is at least VERIFY_RATIO as fast."""
-    from app.inference.quantize_search import search
+    from app.tools.quantize_search import search
 
     target = fp32.with_name(fp32.stem + "-int8.onnx")
     result = search(
@@ -122,7 +122,7 @@ def try_int8(fp32: Path, train: Dataset, val: Dataset, budget: float) -> dict[st
 
 def _verify_latency(fp32: Path, int8: Path, val: Dataset) -> tuple[float, float]:
     """Median session.run() ms of both models on the same prepared tensors, alternating in blocks."""
-    from app.inference.benchmark import compare_latency
+    from app.tools.benchmark import compare_latency
 
     segmenter = load_model(fp32)
     try:

@@ -19,8 +19,8 @@ data() {
   # Training scenes: seed 7, split "train". Validation: the app's demo set (seed 20261124, split "val",
   # 20 images at 512x1024, see app/controllers/app_launch.py). The split is part of the scene seed, so the
   # two never share a scene.
-  "$PYTHON" -m app.core.synthetic --out "$DATA" --count 400 --size 256x512 --seed 7 --split train
-  "$PYTHON" -m app.core.synthetic --out "$DATA" --count 20 --size 512x1024 --seed 20261124 --split val
+  "$PYTHON" -m app.core.scenes.generator --out "$DATA" --count 400 --size 256x512 --seed 7 --split train
+  "$PYTHON" -m app.core.scenes.generator --out "$DATA" --count 20 --size 512x1024 --seed 20261124 --split val
 }
 
 baseline() {

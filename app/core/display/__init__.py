@@ -1,0 +1,1 @@
+"""What people look at: overlays and the rendering of masks, errors and outlines."""

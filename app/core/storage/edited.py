@@ -1,0 +1,64 @@
+"""Ground truth as edited in a project: the dataset seen through a project's edited label maps, and where
+a dataset's project lives. The source label files are never changed."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+from pathlib import Path
+
+from app.core.domain.errors import SegLensError
+from app.core.io.datasets import Dataset, Sample, SampleRef
+from app.core.io.paths import cache_dir
+from app.core.storage.project import Project, default_project_path
+
+_log = logging.getLogger(__name__)
+
+
+class EditedDataset(Dataset):
+    """The dataset with each image's GT replaced by its edited version where the project has one."""
+
+    def __init__(self, base: Dataset, project: Project) -> None:
+        super().__init__(base.root, base.kind, base.split, base.gt_scheme, base.refs)
+        self.base = base
+        self.project = project
+
+    def cities(self) -> list[str]:
+        return self.base.cities()
+
+    def load(self, ref: SampleRef, *, with_instances: bool = True, image: bool = True) -> Sample:
+        sample = self.base.load(ref, with_instances=with_instances, image=image)
+        if self.project.edit_record(ref.key) is None:
+            return sample
+        return dataclasses.replace(sample, gt=self.project.load_gt(ref, self.gt_scheme, use_edited=True))
+
+    def edited_keys(self, refs: list[SampleRef] | None = None) -> list[str]:
+        """The keys among `refs` (default: all) whose labels are edited."""
+        edited = {record.key for record in self.project.edits()}
+        return [ref.key for ref in (self.refs if refs is None else refs) if ref.key in edited]
+
+
+def fallback_project_path(dataset_root: Path) -> Path:
+    """Where the project of a dataset that cannot hold one (read-only) is kept: the user cache."""
+    digest = hashlib.sha256(str(dataset_root.resolve()).encode()).hexdigest()[:16]
+    return cache_dir() / "projects" / f"{digest}.sqlite"
+
+
+def find_project(dataset_root: Path) -> Path | None:
+    """The existing project of a dataset (beside it, else in the user cache), or None."""
+    for path in (default_project_path(dataset_root), fallback_project_path(dataset_root)):
+        if path.is_file() and path.stat().st_size > 0:
+            return path
+    return None
+
+
+def open_project(dataset: Dataset) -> Project:
+    """The dataset's project, created on first use; in the user data folder if the dataset is read-only."""
+    try:
+        return Project.open_or_create(default_project_path(dataset.root), dataset.root)
+    except (OSError, SegLensError) as exc:
+        if isinstance(exc, SegLensError) and "newer" in str(exc):
+            raise  # a project from a newer SegLens is refused, never replaced
+        _log.info("%s: project kept in the cache folder (%s)", dataset.root, exc)
+        return Project.open_or_create(fallback_project_path(dataset.root), dataset.root)
