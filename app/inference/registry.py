@@ -37,6 +37,8 @@ BACKENDS: tuple[Backend, ...] = (
     Backend("hf", (), "app.inference.hf_backend:load_hf", "transformers checkpoint folder", ("config.json",)),
     Backend("rest", (), "app.inference.rest_backend:load_rest", "SegLens REST server (manifest url)"),
     Backend("v2", (), "app.inference.v2_backend:load_v2", "Open Inference Protocol v2 server (manifest url)"),
+    Backend("http", (), "app.inference.http_backend:load_http", "any JSON/PNG API described by its manifest"),
+    Backend("azureml", (), "app.inference.azureml_backend:load_azureml", "Azure ML online endpoint (/score)"),
 )
 
 
