@@ -15,7 +15,8 @@ Manifest (kind "http")::
         format: multipart         # multipart | json | raw
         field: file               # multipart: the image's field name
         form: {model_name: unet}  # multipart: extra form fields
-        key: image                # json: where the base64 PNG goes (dotted path: inputs.0.data)
+        key: image                # json: where the base64 PNG goes (dotted path: instances.0)
+        image: base64             # json: base64 (a PNG) | list (HxWx3 numbers, as KServe v1 takes)
         body: {threshold: 0.5}    # json: the rest of the body
         content_type: image/png   # raw: the body is the PNG itself
       response:
@@ -85,6 +86,7 @@ class HttpApi:
     file_field: str = "file"
     form: Mapping[str, str] = field(default_factory=dict)
     json_key: str = "image"
+    json_image: Literal["base64", "list"] = "base64"  # list: HxWx3 nested numbers (KServe v1 instances)
     json_body: Mapping[str, Any] = field(default_factory=dict)
     content_type: str = "image/png"
     response: ResponseFormat = "png"
@@ -115,6 +117,7 @@ def parse_api(options: Mapping[str, Any], where: str) -> HttpApi:
         "file_field": _text(request.get("field", "file"), "request.field", where),
         "form": _strings(request, "form", where, "request."),
         "json_key": _text(request.get("key", "image"), "request.key", where),
+        "json_image": _choice(request.get("image", "base64"), ("base64", "list"), "request.image", where),
         "json_body": _mapping(request, "body", where, "request."),
         "content_type": _text(request.get("content_type", "image/png"), "request.content_type", where),
         "response": _choice(response.get("format", "png"), _RESPONSE_FORMATS, "response.format", where),
@@ -225,7 +228,7 @@ class HttpSegmenter(RemoteSegmenter):
 
     def _encode(self, image: np.ndarray) -> tuple[str, dict[str, Any]]:
         api = self._api
-        png = encode_png(image)
+        png = encode_png(image) if api.request != "json" or api.json_image == "base64" else b""
         request: dict[str, Any] = {"params": dict(api.params)} if api.params else {}
         if api.request == "multipart":
             request["files"] = {api.file_field: ("image.png", png, "image/png")}
@@ -235,7 +238,8 @@ class HttpSegmenter(RemoteSegmenter):
             import base64
 
             body = json.loads(json.dumps(api.json_body))  # a deep copy: the template is shared
-            _set_path(body, api.json_key, base64.b64encode(png).decode("ascii"))
+            value: Any = image.tolist() if api.json_image == "list" else base64.b64encode(png).decode()
+            _set_path(body, api.json_key, value)
             request["content"] = json.dumps(body, separators=(",", ":")).encode()
             request["headers"] = {"Content-Type": "application/json"}
         else:

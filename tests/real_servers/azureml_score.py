@@ -1,6 +1,6 @@
 """An Azure ML scoring script (run by azmlinfsrv) segmenting images with an ONNX model.
 
-init(): loads $AZUREML_MODEL_DIR/model.onnx (a uint8 NHWC input, integer labels output, any size).
+init(): loads $AZUREML_MODEL_DIR/model.onnx (a uint8 NHWC input, integer labels out, any size).
 run(raw_data): {"image": base64 PNG} -> {"mask": base64 PNG of class indices, "mask_list": [[...]],
 "inference_ms": float}; a missing or unreadable image -> an error string with status 500 (what
 azmlinfsrv does with an exception raised by run()).
@@ -33,7 +33,8 @@ def run(raw_data):
     start = time.perf_counter()
     node = session.get_inputs()[0]
     labels = session.run(None, {node.name: image[None]})[0]
-    labels = np.asarray(labels).reshape(image.shape[:2]).astype(np.uint8)
+    # The mask at the model's output resolution (a quarter of the image here): clients resize it.
+    labels = np.asarray(labels)[0].astype(np.uint8)
     elapsed = (time.perf_counter() - start) * 1e3
     buffer = io.BytesIO()
     Image.fromarray(labels, "L").save(buffer, format="PNG")
