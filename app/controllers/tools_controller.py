@@ -8,8 +8,9 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QObject
-from PySide6.QtWidgets import QDialog, QFileDialog
+from PySide6.QtCore import QObject, Qt
+from PySide6.QtWidgets import QFileDialog
+from shiboken6 import isValid as shiboken_valid
 
 from app.core.errors import InputError
 from app.core.fileutil import atomic_write_text
@@ -35,8 +36,14 @@ def remote_manifest(request: RemoteModelRequest) -> dict[str, Any]:
         raise InputError(None, "a hosted model needs a name of letters, digits, '.', '_' or '-'")
     if not request.url.startswith(("http://", "https://")):
         raise InputError(None, f"{request.url!r}: the URL must start with http:// or https://")
-    options: dict[str, Any] = {}
-    if request.model:
+    protocol = request.protocol
+    options: dict[str, Any] = _api_options(request)
+    kind = "rest" if protocol in ("p8", "p9") else protocol
+    if protocol in ("p8", "p9"):
+        options["api"] = protocol
+    if protocol == "p9" and not request.model:
+        raise InputError(None, "the P9 app needs a model id, e.g. segformer_b0_fp32")
+    if request.model and protocol in ("rest", "p9", "v2"):
         options["model"] = request.model
     if request.key_env:
         options["api_key_env"] = request.key_env
@@ -44,12 +51,27 @@ def remote_manifest(request: RemoteModelRequest) -> dict[str, Any]:
         options["keyring_service"] = f"seglens:{request.name}"
     if request.azureml_deployment:
         options["azureml_deployment"] = request.azureml_deployment
-    manifest: dict[str, Any] = {"name": request.name, "kind": request.protocol, "url": request.url}
-    if request.scheme:
+    manifest: dict[str, Any] = {"name": request.name, "kind": kind, "url": request.url}
+    if request.scheme and protocol not in ("p8", "p9"):
         manifest["scheme"] = request.scheme
     if options:
         manifest["options"] = options
     return manifest
+
+
+def _api_options(request: RemoteModelRequest) -> dict[str, Any]:
+    """The typed API description (JSON) of an http / azureml model, as manifest options."""
+    if request.protocol not in ("http", "azureml") or not request.api_options:
+        return {}
+    try:
+        options = json.loads(request.api_options)
+    except json.JSONDecodeError as exc:
+        raise InputError(None, f"the API description is not JSON: {exc}") from None
+    if not isinstance(options, dict):
+        raise InputError(None, "the API description must be a JSON object of manifest options")
+    if any(k in options for k in ("api_key", "api_key_env", "keyring_service")):
+        raise InputError(None, "give the key in the key fields, not in the API description")
+    return options
 
 
 def save_remote(request: RemoteModelRequest, folder: Path | None = None) -> Path:
@@ -69,6 +91,7 @@ class ToolsController(QObject):
     def __init__(self, main: MainController) -> None:
         super().__init__(main)
         self.main = main
+        self.remote_dialog: RemoteModelDialog | None = None
         w = main.window
         w.add_remote_action.triggered.connect(self.add_remote)
         w.benchmark_action.triggered.connect(self.benchmark)
@@ -77,10 +100,47 @@ class ToolsController(QObject):
         w.report_action.triggered.connect(self.export_report)
 
     def add_remote(self) -> None:
+        """Open the "Add hosted model" dialog (window-modal, not blocking): try, then save and load."""
         dialog = RemoteModelDialog(keyring_available(), self.main.window)
-        if dialog.exec() != QDialog.DialogCode.Accepted:
-            return
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.test_requested.connect(lambda: self._try_remote(dialog))
+        dialog.accepted.connect(lambda: self._save_remote(dialog.request()))
+        self.remote_dialog = dialog
+        dialog.open()
+
+    def _try_remote(self, dialog: RemoteModelDialog) -> None:
+        """Health and one prediction on the worker pool; the dialog shows the answer."""
         request = dialog.request()
+        try:
+            manifest = remote_manifest(request)
+        except InputError as exc:
+            dialog.show_failure(str(exc))
+            return
+        key = request.key if request.key and not request.key_env else None
+        dataset = self.main.dataset
+        image_source = str(dataset.root) if dataset is not None and len(dataset) else None
+
+        def run() -> Any:
+            from app.inference.export import sample_images
+            from app.inference.remote_check import try_connection
+
+            return try_connection(manifest, sample_images(image_source, 1)[0], key)
+
+        dialog.show_trying()
+        job = self.main.pool.submit(run, key="remote-check")
+        job.signals.result.connect(lambda check: self._tried(dialog, check))
+        job.signals.error.connect(lambda report: self._try_failed(dialog, report))
+
+    def _tried(self, dialog: RemoteModelDialog, check: Any) -> None:
+        if shiboken_valid(dialog):
+            dialog.show_result(check.preview, check.describe())
+        self.main.window.append_log(f"hosted model tried: {check.describe()}")
+
+    def _try_failed(self, dialog: RemoteModelDialog, report: Any) -> None:
+        if shiboken_valid(dialog):
+            dialog.show_failure(report.message)
+
+    def _save_remote(self, request: RemoteModelRequest) -> None:
         try:
             path = save_remote(request)
         except Exception as exc:  # InputError, or the keyring backend's own errors
