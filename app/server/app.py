@@ -50,6 +50,7 @@ from app.server.middleware import (
     CatchAllMiddleware,
     SecurityHeadersMiddleware,
 )
+from app.server.docs import DOCS_PATHS, install_docs
 from app.server.page import PAGE_CSP, PAGE_HTML
 from app.server.schemas import ErrorBody, Health, PredictResult, PredictTimings, SwitchResult
 from app.server.state import ServerState, UnknownModelError
@@ -63,7 +64,7 @@ MB = 1 << 20
 DEFAULT_MAX_UPLOAD_BYTES = 20 * MB
 DEFAULT_MAX_PIXELS = 4096 * 4096
 RETRY_AFTER_S = 1
-PUBLIC_PATHS = ("/", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json")
+PUBLIC_PATHS = ("/", "/openapi.json", *DOCS_PATHS)
 """Paths served without the API key: the static page and the API description hold no data."""
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -99,7 +100,10 @@ def create_app(
         version=__version__,
         summary="Semantic-segmentation models over HTTP",
         description=__doc__,
+        docs_url=None,  # served from shipped assets instead of a CDN (app.server.docs)
+        redoc_url=None,
     )
+    install_docs(app, "SegLens")
     app.state.seglens = state
     _install_error_handlers(app)
     app.include_router(_info_router(state))
