@@ -23,7 +23,7 @@ import time
 import zlib
 from collections import deque
 from collections.abc import Iterator
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 from fastapi import FastAPI, File, Form, Request, UploadFile
@@ -35,6 +35,8 @@ from app.inference.postprocess import resize_labels_nearest
 from app.inference.rest_presets import APP_COLOURS
 
 PALETTE = np.array(APP_COLOURS, dtype=np.uint8)
+# Module level: FastAPI resolves the (postponed) annotations of routes in the module's globals.
+Upload = Annotated[UploadFile, File()]
 P9_SIZE = (256, 512)
 
 
@@ -108,14 +110,26 @@ class HostedStandIns:
 
         @app.get("/health")
         def health() -> dict[str, Any]:
-            return {"status": "healthy", "model": state["active"], "model_loaded": True, "is_azure": False,
-                    "timestamp": time.time()}
+            return {
+                "status": "healthy",
+                "model": state["active"],
+                "model_loaded": True,
+                "is_azure": False,
+                "timestamp": time.time(),
+            }
 
         @app.get("/models")
         def models() -> dict[str, Any]:
             entries = [
-                {"id": m, "name": m.replace("_", " "), "precision": m.rsplit("_", 1)[-1], "size_mb": 14.2,
-                 "iou": 0.61, "available": True, "active": m == state["active"]}
+                {
+                    "id": m,
+                    "name": m.replace("_", " "),
+                    "precision": m.rsplit("_", 1)[-1],
+                    "size_mb": 14.2,
+                    "iou": 0.61,
+                    "available": True,
+                    "active": m == state["active"],
+                }
                 for m in self.models
             ]
             return {"models": entries, "current": state["active"], "is_azure": False}
@@ -145,13 +159,15 @@ class HostedStandIns:
             # The app nearest-resizes the model output to 512x256 whatever the upload's size.
             small = resize_labels_nearest(labels, P9_SIZE)
             share = np.bincount(small.ravel(), minlength=len(PALETTE)) / small.size * 100
-            return JSONResponse({
-                "status": "success",
-                "model": "segformer_b1_fp32" if fault == "wrong_model" else served,
-                "inference_time_ms": elapsed,
-                "class_distribution": {str(i): float(p) for i, p in enumerate(share)},
-                "segmentation_image": base64.b64encode(self._mask_png(small, fault)).decode(),
-            })
+            return JSONResponse(
+                {
+                    "status": "success",
+                    "model": "segformer_b1_fp32" if fault == "wrong_model" else served,
+                    "inference_time_ms": elapsed,
+                    "class_distribution": {str(i): float(p) for i, p in enumerate(share)},
+                    "segmentation_image": base64.b64encode(self._mask_png(small, fault)).decode(),
+                }
+            )
 
         return app
 
@@ -182,11 +198,13 @@ class HostedStandIns:
             elapsed = (time.perf_counter() - start) * 1e3
             mask = self._mask_png(labels, fault)
             overlay = png_bytes(_read_image(image_bytes))
-            return JSONResponse({
-                "colored_mask": base64.b64encode(mask).decode(),
-                "overlay": base64.b64encode(overlay).decode(),
-                "processing_time_ms": elapsed,
-            })
+            return JSONResponse(
+                {
+                    "colored_mask": base64.b64encode(mask).decode(),
+                    "overlay": base64.b64encode(overlay).decode(),
+                    "processing_time_ms": elapsed,
+                }
+            )
 
         return app
 
@@ -200,7 +218,7 @@ class HostedStandIns:
             return {"status": "up"}
 
         @app.post("/predict/mask")
-        async def mask(file: UploadFile = File(...), model_name: str = Form(...)) -> Response:
+        async def mask(file: Upload, model_name: Annotated[str, Form()]) -> Response:
             if model_name != "unet":
                 return JSONResponse({"detail": f"unknown model_name {model_name}"}, 400)
             fault = self._fault()
@@ -221,7 +239,7 @@ class HostedStandIns:
             return {"status": "healthy"}
 
         @app.post("/predict/")
-        async def predict(file: UploadFile = File(...)) -> dict[str, str]:
+        async def predict(file: Upload) -> dict[str, str]:
             labels = self.labels(await file.read())
             return {"image_base64": base64.b64encode(colour_png(labels)).decode()}
 
@@ -235,7 +253,7 @@ class HostedStandIns:
             return {"status": "ok"}
 
         @app.post("/segment")
-        async def segment(file: UploadFile = File(...)) -> dict[str, Any]:
+        async def segment(file: Upload) -> dict[str, Any]:
             labels = resize_labels_nearest(self.labels(await file.read()), (224, 224))
             return {"mask": labels.tolist(), "shape": [224, 224]}
 

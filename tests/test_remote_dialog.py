@@ -24,8 +24,16 @@ def p9_server(tmp_path):
     from hosted_standins import HostedStandIns
     from servers import serve_app
 
-    path = make_onnx_segmenter(tmp_path / "p9.onnx", APP_CLASSES, input_size=None, seed=7, output="labels",
-                               input_dtype="uint8", layout="NHWC", hidden=16)
+    path = make_onnx_segmenter(
+        tmp_path / "p9.onnx",
+        APP_CLASSES,
+        input_size=None,
+        seed=7,
+        output="labels",
+        input_dtype="uint8",
+        layout="NHWC",
+        hidden=16,
+    )
     model = OnnxSegmenter(path)
     standins = HostedStandIns(model)
     with serve_app(standins.p9()) as url:
@@ -74,8 +82,12 @@ def test_try_then_save_a_p9_model(qtbot, tmp_path, monkeypatch, p9_server) -> No
             qtbot.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
         assert ctrl.predictors[0].info.backend == "rest-p9"
         saved = json.loads((tmp_path / "config" / "remote" / "segformer-p9.json").read_text())
-        assert saved == {"name": "segformer-p9", "kind": "rest", "url": url,
-                         "options": {"api": "p9", "model": "segformer_b0_fp32"}}
+        assert saved == {
+            "name": "segformer-p9",
+            "kind": "rest",
+            "url": url,
+            "options": {"api": "p9", "model": "segformer_b0_fp32"},
+        }
     finally:
         ctrl.shutdown()
 
@@ -112,8 +124,10 @@ def test_try_connection_reports_classes_and_preview(tmp_path, p9_server) -> None
 
     url, _ = p9_server
     image = np.random.default_rng(3).integers(0, 256, (64, 128, 3), dtype=np.uint8)
-    check = try_connection({"name": "p9", "kind": "rest", "url": url,
-                            "options": {"api": "p9", "model": "segformer_b0_fp32"}}, image)
+    check = try_connection(
+        {"name": "p9", "kind": "rest", "url": url, "options": {"api": "p9", "model": "segformer_b0_fp32"}},
+        image,
+    )
     assert check.preview.shape == (64, 128, 3) and check.image_size == (64, 128)
     assert abs(sum(share for _, share in check.found) - 1.0) < 1e-9
     assert {name for name, _ in check.found} <= set(APP_CLASSES)

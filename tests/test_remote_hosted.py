@@ -133,7 +133,9 @@ def _p9(tmp_path: Path, url: str, model: str = "segformer_b0_fp32", **options: A
     )
 
 
-def test_p9_request_format_timing_and_lossless_evaluation(p9, standins, local, small_scenes, tmp_path) -> None:
+def test_p9_request_format_timing_and_lossless_evaluation(
+    p9, standins, local, small_scenes, tmp_path
+) -> None:
     remote = _p9(tmp_path, p9)
     try:
         assert isinstance(remote, HttpSegmenter) and remote.info.backend == "rest-p9"
@@ -164,17 +166,21 @@ def test_p9_larger_images_within_resize_loss(p9, local, large_scenes, tmp_path) 
 
 
 def test_p9_checks_the_served_model(p9, standins, tmp_path) -> None:
-    with pytest.raises(ModelLoadError, match="no model 'segformer_b9'.*segformer_b0_fp32, segformer_b0_int8"):
+    with pytest.raises(
+        ModelLoadError, match=r"no model 'segformer_b9'.*segformer_b0_fp32, segformer_b0_int8"
+    ):
         _p9(tmp_path, p9, model="segformer_b9")
-    with pytest.raises(ModelLoadError, match="needs options.model"):
+    with pytest.raises(ModelLoadError, match=r"needs options.model"):
         load_model(_manifest(tmp_path, "p9x", kind="rest", url=p9, options={"api": "p9"}))
     remote = _p9(tmp_path, p9, retries=0)
     try:
         standins.faults.append("wrong_model")
-        with pytest.raises(PredictError, match="answered by model 'segformer_b1_fp32', expected 'segformer_b0_fp32'"):
+        with pytest.raises(
+            PredictError, match=r"answered by model 'segformer_b1_fp32', expected 'segformer_b0_fp32'"
+        ):
             remote.predict(np.zeros((32, 64, 3), np.uint8))
         standins.faults.append(("error", 400, "Format d'image non supporté"))
-        with pytest.raises(PredictError, match="HTTP 400.*Format d'image non supporté"):
+        with pytest.raises(PredictError, match=r"HTTP 400.*Format d'image non supporté"):
             remote.predict(np.zeros((32, 64, 3), np.uint8))
     finally:
         standins.faults.clear()
@@ -196,7 +202,7 @@ def test_huge_png_refused_before_decoding(p9, standins, tmp_path) -> None:
     remote = _p9(tmp_path, p9, retries=0)
     try:
         standins.faults.append("huge_png")
-        with pytest.raises(PredictError, match="declares 13000x13000 pixels; refused before decoding"):
+        with pytest.raises(PredictError, match=r"declares 13000x13000 pixels; refused before decoding"):
             remote.predict(np.zeros((32, 64, 3), np.uint8))
     finally:
         standins.faults.clear()
@@ -207,7 +213,7 @@ def test_endless_body_is_cut_at_the_cap(p9, standins, tmp_path) -> None:
     remote = _p9(tmp_path, p9, retries=0, max_response_bytes=1 << 20)
     try:
         standins.faults.append("endless")
-        with pytest.raises(PredictError, match="longer than 1,048,576 bytes"):
+        with pytest.raises(PredictError, match=r"longer than 1,048,576 bytes"):
             remote.predict(np.zeros((32, 64, 3), np.uint8))
         # The connection was dropped, not drained: the next request works.
         assert remote.predict(np.zeros((32, 64, 3), np.uint8)).labels.shape == (32, 64)
@@ -245,8 +251,9 @@ def test_team_a_multipart_file_form_field_png_body(standins, local, small_scenes
             "response": {"format": "png"},
             "encoding": "indices",
         }
-        manifest = _manifest(tmp_path, "team-a", kind="http", url=url, class_names=list(APP_CLASSES),
-                             options=options)
+        manifest = _manifest(
+            tmp_path, "team-a", kind="http", url=url, class_names=list(APP_CLASSES), options=options
+        )
         remote = load_model(manifest)
         try:
             assert remote.info.backend == "http"
@@ -254,10 +261,11 @@ def test_team_a_multipart_file_form_field_png_body(standins, local, small_scenes
         finally:
             remote.close()
         wrong = {**options, "request": {"field": "file", "form": {"model_name": "vgg"}}, "retries": 0}
-        remote = load_model(_manifest(tmp_path, "team-a2", kind="http", url=url,
-                                      class_names=list(APP_CLASSES), options=wrong))
+        remote = load_model(
+            _manifest(tmp_path, "team-a2", kind="http", url=url, class_names=list(APP_CLASSES), options=wrong)
+        )
         try:
-            with pytest.raises(PredictError, match="HTTP 400.*unknown model_name vgg"):
+            with pytest.raises(PredictError, match=r"HTTP 400.*unknown model_name vgg"):
                 remote.predict(_images(small_scenes)[0])
         finally:
             remote.close()
@@ -271,8 +279,11 @@ def test_team_b_trailing_slash_json_colour_png(standins, local, small_scenes, tm
             "encoding": "palette",
             "colors": [list(c) for c in APP_COLOURS],
         }
-        remote = load_model(_manifest(tmp_path, "team-b", kind="http", url=url,
-                                      class_names=list(APP_CLASSES), options=options))
+        remote = load_model(
+            _manifest(
+                tmp_path, "team-b", kind="http", url=url, class_names=list(APP_CLASSES), options=options
+            )
+        )
         try:
             _same_evaluation(small_scenes, remote, local)
         finally:
@@ -282,8 +293,11 @@ def test_team_b_trailing_slash_json_colour_png(standins, local, small_scenes, tm
 def test_team_c_nested_index_list_at_224(standins, local, small_scenes, tmp_path) -> None:
     with serve_app(standins.team_c()) as url:
         options = {"path": "/segment", "response": {"format": "json_indices", "key": "mask"}}
-        remote = load_model(_manifest(tmp_path, "team-c", kind="http", url=url,
-                                      class_names=list(APP_CLASSES), options=options))
+        remote = load_model(
+            _manifest(
+                tmp_path, "team-c", kind="http", url=url, class_names=list(APP_CLASSES), options=options
+            )
+        )
         try:
             _within_resize_loss(small_scenes, remote, local, (224, 224))
         finally:
@@ -321,13 +335,19 @@ def test_cap_applies_to_every_client(tmp_path) -> None:
         return fastapi.responses.Response(b"x" * 300_000, media_type="application/octet-stream")
 
     with serve_app(app) as url:
-        manifest = _manifest(tmp_path, "m", kind="v2", url=url, scheme="categories",
-                             options={"retries": 0, "max_response_bytes": 100_000})
-        with pytest.raises(ModelLoadError, match="longer than 100,000 bytes"):
+        manifest = _manifest(
+            tmp_path,
+            "m",
+            kind="v2",
+            url=url,
+            scheme="categories",
+            options={"retries": 0, "max_response_bytes": 100_000},
+        )
+        with pytest.raises(ModelLoadError, match=r"longer than 100,000 bytes"):
             load_model(manifest)
         client = HttpClient(url, settings=ClientSettings(retries=0, max_response_bytes=100_000))
         try:
-            with pytest.raises(PredictError, match="declares 300,000 bytes; the limit is 100,000"):
+            with pytest.raises(PredictError, match=r"declares 300,000 bytes; the limit is 100,000"):
                 client.request("GET", "/big")
         finally:
             client.close()
@@ -337,7 +357,7 @@ def test_png_header_check_unit() -> None:
     from app.inference.remote_masks import check_png_size, decode_png
 
     assert check_png_size(huge_png(300, 200), "x") == (300, 200)
-    with pytest.raises(PredictError, match="13000x13000"):
+    with pytest.raises(PredictError, match=r"13000x13000"):
         decode_png(huge_png(), "x")
-    with pytest.raises(PredictError, match="not a PNG"):
+    with pytest.raises(PredictError, match=r"not a PNG"):
         decode_png(b"GIF89a" + b"\0" * 40, "x")

@@ -63,7 +63,9 @@ def _executable(variable: str, default: str, require: str) -> Path:
 
 
 @contextmanager
-def _process(args: list[str], ready_url: str, log_path: Path, env: dict[str, str] | None = None) -> Iterator[None]:
+def _process(
+    args: list[str], ready_url: str, log_path: Path, env: dict[str, str] | None = None
+) -> Iterator[None]:
     """A server subprocess until GET ready_url answers 200 (at most 90 s); terminated on exit."""
     log = log_path.open("wb")
     proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
@@ -138,12 +140,22 @@ def _matrix(root: Path, model: Segmenter) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def azmlinfsrv(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    executable = _executable("SEGLENS_AZMLINFSRV", "/tmp/seglens-azml-venv/bin/azmlinfsrv", "SEGLENS_REQUIRE_AZUREML")
+    executable = _executable(
+        "SEGLENS_AZMLINFSRV", "/tmp/seglens-azml-venv/bin/azmlinfsrv", "SEGLENS_REQUIRE_AZUREML"
+    )
     python = executable.parent / "python"
     root = tmp_path_factory.mktemp("azml")
     port = _free_port()
-    args = [str(python), str(HERE / "azmlinfsrv_loopback.py"), "--entry_script", str(HERE / "azureml_score.py"),
-            "--model_dir", str(model_path.parent), "--port", str(port)]
+    args = [
+        str(python),
+        str(HERE / "azmlinfsrv_loopback.py"),
+        "--entry_script",
+        str(HERE / "azureml_score.py"),
+        "--model_dir",
+        str(model_path.parent),
+        "--port",
+        str(port),
+    ]
     with _process(args, f"http://127.0.0.1:{port}/", root / "azmlinfsrv.log", {"WORKER_COUNT": "2"}):
         _listening_only_on_loopback(port)
         yield f"http://127.0.0.1:{port}"
@@ -153,9 +165,17 @@ def test_azureml_scoring_script_matches_local(azmlinfsrv, model_path, scenes, tm
     monkeypatch.setenv("AZML_TEST_KEY", KEY)
     local = OnnxSegmenter(model_path)
     manifest = _manifest(
-        tmp_path, "azml", kind="azureml", url=azmlinfsrv + "/score", scheme="categories",
-        options={"api_key_env": "AZML_TEST_KEY", "azureml_deployment": "blue", "encoding": "indices",
-                 "response": {"format": "json_png", "key": "mask", "time_key": "inference_ms"}},
+        tmp_path,
+        "azml",
+        kind="azureml",
+        url=azmlinfsrv + "/score",
+        scheme="categories",
+        options={
+            "api_key_env": "AZML_TEST_KEY",
+            "azureml_deployment": "blue",
+            "encoding": "indices",
+            "response": {"format": "json_png", "key": "mask", "time_key": "inference_ms"},
+        },
     )
     remote = load_model(manifest)
     try:
@@ -172,10 +192,14 @@ def test_azureml_scoring_script_matches_local(azmlinfsrv, model_path, scenes, tm
 
 def test_azureml_nested_list_answer_and_script_errors(azmlinfsrv, model_path, scenes, tmp_path) -> None:
     local = OnnxSegmenter(model_path)
-    options = {"request": {"format": "json", "key": "image", "body": {"as_list": True}},
-               "response": {"format": "json_indices", "key": "mask_list"}, "retries": 0}
-    remote = load_model(_manifest(tmp_path, "azml-list", kind="azureml", url=azmlinfsrv,
-                                  scheme="categories", options=options))
+    options = {
+        "request": {"format": "json", "key": "image", "body": {"as_list": True}},
+        "response": {"format": "json_indices", "key": "mask_list"},
+        "retries": 0,
+    }
+    remote = load_model(
+        _manifest(tmp_path, "azml-list", kind="azureml", url=azmlinfsrv, scheme="categories", options=options)
+    )
     try:
         np.testing.assert_array_equal(_matrix(scenes, remote), _matrix(scenes, local))
     finally:
@@ -183,10 +207,13 @@ def test_azureml_nested_list_answer_and_script_errors(azmlinfsrv, model_path, sc
         local.close()
     # A script that fails (here: the image under a key it does not read) is a 500 with its message.
     wrong = {**options, "request": {"format": "json", "key": "picture"}}
-    broken = load_model(_manifest(tmp_path, "azml-bad", kind="azureml", url=azmlinfsrv,
-                                  scheme="categories", options=wrong))
+    broken = load_model(
+        _manifest(tmp_path, "azml-bad", kind="azureml", url=azmlinfsrv, scheme="categories", options=wrong)
+    )
     try:
-        with pytest.raises(PredictError, match=r"/score: HTTP 500: An unexpected error occurred in scoring script"):
+        with pytest.raises(
+            PredictError, match=r"/score: HTTP 500: An unexpected error occurred in scoring script"
+        ):
             broken.predict(np.zeros((16, 32, 3), np.uint8))
     finally:
         broken.close()
@@ -197,10 +224,19 @@ def test_azureml_nested_list_answer_and_script_errors(azmlinfsrv, model_path, sc
 
 @pytest.fixture(scope="module")
 def kserve(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    python = _executable("SEGLENS_KSERVE_PYTHON", "/tmp/seglens-kserve-venv/bin/python", "SEGLENS_REQUIRE_KSERVE")
+    python = _executable(
+        "SEGLENS_KSERVE_PYTHON", "/tmp/seglens-kserve-venv/bin/python", "SEGLENS_REQUIRE_KSERVE"
+    )
     root = tmp_path_factory.mktemp("kserve")
     port = _free_port()
-    args = [str(python), str(HERE / "kserve_onnx.py"), "--http_port", str(port), "--model", f"seg={model_path}"]
+    args = [
+        str(python),
+        str(HERE / "kserve_onnx.py"),
+        "--http_port",
+        str(port),
+        "--model",
+        f"seg={model_path}",
+    ]
     with _process(args, f"http://127.0.0.1:{port}/v2/models/seg/ready", root / "kserve.log"):
         _listening_only_on_loopback(port)
         yield f"http://127.0.0.1:{port}"
@@ -208,8 +244,9 @@ def kserve(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 def test_kserve_v2_matches_local(kserve, model_path, scenes, tmp_path) -> None:
     local = OnnxSegmenter(model_path)
-    remote = load_model(_manifest(tmp_path, "seg", kind="v2", url=kserve, scheme="categories",
-                                  options={"read_timeout": 30}))
+    remote = load_model(
+        _manifest(tmp_path, "seg", kind="v2", url=kserve, scheme="categories", options={"read_timeout": 30})
+    )
     try:
         assert remote.info.backend == "v2"
         assert remote.info.extra["input_datatype"] == "UINT8"
@@ -230,8 +267,9 @@ def test_kserve_v1_through_the_http_adapter(kserve, model_path, scenes, tmp_path
         "response": {"format": "json_indices", "key": "predictions.0"},
         "read_timeout": 30,
     }
-    remote = load_model(_manifest(tmp_path, "seg-v1", kind="http", url=kserve, scheme="categories",
-                                  options=options))
+    remote = load_model(
+        _manifest(tmp_path, "seg-v1", kind="http", url=kserve, scheme="categories", options=options)
+    )
     try:
         np.testing.assert_array_equal(_matrix(scenes, remote), _matrix(scenes, local))
     finally:

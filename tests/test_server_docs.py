@@ -28,11 +28,24 @@ def test_docs_and_assets_come_from_the_server(tmp_path: Path) -> None:
     from app.server.docs import assets_folder
 
     model = make_onnx_segmenter(tmp_path / "cat.onnx", CATEGORY_NAMES, input_size=(32, 64))
-    cmd = [sys.executable, "-m", "app.server", "--model", f"cat={model}", "--port", "0",
-           "--api-key-env", "SEGLENS_DOCS_KEY"]
-    proc = subprocess.Popen(cmd, env={**os.environ, "SEGLENS_DOCS_KEY": KEY}, stderr=subprocess.PIPE, text=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "app.server",
+        "--model",
+        f"cat={model}",
+        "--port",
+        "0",
+        "--api-key-env",
+        "SEGLENS_DOCS_KEY",
+    ]
+    proc = subprocess.Popen(
+        cmd, env={**os.environ, "SEGLENS_DOCS_KEY": KEY}, stderr=subprocess.PIPE, text=True
+    )
     lines: queue.Queue[str | None] = queue.Queue()
-    reader = threading.Thread(target=lambda: [*map(lines.put, proc.stderr or ()), lines.put(None)], daemon=True)
+    reader = threading.Thread(
+        target=lambda: [*map(lines.put, proc.stderr or ()), lines.put(None)], daemon=True
+    )
     reader.start()
     try:
         url = None

@@ -8,9 +8,9 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import shiboken6
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtWidgets import QFileDialog
-from shiboken6 import isValid as shiboken_valid
 
 from app.core.errors import InputError
 from app.core.fileutil import atomic_write_text
@@ -132,12 +132,12 @@ class ToolsController(QObject):
         job.signals.error.connect(lambda report: self._try_failed(dialog, report))
 
     def _tried(self, dialog: RemoteModelDialog, check: Any) -> None:
-        if shiboken_valid(dialog):
+        if shiboken6.isValid(dialog):
             dialog.show_result(check.preview, check.describe())
         self.main.window.append_log(f"hosted model tried: {check.describe()}")
 
     def _try_failed(self, dialog: RemoteModelDialog, report: Any) -> None:
-        if shiboken_valid(dialog):
+        if shiboken6.isValid(dialog):
             dialog.show_failure(report.message)
 
     def _save_remote(self, request: RemoteModelRequest) -> None:

@@ -45,6 +45,9 @@ def load_azureml(target: Path | str, manifest: ModelManifest | None = None) -> H
     options.setdefault("response", {"format": "json_png", "key": "mask"})
     deployment = options.get("azureml_deployment")
     if deployment:
-        options["headers"] = {**dict(options.get("headers") or {}), "azureml-model-deployment": str(deployment)}
+        options["headers"] = {
+            **dict(options.get("headers") or {}),
+            "azureml-model-deployment": str(deployment),
+        }
     api = parse_api(options, url)
     return HttpSegmenter(url, manifest, api, backend="azureml")

@@ -39,6 +39,7 @@ configurations of this adapter.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -309,7 +310,9 @@ def answer_document(document: Any, where: str) -> Any:
         try:
             document = json.loads(document)
         except ValueError:
-            raise PredictError(f"{where}: the answer is a string that is not JSON: {document[:80]!r}")
+            raise PredictError(
+                f"{where}: the answer is a string that is not JSON: {document[:80]!r}"
+            ) from None
     if isinstance(document, dict) and str(document.get("status", "")).lower() == "error":
         raise PredictError(f"{where}: the server reports an error: {str(document.get('error', ''))[:300]}")
     return document
@@ -332,7 +335,7 @@ def get_path(document: Any, path: str, where: str) -> Any:
 def _set_path(body: dict[str, Any], path: str, value: Any) -> None:
     parts = [p for p in path.split(".") if p]
     node: Any = body
-    for part, following in zip(parts, parts[1:], strict=False):
+    for part, following in itertools.pairwise(parts):
         if isinstance(node, list):
             node = node[int(part)]
             continue

@@ -341,9 +341,7 @@ class HttpClient:
                 f"{self.endpoint}{path}: no free request slot after {self.settings.queue_timeout:g} s"
             )
         try:
-            response = client.send(
-                client.build_request(method, path, headers=headers, **kwargs), stream=True
-            )
+            response = client.send(client.build_request(method, path, headers=headers, **kwargs), stream=True)
             try:
                 self._read_capped(response, path, error)
             finally:

@@ -69,9 +69,7 @@ def decode_png(
     except PredictError:
         raise
     except Exception as exc:  # PIL raises several types for truncated or foreign data
-        raise PredictError(
-            f"{where}: the mask is not a readable PNG ({type(exc).__name__}: {exc})"
-        ) from None
+        raise PredictError(f"{where}: the mask is not a readable PNG ({type(exc).__name__}: {exc})") from None
 
 
 def b64decode(text: Any, where: str) -> bytes:

@@ -1,6 +1,7 @@
 """The team's deployed apps as REST presets (kind "rest", options.api "p9" or "p8").
 
-    {"kind": "rest", "url": "https://p9.azurewebsites.net", "options": {"api": "p9", "model": "segformer_b0_fp32"}}
+    {"kind": "rest", "url": "https://p9.azurewebsites.net",
+     "options": {"api": "p9", "model": "segformer_b0_fp32"}}
     {"kind": "rest", "url": "https://p8.azurewebsites.net", "options": {"api": "p8"}}
 
 * P9, the SegFormer app (Flask on an Azure Web App): `POST /predict?model=ID`, the image in the multipart

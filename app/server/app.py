@@ -42,6 +42,7 @@ from app.core.overlay import overlay
 from app.inference.base import ModelInfo, Prediction, Segmenter
 from app.server.cli import main
 from app.server.codec import decode_image, encode_png
+from app.server.docs import DOCS_PATHS, install_docs
 from app.server.errors import ApiError, error_body
 from app.server.middleware import (
     TOO_LARGE,
@@ -50,7 +51,6 @@ from app.server.middleware import (
     CatchAllMiddleware,
     SecurityHeadersMiddleware,
 )
-from app.server.docs import DOCS_PATHS, install_docs
 from app.server.page import PAGE_CSP, PAGE_HTML
 from app.server.schemas import ErrorBody, Health, PredictResult, PredictTimings, SwitchResult
 from app.server.state import ServerState, UnknownModelError

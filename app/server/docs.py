@@ -80,7 +80,9 @@ def install_docs(app: FastAPI, title: str) -> None:
     async def asset(name: str) -> Response:
         if folder is None or name not in ASSETS:  # a fixed list: no path from the request reaches the disk
             return PlainTextResponse("no such asset", status_code=404)
-        return FileResponse(folder / name, media_type=ASSETS[name], headers={"Cache-Control": "max-age=86400"})
+        return FileResponse(
+            folder / name, media_type=ASSETS[name], headers={"Cache-Control": "max-age=86400"}
+        )
 
 
 def _with_csp(page: HTMLResponse, workers: bool = False) -> HTMLResponse:

@@ -72,7 +72,11 @@ class RemoteModelDialog(QDialog):
         self.url.setPlaceholderText("https://host:8000")
         self.model = QLineEdit()
         self.scheme = QComboBox()
-        for key, text in (("", "from the server / API"), ("trainids", "19 trainIds"), ("categories", "8 categories")):
+        for key, text in (
+            ("", "from the server / API"),
+            ("trainids", "19 trainIds"),
+            ("categories", "8 categories"),
+        ):
             self.scheme.addItem(text, key)
         self.api_options = QPlainTextEdit()
         self.api_options.setPlaceholderText(
@@ -86,7 +90,9 @@ class RemoteModelDialog(QDialog):
         self.key.setEchoMode(QLineEdit.EchoMode.Password)
         self.key.setEnabled(keyring_available)
         self.key.setPlaceholderText(
-            "stored in the OS keyring, never in a file" if keyring_available else "no OS keyring: use a variable"
+            "stored in the OS keyring, never in a file"
+            if keyring_available
+            else "no OS keyring: use a variable"
         )
         self.slot = QComboBox()
         self.slot.addItems(["Model A", "Model B"])
@@ -111,7 +117,9 @@ class RemoteModelDialog(QDialog):
         self.preview = QLabel()
         self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.preview.setMinimumHeight(80)
-        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
+        )
         self.save_button = self.buttons.button(QDialogButtonBox.StandardButton.Save)
         self.save_button.setEnabled(False)
         self.buttons.accepted.connect(self.accept)

@@ -11,6 +11,7 @@ import io
 import json
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
@@ -23,7 +24,7 @@ def init():
     global session
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
-    path = os.path.join(os.environ["AZUREML_MODEL_DIR"], "model.onnx")
+    path = str(Path(os.environ["AZUREML_MODEL_DIR"]) / "model.onnx")
     session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
 

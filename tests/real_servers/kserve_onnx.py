@@ -21,7 +21,12 @@ import onnxruntime as ort
 from kserve import InferOutput, InferRequest, InferResponse, Model, ModelServer, model_server
 from kserve.protocol.rest import server as rest_server
 
-_DTYPES = {"tensor(uint8)": "UINT8", "tensor(float)": "FP32", "tensor(int64)": "INT64", "tensor(int32)": "INT32"}
+_DTYPES = {
+    "tensor(uint8)": "UINT8",
+    "tensor(float)": "FP32",
+    "tensor(int64)": "INT64",
+    "tensor(int32)": "INT32",
+}
 
 
 def _loopback_only() -> None:
