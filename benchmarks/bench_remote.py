@@ -1,8 +1,15 @@
-"""Remote inference: throughput at 1, 2, 4 and 8 concurrent requests, and the cost of the remote path
-against the same model run locally in this process.
+"""Remote inference, first as the user runs it, then in process.
 
-    /work/venv/bin/python benchmarks/bench_remote.py [--requests 32] [--rest-server seglens|standin]
-        [--mlserver /tmp/mlserver-venv/bin/mlserver]
+    .venv/bin/python benchmarks/bench_remote.py [--images 24] [--rounds 3] [--workers 2] [--requests 32]
+        [--rest-server seglens|standin] [--mlserver /tmp/mlserver-venv/bin/mlserver] [--skip-in-process]
+
+1. The user's command against its peer, both whole processes on the same `seglens serve` in the same run,
+   interleaved: `seglens evaluate --model hosted.json --dataset D` (a kind "rest" manifest: load, health
+   and /info, read and PNG-encode each image, POST, decode the mask, map classes, count, print metrics)
+   beside a bare client loop (a fresh python process: httpx posting the same PNG files as they are on
+   disk to /predict with the same number of threads, reading the mask bodies, nothing else). Printed:
+   each side's wall time per round, the medians and their ratio (evaluate / bare loop).
+2. In process (as before):
 
 Model: random-weight convs (hidden 16, depth 2), input 256x512, 19 classes, on a 512x1024 synthetic street
 scene. Served three ways, all on 127.0.0.1:
@@ -160,8 +167,85 @@ def json_cost(image: np.ndarray) -> None:
         )
 
 
+def bare_loop(url: str, dataset: Path, workers: int) -> int:
+    """The peer: POST every image file of `dataset` to url/predict from `workers` threads, read the masks."""
+    files = sorted(dataset.rglob("*_leftImg8bit.png"))
+    chunks = [files[i::workers] for i in range(workers)]
+    failures: list[str] = []
+
+    def post(paths: list[Path]) -> None:
+        with httpx.Client(base_url=url, timeout=60) as client:
+            for path in paths:
+                answer = client.post(
+                    "/predict",
+                    files={"file": (path.name, path.read_bytes(), "image/png")},
+                    headers={"Accept": "image/png"},
+                )
+                if answer.status_code != 200 or not answer.content.startswith(b"\x89PNG"):
+                    failures.append(f"{path.name}: {answer.status_code}")
+
+    threads = [threading.Thread(target=post, args=(chunk,)) for chunk in chunks]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    print(f"bare loop: {len(files)} images, {len(failures)} failures")
+    return 1 if failures else 0
+
+
+def timed(cmd: list[str], env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:4])}… failed ({done.returncode}): {done.stderr[-1500:]}")
+    return elapsed
+
+
+def user_command_vs_bare_loop(tmp: Path, model: Path, args: argparse.Namespace) -> None:
+    """Section 1: `seglens evaluate` on a hosted manifest vs a bare httpx loop, same server, interleaved."""
+    from app.core.synthetic import generate
+
+    dataset = generate(tmp / "data", args.images, size=(256, 512), seed=21)
+    port = free_port()
+    with seglens_server(model, port) as url:
+        manifest = tmp / "hosted.json"
+        manifest.write_text(json.dumps({"name": "hosted", "kind": "rest", "url": url}), encoding="utf-8")
+        command = Path(sys.executable).with_name("seglens")  # the installed entry point, as users run it
+        launcher = [str(command)] if command.is_file() else [sys.executable, "-m", "app"]
+        evaluate = [*launcher, "evaluate", "--model", str(manifest)]
+        evaluate += ["--dataset", str(dataset), "--workers", str(args.workers), "--quiet"]
+        bare = [sys.executable, __file__, "--bare-loop", url, str(dataset), str(args.workers)]
+        ours: list[float] = []
+        peer: list[float] = []
+        for round_ in range(args.rounds):
+            env = {**os.environ, "SEGLENS_CACHE": str(tmp / f"cache-{round_}")}  # no cached predictions
+            ours.append(timed(evaluate, env))
+            peer.append(timed(bare, env))
+            print(f"  round {round_ + 1}: seglens evaluate {ours[-1]:6.2f} s | bare httpx loop {peer[-1]:6.2f} s")
+    a, b = statistics.median(ours), statistics.median(peer)
+    print(
+        f"  median: seglens evaluate {a:.2f} s ({args.images / a:.1f} img/s) | bare loop {b:.2f} s "
+        f"({args.images / b:.1f} img/s) | ratio evaluate/bare {a / b:.2f}"
+    )
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def main() -> int:
+    if len(sys.argv) == 5 and sys.argv[1] == "--bare-loop":
+        return bare_loop(sys.argv[2], Path(sys.argv[3]), int(sys.argv[4]))
     parser = argparse.ArgumentParser()
+    parser.add_argument("--images", type=int, default=24, help="images in the section-1 dataset")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of section 1")
+    parser.add_argument("--workers", type=int, default=2, help="evaluate --workers = bare-loop threads")
+    parser.add_argument("--skip-in-process", action="store_true", help="section 1 only")
     parser.add_argument("--requests", type=int, default=32, help="predictions per concurrency level")
     parser.add_argument("--rest-server", choices=("seglens", "standin"), default="seglens")
     parser.add_argument(
@@ -182,6 +266,14 @@ def main() -> int:
             layout="NHWC",
             **common,
         )
+        print(
+            f"1. the user's command vs a bare client loop: {args.images} images 256x512, model input "
+            f"{INPUT[0]}x{INPUT[1]}, {args.workers} workers/threads, `seglens serve` on 127.0.0.1"
+        )
+        user_command_vs_bare_loop(Path(tmp), logits, args)
+        if args.skip_in_process:
+            return 0
+        print("\n2. in process")
         local = OnnxSegmenter(logits)
         local_labels = OnnxSegmenter(labels)
         print(
