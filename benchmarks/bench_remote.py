@@ -222,7 +222,10 @@ def user_command_vs_bare_loop(tmp: Path, model: Path, args: argparse.Namespace) 
             env = {**os.environ, "SEGLENS_CACHE": str(tmp / f"cache-{round_}")}  # no cached predictions
             ours.append(timed(evaluate, env))
             peer.append(timed(bare, env))
-            print(f"  round {round_ + 1}: seglens evaluate {ours[-1]:6.2f} s | bare httpx loop {peer[-1]:6.2f} s")
+            print(
+                f"  round {round_ + 1}: seglens evaluate {ours[-1]:6.2f} s | "
+                f"bare httpx loop {peer[-1]:6.2f} s"
+            )
     a, b = statistics.median(ours), statistics.median(peer)
     print(
         f"  median: seglens evaluate {a:.2f} s ({args.images / a:.1f} img/s) | bare loop {b:.2f} s "

@@ -36,10 +36,13 @@ from app.inference.postprocess import resize_labels_nearest
 from app.inference.registry import load_model
 from app.inference.rest_presets import APP_CLASSES, APP_COLOURS
 
-require("fastapi")
+fastapi = require("fastapi")
 require("uvicorn")
 require("python_multipart")
 from hosted_standins import HostedStandIns, endless, huge_png  # noqa: E402  (needs fastapi)
+
+# Module level on purpose: FastAPI resolves the (string) annotations of routes in the module's globals.
+Request = fastapi.Request
 
 
 @pytest.fixture(scope="module")
@@ -323,7 +326,6 @@ def test_http_manifest_mistakes_are_named(tmp_path) -> None:
 
 def test_cap_applies_to_every_client(tmp_path) -> None:
     """An endless answer on /v2 (the v2 backend's client) and a declared oversize body are refused."""
-    fastapi = require("fastapi")
     app = fastapi.FastAPI()
 
     @app.get("/v2/health/ready")
@@ -361,3 +363,98 @@ def test_png_header_check_unit() -> None:
         decode_png(huge_png(), "x")
     with pytest.raises(PredictError, match=r"not a PNG"):
         decode_png(b"GIF89a" + b"\0" * 40, "x")
+
+
+# --- Azure ML conventions: /score, Bearer key, deployment header; the dialog's typed key ----------------
+
+AZURE_KEY = "aml-secret-DO-NOT-LEAK-5150"
+
+
+def _azure_like(standins: HostedStandIns) -> Any:
+    """/score as azmlinfsrv answers it (run()'s return value as JSON; here json.dumps of it, as scoring
+    scripts often return a string), behind an endpoint's key and deployment routing."""
+    import base64
+
+    from hosted_standins import png_bytes
+
+    app = fastapi.FastAPI()
+    seen: list[dict[str, str]] = []
+
+    @app.get("/")
+    def healthy() -> Any:
+        return fastapi.responses.PlainTextResponse("Healthy")
+
+    @app.post("/score")
+    async def score(request: Request) -> Any:
+        seen.append({k: v for k, v in request.headers.items() if k.startswith(("authorization", "azureml"))})
+        if request.headers.get("authorization") != f"Bearer {AZURE_KEY}":
+            return fastapi.responses.JSONResponse({"message": "key_auth_access_denied"}, 401)
+        body = await request.json()
+        labels = standins.labels(base64.b64decode(body["image"]))
+        return json.dumps({"mask": base64.b64encode(png_bytes(labels)).decode()})
+
+    app.state.seen = seen
+    return app
+
+
+def test_azureml_key_deployment_header_and_string_answers(
+    standins, local, small_scenes, tmp_path, monkeypatch, caplog
+) -> None:
+    app = _azure_like(standins)
+    monkeypatch.setenv("AML_TEST_KEY", AZURE_KEY)
+    with serve_app(app) as url:
+        options = {"api_key_env": "AML_TEST_KEY", "azureml_deployment": "green", "encoding": "indices"}
+        manifest = _manifest(
+            tmp_path, "aml", kind="azureml", url=url, class_names=list(APP_CLASSES), options=options
+        )
+        remote = load_model(manifest)
+        try:
+            _same_evaluation(small_scenes, remote, local)
+        finally:
+            remote.close()
+        assert app.state.seen[0] == {
+            "authorization": f"Bearer {AZURE_KEY}",
+            "azureml-model-deployment": "green",
+        }
+        monkeypatch.setenv("AML_TEST_KEY", "wrong-key")
+        denied = load_model(manifest)
+        try:
+            with pytest.raises(PredictError, match="HTTP 401: key_auth_access_denied") as caught:
+                denied.predict(_images(small_scenes)[0])
+            assert "wrong-key" not in str(caught.value) and "wrong-key" not in repr(denied)
+        finally:
+            denied.close()
+    assert AZURE_KEY not in caplog.text and "wrong-key" not in caplog.text
+
+
+def test_connection_check_with_a_typed_key(standins, tmp_path) -> None:
+    """The dialog's key (not yet in the keyring) reaches the server as Bearer and no further."""
+    import os
+
+    from app.inference.remote_check import try_connection
+
+    app = _azure_like(standins)
+    before = dict(os.environ)
+    with serve_app(app) as url:
+        document = {
+            "name": "aml",
+            "kind": "azureml",
+            "url": url,
+            "class_names": list(APP_CLASSES),
+            "options": {"keyring_service": "seglens:aml", "encoding": "indices"},
+        }
+        check = try_connection(document, np.zeros((48, 96, 3), np.uint8), key=AZURE_KEY)
+        assert check.backend == "azureml" and check.image_size == (48, 96)
+        assert AZURE_KEY not in check.describe()
+        with pytest.raises(ModelLoadError, match=r"needs the 'keyring' package|no key for service"):
+            try_connection(document, np.zeros((48, 96, 3), np.uint8))  # no typed key: the keyring is asked
+    assert dict(os.environ) == before  # the key's variable is gone again
+
+
+def test_v2_output_shape_checked_before_decoding() -> None:
+    from app.inference.v2_backend import _decode_tensor
+
+    with pytest.raises(PredictError, match=r"declares shape \[1, 13000, 13000\].*refused before decoding"):
+        _decode_tensor({"name": "labels", "datatype": "UINT8", "shape": [1, 13000, 13000]}, b"\0" * 16, "x")
+    with pytest.raises(PredictError, match="16 bytes of data for shape"):
+        _decode_tensor({"name": "labels", "datatype": "UINT8", "shape": [1, 8, 4]}, b"\0" * 16, "x")

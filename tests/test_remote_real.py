@@ -93,11 +93,18 @@ def _process(
 
 
 def _listening_only_on_loopback(port: int) -> None:
-    """The port answers on 127.0.0.1 and is not bound to every interface (0.0.0.0 / ::)."""
-    lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
-    listening = [line.split()[1] for line in lines if line.split()[3] == "0A"]
-    bound = [addr for addr in listening if int(addr.split(":")[1], 16) == port]
-    assert bound and all(addr.split(":")[0] == "0100007F" for addr in bound), bound
+    """The port listens on 127.0.0.1 only: not on 0.0.0.0, another address, or any IPv6 address."""
+
+    def listening(table: str) -> list[str]:
+        path = Path("/proc/net") / table
+        rows = [line.split() for line in path.read_text().splitlines()[1:]] if path.exists() else []
+        # state 0A = LISTEN; local address is HEXIP:HEXPORT
+        return [
+            row[1].split(":")[0] for row in rows if row[3] == "0A" and int(row[1].split(":")[1], 16) == port
+        ]
+
+    assert listening("tcp") == ["0100007F"], listening("tcp")
+    assert listening("tcp6") == [], listening("tcp6")
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +163,7 @@ def azmlinfsrv(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> It
         "--port",
         str(port),
     ]
-    with _process(args, f"http://127.0.0.1:{port}/", root / "azmlinfsrv.log", {"WORKER_COUNT": "2"}):
+    with _process([*args, "--worker_count", "2"], f"http://127.0.0.1:{port}/", root / "azmlinfsrv.log"):
         _listening_only_on_loopback(port)
         yield f"http://127.0.0.1:{port}"
 
