@@ -63,6 +63,16 @@ class RemoteModelDialog(QDialog):
     def __init__(self, keyring_available: bool, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Add a hosted model")
+        self._make_fields(keyring_available)
+        self._lay_out()
+        for line in (self.name, self.url, self.model, self.key_env, self.key, self.azureml):
+            line.textChanged.connect(self._edited)
+        for combo in (self.protocol, self.scheme):
+            combo.currentIndexChanged.connect(self._edited)
+        self.api_options.textChanged.connect(self._edited)
+        self._protocol_changed()
+
+    def _make_fields(self, keyring_available: bool) -> None:
         self.name = QLineEdit()
         self.name.setPlaceholderText("e.g. segformer-prod")
         self.protocol = QComboBox()
@@ -98,6 +108,16 @@ class RemoteModelDialog(QDialog):
         self.slot.addItems(["Model A", "Model B"])
         self.azureml = QLineEdit()
         self.azureml.setPlaceholderText("Azure ML deployment (optional)")
+        self.try_button = QPushButton("Try connection")
+        self.try_button.clicked.connect(self._try)
+        self.status = QLabel("Try the connection first: health, then one prediction on a test image.")
+        self.status.setWordWrap(True)
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.preview = QLabel()
+        self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.preview.setMinimumHeight(80)
+
+    def _lay_out(self) -> None:
         form = QFormLayout()
         form.addRow("Name", self.name)
         form.addRow("API", self.protocol)
@@ -109,14 +129,6 @@ class RemoteModelDialog(QDialog):
         form.addRow("API key", self.key)
         form.addRow("Azure ML", self.azureml)
         form.addRow("Use as", self.slot)
-        self.try_button = QPushButton("Try connection")
-        self.try_button.clicked.connect(self._try)
-        self.status = QLabel("Try the connection first: health, then one prediction on a test image.")
-        self.status.setWordWrap(True)
-        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.preview = QLabel()
-        self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.preview.setMinimumHeight(80)
         self.buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
         )
@@ -130,12 +142,6 @@ class RemoteModelDialog(QDialog):
         layout.addWidget(self.status)
         layout.addWidget(self.preview)
         layout.addWidget(self.buttons)
-        for line in (self.name, self.url, self.model, self.key_env, self.key, self.azureml):
-            line.textChanged.connect(self._edited)
-        for combo in (self.protocol, self.scheme):
-            combo.currentIndexChanged.connect(self._edited)
-        self.api_options.textChanged.connect(self._edited)
-        self._protocol_changed()
 
     def request(self) -> RemoteModelRequest:
         """The fields as typed (the controller validates them)."""
@@ -157,6 +163,7 @@ class RemoteModelDialog(QDialog):
         self.protocol.setCurrentIndex(self.protocol.findData(key))
 
     def show_trying(self) -> None:
+        """The try is running: no second try, no saving."""
         self.try_button.setEnabled(False)
         self.save_button.setEnabled(False)
         self.status.setText("Trying: health, then one prediction…")
@@ -175,6 +182,7 @@ class RemoteModelDialog(QDialog):
         self.save_button.setEnabled(True)
 
     def show_failure(self, message: str) -> None:
+        """The try failed: why, and no saving."""
         self.preview.clear()
         self.status.setText(f"Not usable: {message}")
         self.try_button.setEnabled(True)
