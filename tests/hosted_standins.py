@@ -11,11 +11,12 @@ deployed app does:
 * team C: multipart `file`, {"mask": nested list of class indices at 224x224, "shape": [224, 224]}.
 
 `faults` is a queue the next prediction answers take instead of the normal answer: "wrong_model",
-"stray_colour", "huge_png", "endless", ("error", status, text).
+"stray_colour", "huge_png", "endless", "slow" (P9: one second), ("error", status, text).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import struct
@@ -152,6 +153,8 @@ class HostedStandIns:
             special = self._special(fault)
             if special is not None:
                 return special
+            if fault == "slow":
+                await asyncio.sleep(1.0)
             served = model or state["active"]
             start = time.perf_counter()
             labels = self.labels(await upload.read())

@@ -64,7 +64,10 @@ def test_try_then_save_a_p9_model(qtbot, tmp_path, monkeypatch, p9_server) -> No
         qtbot.keyClicks(dialog.url, url)
         qtbot.keyClicks(dialog.model, "segformer_b0_fp32")
         standins.seen.clear()
+        standins.faults.append("slow")  # the server takes a second: the window must not
         qtbot.mouseClick(dialog.try_button, Qt.MouseButton.LeftButton)
+        # The click returned at once, with the try still running on the worker pool.
+        assert dialog.status.text().startswith("Trying") and not dialog.try_button.isEnabled()
         qtbot.waitUntil(dialog.save_button.isEnabled, timeout=30_000)
         text = dialog.status.text()
         assert "rest-p9" in text and "8 classes" in text and "found:" in text

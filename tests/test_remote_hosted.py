@@ -13,6 +13,7 @@ count leaves a cell, one arrives in another).
 from __future__ import annotations
 
 import json
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -216,8 +217,14 @@ def test_endless_body_is_cut_at_the_cap(p9, standins, tmp_path) -> None:
     remote = _p9(tmp_path, p9, retries=0, max_response_bytes=1 << 20)
     try:
         standins.faults.append("endless")
-        with pytest.raises(PredictError, match=r"longer than 1,048,576 bytes"):
-            remote.predict(np.zeros((32, 64, 3), np.uint8))
+        tracemalloc.start()
+        try:
+            with pytest.raises(PredictError, match=r"longer than 1,048,576 bytes"):
+                remote.predict(np.zeros((32, 64, 3), np.uint8))
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 8 << 20  # the cap (1 MB) and its join, not the body (which never ends)
         # The connection was dropped, not drained: the next request works.
         assert remote.predict(np.zeros((32, 64, 3), np.uint8)).labels.shape == (32, 64)
     finally:
