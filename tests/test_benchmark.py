@@ -108,40 +108,17 @@ def _fake(name: str, miou: float | None) -> BenchmarkResult:
         matrix = np.zeros((scheme.id_space.num_classes, scheme.id_space.num_classes + 1), dtype=np.int64)
         scores = dataclasses.replace(compute_scores(matrix, scheme), miou=miou)
     return BenchmarkResult(
-        name=name,
-        source=f"/models/{name}.onnx",
-        backend="onnx",
-        file_bytes=3 * 1024 * 1024,
-        image_size=(256, 512),
-        runs=30,
-        load_ms=5.0,
-        predict_ms=stats,
-        inference_ms=stats,
-        throughput=95.2,
-        peak_rss_bytes=40 * 1024 * 1024,
-        peak_is_process_wide=False,
-        scores=scores,
+        name=name, source=f"/models/{name}.onnx", backend="onnx", file_bytes=3 * 1024 * 1024,
+        image_size=(256, 512), runs=30, load_ms=5.0, predict_ms=stats, inference_ms=stats,
+        throughput=95.2, peak_rss_bytes=40 * 1024 * 1024, peak_is_process_wide=False, scores=scores,
     )
 
 
 def test_format_table_rows() -> None:
     table = format_table([_fake("segformer-b0", 0.4567), _fake("unet", None)])
     lines = table.splitlines()
-    assert lines[0].split() == [
-        "model",
-        "size",
-        "MB",
-        "P50",
-        "ms",
-        "P95",
-        "ms",
-        "P99",
-        "ms",
-        "img/s",
-        "peak",
-        "MB",
-        "mIoU",
-    ]
+    assert lines[0].split() == ["model", "size", "MB", "P50", "ms", "P95", "ms", "P99", "ms", "img/s", "peak",
+                                "MB", "mIoU"]
     assert lines[2].split() == ["segformer-b0", "3.00", "10.0", "12.0", "15.0", "95.2", "40", "45.67"]
     assert lines[3].split() == ["unet", "3.00", "10.0", "12.0", "15.0", "95.2", "40", "-"]
     assert "256x512" in table
@@ -155,20 +132,8 @@ def test_compare_latency_times_each_model(model, dynamic_model) -> None:
 
 def test_cli_prints_table_and_writes_json(tmp_path, model, dynamic_model, data, capsys) -> None:
     report = tmp_path / "bench.json"
-    argv = [
-        str(model),
-        str(dynamic_model),
-        "--dataset",
-        str(data),
-        "--runs",
-        "3",
-        "--warmup",
-        "1",
-        "--size",
-        "64x128",
-        "--json",
-        str(report),
-    ]
+    argv = [str(model), str(dynamic_model), "--dataset", str(data), "--runs", "3", "--warmup", "1",
+            "--size", "64x128", "--json", str(report)]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "bench_a" in out and "bench_dyn" in out and "mIoU" in out

@@ -60,11 +60,7 @@ def centroid_model(tmp_path_factory, calibration) -> Path:
     means = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], CATEGORIES.colors)
     path = tmp_path_factory.mktemp("models") / "centroid.onnx"
     return make_onnx_segmenter(
-        path,
-        CATEGORIES.names,
-        input_size=SIZE,
-        weights="centroid",
-        centroids=centroids_from_colors(means),
+        path, CATEGORIES.names, input_size=SIZE, weights="centroid", centroids=centroids_from_colors(means),
         downsample=2,
     )
 
@@ -96,14 +92,8 @@ def _evaluator_miou(model_path: Path, dataset) -> float:
 def test_conv_only_quantization_end_to_end(tmp_path, centroid_model, calibration, validation) -> None:
     out = tmp_path / "centroid_int8.onnx"
     result = quantize(
-        centroid_model,
-        out,
-        calibration=calibration,
-        count=6,
-        op_types=("Conv",),
-        validation=validation,
-        runs=6,
-        warmup=1,
+        centroid_model, out, calibration=calibration, count=6, op_types=("Conv",), validation=validation,
+        runs=6, warmup=1,
     )
     assert result.int8_path == out and out.is_file()
     assert result.int8_bytes == out.stat().st_size and result.fp32_bytes == centroid_model.stat().st_size
@@ -161,14 +151,8 @@ def test_op_types_decide_what_is_quantized(tmp_path, conv_model, calibration) ->
 def test_int8_is_smaller_and_excluded_nodes_stay_float(tmp_path, conv_model, calibration) -> None:
     out = tmp_path / "conv_int8.onnx"
     result = quantize(
-        conv_model,
-        out,
-        calibration=calibration,
-        count=4,
-        method="percentile",
-        exclude_nodes=["Conv_0"],
-        runs=3,
-        warmup=0,
+        conv_model, out, calibration=calibration, count=4, method="percentile", exclude_nodes=["Conv_0"],
+        runs=3, warmup=0,
     )
     assert result.int8_bytes < result.fp32_bytes
     int8 = onnx.load(str(out))
@@ -178,10 +162,9 @@ def test_int8_is_smaller_and_excluded_nodes_stay_float(tmp_path, conv_model, cal
     assert first.input[1] in inits and not _is_dequantized(int8, first.input[1]), "Conv_0 must stay FP32"
     assert all(_is_dequantized(int8, n.input[1]) for n in convs if n.name != "Conv_0")
     assert result.quantized_nodes == len(convs) - 1
-    assert (
-        json.loads({p.key: p.value for p in int8.metadata_props}["seglens.quantization"])["config"]["method"]
-        == "percentile"
-    )
+    assert json.loads({p.key: p.value for p in int8.metadata_props}["seglens.quantization"])["config"][
+        "method"
+    ] == "percentile"
 
 
 def test_unknown_excluded_node_names_the_model_and_the_choices(tmp_path, conv_model, calibration) -> None:
@@ -231,26 +214,10 @@ def test_cli_reports_empty_calibration_folder(tmp_path, conv_model, capsys) -> N
 def test_cli_quantizes_and_writes_json(tmp_path, centroid_model, data, capsys) -> None:
     out, report = tmp_path / "cli_int8.onnx", tmp_path / "report.json"
     argv = [
-        str(centroid_model),
-        "--calibration",
-        str(data),
-        "--split",
-        "train",
-        "--count",
-        "3",
-        "--out",
-        str(out),
-        "--ops",
-        "Conv",
-        "--method",
-        "entropy",
-        "--no-per-channel",
-        "--validation",
-        str(data),
-        "--runs",
-        "3",
-        "--json",
-        str(report),
+        str(centroid_model), "--calibration", str(data), "--split", "train", "--count", "3",
+        "--out", str(out),
+        "--ops", "Conv", "--method", "entropy", "--no-per-channel", "--validation", str(data),
+        "--runs", "3", "--json", str(report),
     ]
     assert quantize_module.main(argv) == 0
     printed = capsys.readouterr().out
@@ -273,14 +240,8 @@ def test_search_tries_configurations_and_respects_the_budget(
 ) -> None:
     out = tmp_path / "best.onnx"
     found = search(
-        conv_model,
-        out,
-        calibration=calibration,
-        validation=validation,
-        count=4,
-        budget_miou_points=1.0,
-        runs=4,
-        warmup=1,
+        conv_model, out, calibration=calibration, validation=validation, count=4, budget_miou_points=1.0,
+        runs=4, warmup=1,
     )
     labels = [t.config.label() for t in found.trials]
     assert len(found.trials) >= 3 and len(set(labels)) == len(labels)
