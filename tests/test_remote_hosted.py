@@ -465,3 +465,25 @@ def test_v2_output_shape_checked_before_decoding() -> None:
         _decode_tensor({"name": "labels", "datatype": "UINT8", "shape": [1, 13000, 13000]}, b"\0" * 16, "x")
     with pytest.raises(PredictError, match="16 bytes of data for shape"):
         _decode_tensor({"name": "labels", "datatype": "UINT8", "shape": [1, 8, 4]}, b"\0" * 16, "x")
+
+
+def test_health_problems_are_named(standins, tmp_path) -> None:
+    app = fastapi.FastAPI()
+
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        return {"status": "healthy", "model_loaded": False}
+
+    with serve_app(standins.team_b()) as url:
+        manifest = _manifest(
+            tmp_path,
+            "b",
+            kind="http",
+            url=url,
+            scheme="categories",
+            options={"health": "/status", "retries": 0},
+        )
+        with pytest.raises(ModelLoadError, match=r"/status: HTTP 404.*null skips the check"):
+            load_model(manifest)
+    with serve_app(app) as url, pytest.raises(ModelLoadError, match="not loaded or not ready"):
+        load_model(_manifest(tmp_path, "c", kind="http", url=url, scheme="categories"))

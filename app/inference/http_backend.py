@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 
-from app.core.errors import PredictError
+from app.core.errors import ModelLoadError, PredictError
 from app.inference.base import InputSpec, ModelInfo
 from app.inference.http_client import HttpClient, load_error, remote_digest
 from app.inference.manifest import ModelManifest
@@ -111,7 +111,7 @@ def parse_api(options: Mapping[str, Any], where: str) -> HttpApi:
     response = _mapping(options, "response", where)
     values: dict[str, Any] = {
         "path": _path(options.get("path", "/predict"), "path", where),
-        "health": _path(options["health"], "health", where) if options.get("health") else None,
+        "health": _path(health, "health", where) if (health := options.get("health", "/health")) else None,
         "params": _strings(options, "params", where),
         "headers": _headers(options, where),
         "request": _choice(request.get("format", "multipart"), _REQUEST_FORMATS, "request.format", where),
@@ -128,8 +128,6 @@ def parse_api(options: Mapping[str, Any], where: str) -> HttpApi:
         "time_key": _optional_text(response.get("time_key"), "response.time_key", where),
         "encoding": _choice(options.get("encoding", "auto"), _ENCODINGS, "encoding", where),
     }
-    if "health" in options and not options["health"]:
-        values["health"] = None
     if values["response"] != "png" and not values["response_key"]:
         raise load_error(f"{where}: options.response.key is needed for response format {values['response']}")
     if options.get("colors") is not None:
@@ -175,7 +173,7 @@ class HttpSegmenter(RemoteSegmenter):
         endpoint = self._client.endpoint
         health: Any = None
         if self._api.health is not None:
-            response = self._client.request("GET", self._api.health, error=load_error)
+            response = self._client.request("GET", self._api.health, error=_health_error)
             health = check_health(response, f"{endpoint}{self._api.health}")
         names, colours, scheme = self._classes(manifest, f"{endpoint}{self._api.path}")
         self._palette = palette_array(colours, endpoint) if colours is not None else None
@@ -222,8 +220,8 @@ class HttpSegmenter(RemoteSegmenter):
         scheme = manifest.class_scheme() if manifest is not None else None
         if scheme is None:
             raise load_error(f"{where}: name the classes: class_names or scheme in the manifest")
-        colours = api.colors or tuple(tuple(c) for c in scheme.colors)  # type: ignore[misc]
-        return scheme.names, cast(Any, colours), scheme.key
+        colours = api.colors or tuple((int(r), int(g), int(b)) for r, g, b in scheme.colors)
+        return scheme.names, colours, scheme.key
 
     # --- predict ------------------------------------------------------------------------------------
 
@@ -288,6 +286,10 @@ def load_http(target: Path | str, manifest: ModelManifest | None = None) -> Http
 # --- JSON helpers shared by the presets ------------------------------------------------------------------
 
 
+def _health_error(message: str) -> ModelLoadError:
+    return load_error(f"{message} (options.health names the API's health path; null skips the check)")
+
+
 def check_health(response: httpx.Response, where: str) -> Any:
     """The health answer's JSON (or text); a JSON status of error/unhealthy/down raises load_error."""
     try:
@@ -298,8 +300,8 @@ def check_health(response: httpx.Response, where: str) -> Any:
         status = str(document.get("status", "")).lower()
         if status in ("error", "unhealthy", "down", "fail", "failed"):
             raise load_error(f"{where}: the server reports status {status!r}: {document!r:.200}")
-        if document.get("model_loaded") is False:
-            raise load_error(f"{where}: the server is up but reports no model loaded")
+        if document.get("model_loaded") is False or document.get("ready") is False:
+            raise load_error(f"{where}: the server is up but reports its model not loaded or not ready")
     return document
 
 
