@@ -6,7 +6,8 @@ deployed app does:
   nearest-resized to 512x256; /health, /models, /switch/{id}; French error texts.
 * P8 (the baseline app): POST /predict/visualize with JSON {"image": base64}, `colored_mask` at the input
   size; /health, /info.
-* team A: multipart `file` + form field `model_name`, a PNG body of class indices from /predict/mask.
+* team A: multipart `file` + form field `model_name`, a PNG body of class indices from /predict/mask;
+  also the raw PNG as the body of /predict/raw?version=N.
 * team B: POST /predict/ (trailing slash), multipart `file`, {"image_base64": colour PNG at the input size}.
 * team C: multipart `file`, {"mask": nested list of class indices at 224x224, "shape": [224, 224]}.
 
@@ -231,6 +232,18 @@ class HostedStandIns:
             if special is not None:
                 return special
             return Response(png_bytes(self.labels(await file.read())), media_type="image/png")
+
+        @app.post("/predict/raw")
+        async def raw(request: Request, version: str) -> Response:
+            # The PNG itself as the body; a query parameter and a header say which model.
+            self.seen.append(
+                {
+                    "type": request.headers.get("content-type"),
+                    "version": version,
+                    "client": request.headers.get("x-client"),
+                }
+            )
+            return Response(png_bytes(self.labels(await request.body())), media_type="image/png")
 
         return app
 

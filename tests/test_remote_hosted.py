@@ -487,3 +487,22 @@ def test_health_problems_are_named(standins, tmp_path) -> None:
             load_model(manifest)
     with serve_app(app) as url, pytest.raises(ModelLoadError, match="not loaded or not ready"):
         load_model(_manifest(tmp_path, "c", kind="http", url=url, scheme="categories"))
+
+
+def test_raw_body_with_query_and_headers(standins, local, small_scenes, tmp_path) -> None:
+    with serve_app(standins.team_a()) as url:
+        options = {
+            "path": "/predict/raw",
+            "params": {"version": 3},
+            "headers": {"X-Client": "seglens"},
+            "request": {"format": "raw", "content_type": "image/png"},
+        }
+        remote = load_model(
+            _manifest(tmp_path, "raw", kind="http", url=url, class_names=list(APP_CLASSES), options=options)
+        )
+        try:
+            standins.seen.clear()
+            _same_evaluation(small_scenes, remote, local)
+            assert standins.seen[0] == {"type": "image/png", "version": "3", "client": "seglens"}
+        finally:
+            remote.close()
