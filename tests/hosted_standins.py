@@ -12,7 +12,8 @@ deployed app does:
 * team C: multipart `file`, {"mask": nested list of class indices at 224x224, "shape": [224, 224]}.
 
 `faults` is a queue the next prediction answers take instead of the normal answer: "wrong_model",
-"stray_colour", "huge_png", "endless", "slow" (P9: one second), ("error", status, text).
+"stray_colour", "huge_png", "endless", "slow" (P9: one second), "error_200" (team A: an error JSON
+with status 200), ("error", status, text).
 """
 
 from __future__ import annotations
@@ -228,6 +229,8 @@ class HostedStandIns:
             fault = self._fault()
             if fault == "huge_png":
                 return Response(huge_png(), media_type="image/png")
+            if fault == "error_200":
+                return JSONResponse({"status": "error", "error": "modèle non chargé"}, 200)
             special = self._special(fault)
             if special is not None:
                 return special

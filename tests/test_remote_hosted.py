@@ -268,7 +268,13 @@ def test_team_a_multipart_file_form_field_png_body(standins, local, small_scenes
         try:
             assert remote.info.backend == "http"
             _same_evaluation(small_scenes, remote, local)
+            standins.faults.extend(["huge_png", "error_200"])
+            with pytest.raises(PredictError, match="13000x13000"):
+                remote.predict(_images(small_scenes)[0])
+            with pytest.raises(PredictError, match="reports an error: modèle non chargé"):
+                remote.predict(_images(small_scenes)[0])
         finally:
+            standins.faults.clear()
             remote.close()
         wrong = {**options, "request": {"field": "file", "form": {"model_name": "vgg"}}, "retries": 0}
         remote = load_model(

@@ -252,6 +252,8 @@ class HttpSegmenter(RemoteSegmenter):
         server_ms: float | None = None
         encoding = api.encoding
         if api.response == "png":
+            if response.content[:1] == b"{":  # a JSON error with a 2xx status (some Flask apps)
+                answer_document(self._client.json_body(response, api.path), where)
             mask = decode_png(response.content, where, api.max_mask_pixels, encoding)
         else:
             document = answer_document(self._client.json_body(response, api.path), where)
