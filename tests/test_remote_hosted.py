@@ -141,6 +141,12 @@ def test_p9_request_format_timing_and_lossless_evaluation(
     p9, standins, local, small_scenes, tmp_path
 ) -> None:
     remote = _p9(tmp_path, p9)
+    again = _p9(tmp_path, p9)
+    # The same model id on the same server: the same digest (cache key), though /health's clock moved.
+    other = _p9(tmp_path, p9, "segformer_b0_int8")
+    assert again.info.digest == remote.info.digest != other.info.digest
+    again.close()
+    other.close()
     try:
         assert isinstance(remote, HttpSegmenter) and remote.info.backend == "rest-p9"
         assert remote.info.class_names == APP_CLASSES

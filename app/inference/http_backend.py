@@ -73,6 +73,7 @@ ResponseFormat = Literal["png", "json_png", "json_indices"]
 _REQUEST_FORMATS = ("multipart", "json", "raw")
 _RESPONSE_FORMATS = ("png", "json_png", "json_indices")
 _ENCODINGS = ("auto", "indices", "palette")
+_VOLATILE = frozenset({"timestamp", "time", "now", "uptime", "uptime_s", "date", "requests", "load"})
 
 
 @dataclass(frozen=True)
@@ -182,6 +183,9 @@ class HttpSegmenter(RemoteSegmenter):
                 f"{endpoint}: colour masks need a colour per class: give options.colors or a builtin scheme"
             )
         name = manifest.name if manifest is not None else endpoint
+        # The digest keys the prediction cache: the health answer's clock readings must not change it.
+        if isinstance(health, dict):
+            health = {k: v for k, v in health.items() if k.lower() not in _VOLATILE}
         description = {"api": self._api.describe(), "classes": list(names), "health": health}
         self._info = ModelInfo(
             name=name,
