@@ -1,8 +1,18 @@
-"""Remote inference: throughput at 1, 2, 4 and 8 concurrent requests, and the cost of the remote path
-against the same model run locally in this process.
+"""Remote inference, first as the user runs it, then in process.
 
-    /work/venv/bin/python benchmarks/bench_remote.py [--requests 32] [--rest-server seglens|standin]
-        [--mlserver /tmp/mlserver-venv/bin/mlserver]
+    .venv/bin/python benchmarks/bench_remote.py [--images 24] [--rounds 3] [--workers 2] [--requests 32]
+        [--rest-server seglens|standin] [--mlserver /tmp/mlserver-venv/bin/mlserver] [--skip-in-process]
+
+1. The user's command against its peer, both whole processes on the same server in the same run,
+   interleaved, on `seglens serve` and then on the P9 stand-in (tests/hosted_standins.py in a process:
+   multipart `image`, JSON with a base64 RGB colour mask at 512x256). Ours: `seglens evaluate --model
+   hosted.json --dataset D` (a kind "rest" manifest: load, health and /info, read and PNG-encode each
+   image, POST, decode the mask (P9: base64, colours back to classes, 512x256 resized to the image), map
+   classes, count, print metrics). The peer: a bare client loop (a fresh python process: httpx posting
+   the same PNG files as they are on disk, as the API wants them, with the same number of threads,
+   reading the answers, nothing else). Printed: each side's wall time per round, the medians and their
+   ratio (evaluate / bare loop).
+2. In process (as before):
 
 Model: random-weight convs (hidden 16, depth 2), input 256x512, 19 classes, on a 512x1024 synthetic street
 scene. Served three ways, all on 127.0.0.1:
@@ -42,6 +52,7 @@ from app.core.scenes.generator import render_scene  # noqa: E402
 from app.inference.backends.http_client import ClientSettings, HttpClient  # noqa: E402
 from app.inference.backends.onnx_backend import OnnxSegmenter  # noqa: E402
 from app.inference.backends.rest_backend import RestSegmenter  # noqa: E402
+from app.inference.backends.rest_presets import APP_CLASSES  # noqa: E402
 from app.inference.backends.v2_backend import V2Segmenter  # noqa: E402
 from app.inference.base import Segmenter  # noqa: E402
 from app.inference.manifest import ModelManifest  # noqa: E402
@@ -160,8 +171,129 @@ def json_cost(image: np.ndarray) -> None:
         )
 
 
+P9_MODEL = "segformer_b0_fp32"
+
+
+def bare_loop(api: str, url: str, dataset: Path, workers: int) -> int:
+    """The peer: POST every image file of `dataset` as the API wants it from `workers` threads and read
+    the answers (seglens: /predict, mask PNG body; p9: /predict?model=ID, multipart `image`, JSON)."""
+    files = sorted(dataset.rglob("*_leftImg8bit.png"))
+    chunks = [files[i::workers] for i in range(workers)]
+    failures: list[str] = []
+
+    def post(paths: list[Path]) -> None:
+        with httpx.Client(base_url=url, timeout=60) as client:
+            for path in paths:
+                if api == "p9":
+                    files = {"image": (path.name, path.read_bytes(), "image/png")}
+                    answer = client.post("/predict", params={"model": P9_MODEL}, files=files)
+                    ok = answer.status_code == 200 and answer.json().get("status") == "success"
+                else:
+                    files = {"file": (path.name, path.read_bytes(), "image/png")}
+                    answer = client.post("/predict", files=files, headers={"Accept": "image/png"})
+                    ok = answer.status_code == 200 and answer.content.startswith(b"\x89PNG")
+                if not ok:
+                    failures.append(f"{path.name}: {answer.status_code}")
+
+    threads = [threading.Thread(target=post, args=(chunk,)) for chunk in chunks]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    print(f"bare loop: {len(files)} images, {len(failures)} failures")
+    return 1 if failures else 0
+
+
+def serve_p9(model: Path, port: int) -> int:
+    """The test suite's P9 stand-in (tests/hosted_standins.py) over `model`, as a server process."""
+    import uvicorn
+    from hosted_standins import HostedStandIns
+
+    standins = HostedStandIns(OnnxSegmenter(model), models=(P9_MODEL,))
+    uvicorn.run(standins.p9(), host="127.0.0.1", port=port, log_level="warning")
+    return 0
+
+
+@contextmanager
+def p9_server(model: Path, port: int) -> Iterator[str]:
+    proc = subprocess.Popen([sys.executable, __file__, "--serve-p9", str(model), str(port)], cwd=ROOT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(proc, f"{url}/health")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def timed(cmd: list[str], env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:4])}… failed ({done.returncode}): {done.stderr[-1500:]}")
+    return elapsed
+
+
+def user_command_vs_bare_loop(tmp: Path, models: dict[str, Path], args: argparse.Namespace) -> None:
+    """Section 1: `seglens evaluate` on a hosted manifest vs a bare httpx loop, same server, interleaved;
+    once on `seglens serve` (our API) and once on the P9 stand-in (base64 colour masks at 512x256)."""
+    from app.core.scenes.generator import generate
+
+    dataset = generate(tmp / "data", args.images, size=(256, 512), seed=21)
+    command = Path(sys.executable).with_name("seglens")  # the installed entry point, as users run it
+    launcher = [str(command)] if command.is_file() else [sys.executable, "-m", "app"]
+    for api in ("seglens", "p9"):
+        port = free_port()
+        server = (
+            seglens_server(models["seglens"], port) if api == "seglens" else p9_server(models["p9"], port)
+        )
+        with server as url:
+            options = {"api": "p9", "model": P9_MODEL} if api == "p9" else {}
+            manifest = tmp / f"hosted-{api}.json"
+            document = {"name": f"hosted-{api}", "kind": "rest", "url": url, "options": options}
+            manifest.write_text(json.dumps(document), encoding="utf-8")
+            evaluate = [*launcher, "evaluate", "--model", str(manifest), "--dataset", str(dataset)]
+            evaluate += ["--workers", str(args.workers), "--quiet"]
+            if api == "p9":
+                evaluate += ["--scheme", "categories"]
+            bare = [sys.executable, __file__, "--bare-loop", api, url, str(dataset), str(args.workers)]
+            ours: list[float] = []
+            peer: list[float] = []
+            print(f"  {api}: {url}")
+            for round_ in range(args.rounds):
+                env = {**os.environ, "SEGLENS_CACHE": str(tmp / f"cache-{api}-{round_}")}  # nothing cached
+                ours.append(timed(evaluate, env))
+                peer.append(timed(bare, env))
+                print(
+                    f"    round {round_ + 1}: seglens evaluate {ours[-1]:6.2f} s | "
+                    f"bare httpx loop {peer[-1]:6.2f} s"
+                )
+        a, b = statistics.median(ours), statistics.median(peer)
+        print(
+            f"    median: seglens evaluate {a:.2f} s ({args.images / a:.1f} img/s) | bare loop {b:.2f} s "
+            f"({args.images / b:.1f} img/s) | ratio evaluate/bare {a / b:.2f}"
+        )
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def main() -> int:
+    if len(sys.argv) == 6 and sys.argv[1] == "--bare-loop":
+        return bare_loop(sys.argv[2], sys.argv[3], Path(sys.argv[4]), int(sys.argv[5]))
+    if len(sys.argv) == 4 and sys.argv[1] == "--serve-p9":
+        return serve_p9(Path(sys.argv[2]), int(sys.argv[3]))
     parser = argparse.ArgumentParser()
+    parser.add_argument("--images", type=int, default=24, help="images in the section-1 dataset")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of section 1")
+    parser.add_argument("--workers", type=int, default=2, help="evaluate --workers = bare-loop threads")
+    parser.add_argument("--skip-in-process", action="store_true", help="section 1 only")
     parser.add_argument("--requests", type=int, default=32, help="predictions per concurrency level")
     parser.add_argument("--rest-server", choices=("seglens", "standin"), default="seglens")
     parser.add_argument(
@@ -182,6 +314,15 @@ def main() -> int:
             layout="NHWC",
             **common,
         )
+        print(
+            f"1. the user's command vs a bare client loop: {args.images} images 256x512, model input "
+            f"{INPUT[0]}x{INPUT[1]}, {args.workers} workers/threads, servers on 127.0.0.1"
+        )
+        app8 = modelzoo.make_onnx_segmenter(Path(tmp) / "app8.onnx", APP_CLASSES, **common)
+        user_command_vs_bare_loop(Path(tmp), {"seglens": logits, "p9": app8}, args)
+        if args.skip_in_process:
+            return 0
+        print("\n2. in process")
         local = OnnxSegmenter(logits)
         local_labels = OnnxSegmenter(labels)
         print(

@@ -366,7 +366,7 @@ def test_read_timeout_is_reported(faulty) -> None:
 
 @pytest.mark.parametrize(
     ("fault", "expected"),
-    [(("garbage",), "not a readable PNG"), (("wrong_size",), "mask is 72x20, image is 72x40")],
+    [(("garbage",), "the mask is not a PNG"), (("wrong_size",), "mask is 72x20, image is 72x40")],
 )
 def test_bad_answers_are_reported(faulty, fault, expected) -> None:
     fake, url, _ = faulty

@@ -5,10 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QObject
-from PySide6.QtWidgets import QDialog, QFileDialog
+import shiboken6
+from PySide6.QtCore import QObject, Qt
+from PySide6.QtWidgets import QFileDialog
 
-from app.inference.backends.remote_models import keyring_available, save_remote
+from app.core.domain.errors import InputError
+from app.inference.backends.remote_models import (
+    RemoteModelRequest,
+    keyring_available,
+    remote_manifest,
+    save_remote,
+)
 from app.views.remote_dialog import RemoteModelDialog
 
 if TYPE_CHECKING:
@@ -21,6 +28,7 @@ class ToolsController(QObject):
     def __init__(self, main: MainController) -> None:
         super().__init__(main)
         self.main = main
+        self.remote_dialog: RemoteModelDialog | None = None
         w = main.window
         w.add_remote_action.triggered.connect(self.add_remote)
         w.benchmark_action.triggered.connect(self.benchmark)
@@ -29,10 +37,47 @@ class ToolsController(QObject):
         w.report_action.triggered.connect(self.export_report)
 
     def add_remote(self) -> None:
+        """Open the "Add hosted model" dialog (window-modal, not blocking): try, then save and load."""
         dialog = RemoteModelDialog(keyring_available(), self.main.window)
-        if dialog.exec() != QDialog.DialogCode.Accepted:
-            return
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.test_requested.connect(lambda: self._try_remote(dialog))
+        dialog.accepted.connect(lambda: self._save_remote(dialog.request()))
+        self.remote_dialog = dialog
+        dialog.open()
+
+    def _try_remote(self, dialog: RemoteModelDialog) -> None:
+        """Health and one prediction on the worker pool; the dialog shows the answer."""
         request = dialog.request()
+        try:
+            manifest = remote_manifest(request)
+        except InputError as exc:
+            dialog.show_failure(str(exc))
+            return
+        key = request.key if request.key and not request.key_env else None
+        dataset = self.main.dataset
+        image_source = str(dataset.root) if dataset is not None and len(dataset) else None
+
+        def run() -> Any:
+            from app.inference.backends.remote_check import try_connection
+            from app.inference.tools.export import sample_images
+
+            return try_connection(manifest, sample_images(image_source, 1)[0], key)
+
+        dialog.show_trying()
+        job = self.main.pool.submit(run, key="remote-check")
+        job.signals.result.connect(lambda check: self._tried(dialog, check))
+        job.signals.error.connect(lambda report: self._try_failed(dialog, report))
+
+    def _tried(self, dialog: RemoteModelDialog, check: Any) -> None:
+        if shiboken6.isValid(dialog):
+            dialog.show_result(check.preview, check.describe())
+        self.main.window.append_log(f"hosted model tried: {check.describe()}")
+
+    def _try_failed(self, dialog: RemoteModelDialog, report: Any) -> None:
+        if shiboken6.isValid(dialog):
+            dialog.show_failure(report.message)
+
+    def _save_remote(self, request: RemoteModelRequest) -> None:
         try:
             path = save_remote(request)
         except Exception as exc:  # InputError, or the keyring backend's own errors

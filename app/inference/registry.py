@@ -54,6 +54,18 @@ BACKENDS: tuple[Backend, ...] = (
         "app.inference.backends.v2_backend:load_v2",
         "Open Inference Protocol v2 server (manifest url)",
     ),
+    Backend(
+        "http",
+        (),
+        "app.inference.backends.http_backend:load_http",
+        "any JSON/PNG API described by its manifest",
+    ),
+    Backend(
+        "azureml",
+        (),
+        "app.inference.backends.azureml_backend:load_azureml",
+        "Azure ML online endpoint (/score)",
+    ),
 )
 
 

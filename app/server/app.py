@@ -41,6 +41,7 @@ from app.core.domain.errors import InputError, PredictError
 from app.core.domain.labels import BUILTIN_SCHEMES
 from app.inference.base import ModelInfo, Prediction, Segmenter
 from app.server.codec import decode_image, encode_png
+from app.server.docs import DOCS_PATHS, install_docs
 from app.server.errors import ApiError, error_body
 from app.server.middleware import (
     TOO_LARGE,
@@ -62,7 +63,7 @@ MB = 1 << 20
 DEFAULT_MAX_UPLOAD_BYTES = 20 * MB
 DEFAULT_MAX_PIXELS = 4096 * 4096
 RETRY_AFTER_S = 1
-PUBLIC_PATHS = ("/", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json")
+PUBLIC_PATHS = ("/", "/openapi.json", *DOCS_PATHS)
 """Paths served without the API key: the static page and the API description hold no data."""
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -98,7 +99,10 @@ def create_app(
         version=__version__,
         summary="Semantic-segmentation models over HTTP",
         description=__doc__,
+        docs_url=None,  # served from shipped assets instead of a CDN (app.server.docs)
+        redoc_url=None,
     )
+    install_docs(app, "SegLens")
     app.state.seglens = state
     _install_error_handlers(app)
     app.include_router(_info_router(state))

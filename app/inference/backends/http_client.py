@@ -140,6 +140,7 @@ class ClientSettings:
     max_retry_after: float = 30.0  # a server asking for a longer pause is reported, not waited for
     max_concurrency: int = 4  # requests in flight to this endpoint from this process
     queue_timeout: float = 120.0  # waiting for one of those slots
+    max_response_bytes: int = 64 << 20  # a longer body is refused while it streams (decoded size)
     ca_bundle: str | None = None  # PEM file of extra trusted CAs; TLS verification is always on
 
     @classmethod
@@ -155,6 +156,7 @@ class ClientSettings:
             ("max_retry_after", float),
             ("max_concurrency", int),
             ("queue_timeout", float),
+            ("max_response_bytes", int),
         ):
             if name in options:
                 value = options[name]
@@ -163,6 +165,8 @@ class ClientSettings:
                 values[name] = kind(value)
         if values.get("max_concurrency", 1) < 1:
             raise load_error(f"{where}: options.max_concurrency must be at least 1")
+        if values.get("max_response_bytes", 1) < 1:
+            raise load_error(f"{where}: options.max_response_bytes must be at least 1")
         if options.get("ca_bundle") is not None:
             values["ca_bundle"] = str(options["ca_bundle"])
         return cls(**values)
@@ -337,7 +341,11 @@ class HttpClient:
                 f"{self.endpoint}{path}: no free request slot after {self.settings.queue_timeout:g} s"
             )
         try:
-            response = client.request(method, path, headers=headers, **kwargs)
+            response = client.send(client.build_request(method, path, headers=headers, **kwargs), stream=True)
+            try:
+                self._read_capped(response, path, error)
+            finally:
+                response.close()
         except httpx.ReadTimeout:
             limit = self.settings.read_timeout
             raise error(f"{self.endpoint}{path}: no answer within the read timeout of {limit:g} s") from None
@@ -360,6 +368,29 @@ class HttpClient:
         if response.status_code in RETRY_STATUSES:
             return None, problem, parse_retry_after(response.headers.get("Retry-After"))
         raise error(f"{self.endpoint}{path}: {problem}")
+
+    def _read_capped(self, response: httpx.Response, path: str, error: ErrorFactory) -> None:
+        """Read the body into `response` (as response.read() would), refusing it past max_response_bytes
+        before it is all in memory: an endless or oversized answer costs at most the cap."""
+        limit = self.settings.max_response_bytes
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit and "Content-Encoding" not in response.headers:
+            raise error(
+                f"{self.endpoint}{path}: the answer declares {int(declared):,} bytes; the limit is "
+                f"{limit:,} (options.max_response_bytes)"
+            )
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_bytes():  # decoded: a gzip bomb is capped at its inflated size
+            size += len(chunk)
+            if size > limit:
+                raise error(
+                    f"{self.endpoint}{path}: the answer is longer than {limit:,} bytes "
+                    "(options.max_response_bytes); refused"
+                )
+            chunks.append(chunk)
+        # What httpx's own Response.read() stores; .content/.json() then work as usual.
+        response._content = b"".join(chunks)
 
     def close(self) -> None:
         """Close pooled connections. Idempotent."""

@@ -28,6 +28,7 @@ class RemoteModelRequest:
     azureml_deployment: str
     scheme: str
     slot: int  # 0 = A, 1 = B
+    api_options: str = ""  # JSON: the http / azureml request and response description
 
 
 def keyring_available() -> bool:
@@ -45,8 +46,14 @@ def remote_manifest(request: RemoteModelRequest) -> dict[str, Any]:
         raise InputError(None, "a hosted model needs a name of letters, digits, '.', '_' or '-'")
     if not request.url.startswith(("http://", "https://")):
         raise InputError(None, f"{request.url!r}: the URL must start with http:// or https://")
-    options: dict[str, Any] = {}
-    if request.model:
+    protocol = request.protocol
+    options: dict[str, Any] = _api_options(request)
+    kind = "rest" if protocol in ("p8", "p9") else protocol
+    if protocol in ("p8", "p9"):
+        options["api"] = protocol
+    if protocol == "p9" and not request.model:
+        raise InputError(None, "the P9 app needs a model id, e.g. segformer_b0_fp32")
+    if request.model and protocol in ("rest", "p9", "v2"):
         options["model"] = request.model
     if request.key_env:
         options["api_key_env"] = request.key_env
@@ -54,12 +61,27 @@ def remote_manifest(request: RemoteModelRequest) -> dict[str, Any]:
         options["keyring_service"] = f"seglens:{request.name}"
     if request.azureml_deployment:
         options["azureml_deployment"] = request.azureml_deployment
-    manifest: dict[str, Any] = {"name": request.name, "kind": request.protocol, "url": request.url}
-    if request.scheme:
+    manifest: dict[str, Any] = {"name": request.name, "kind": kind, "url": request.url}
+    if request.scheme and protocol not in ("p8", "p9"):
         manifest["scheme"] = request.scheme
     if options:
         manifest["options"] = options
     return manifest
+
+
+def _api_options(request: RemoteModelRequest) -> dict[str, Any]:
+    """The typed API description (JSON) of an http / azureml model, as manifest options."""
+    if request.protocol not in ("http", "azureml") or not request.api_options:
+        return {}
+    try:
+        options = json.loads(request.api_options)
+    except json.JSONDecodeError as exc:
+        raise InputError(None, f"the API description is not JSON: {exc}") from None
+    if not isinstance(options, dict):
+        raise InputError(None, "the API description must be a JSON object of manifest options")
+    if any(k in options for k in ("api_key", "api_key_env", "keyring_service")):
+        raise InputError(None, "give the key in the key fields, not in the API description")
+    return options
 
 
 def save_remote(request: RemoteModelRequest, folder: Path | None = None) -> Path:

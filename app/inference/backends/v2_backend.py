@@ -38,6 +38,7 @@ import numpy as np
 from app.core.domain.errors import PredictError
 from app.inference.backends.http_client import HttpClient, load_error, remote_digest
 from app.inference.backends.remote_common import RemoteSegmenter
+from app.inference.backends.remote_masks import DEFAULT_MAX_MASK_PIXELS
 from app.inference.base import InputSpec, Layout, ModelInfo, OutputKind
 from app.inference.manifest import ModelManifest
 from app.inference.postprocess import resize_labels_nearest, upsample_argmax
@@ -375,6 +376,16 @@ def _decode_tensor(entry: Mapping[str, Any], raw: bytes | None, where: str) -> n
     if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
         raise PredictError(f"{where}: output {name!r} has a bad shape {shape!r:.60}")
     count = math.prod(shape)
+    # Checked from the declared shape before any data is read (as PNG masks are from their header): a
+    # label map ([1,h,w]) of more pixels than a mask may have, or scores of more than 255 classes of it.
+    pixels = math.prod(shape[-2:]) if len(shape) <= 3 else count // 255
+    if pixels > DEFAULT_MAX_MASK_PIXELS:
+        raise PredictError(
+            f"{where}: output {name!r} declares shape {shape}: more than {DEFAULT_MAX_MASK_PIXELS:,} "
+            "pixels; refused before decoding"
+        )
+    if raw is not None and len(raw) != count * np.dtype(dtype).itemsize:
+        raise PredictError(f"{where}: output {name!r} has {len(raw)} bytes of data for shape {shape}")
     try:
         if raw is not None:
             array = np.frombuffer(raw, dtype=dtype)
