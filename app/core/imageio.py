@@ -11,11 +11,14 @@ tag would misalign it with its labels (Cityscapes images have no orientation tag
 from __future__ import annotations
 
 import io
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from app.core.budget import check_pixels
 from app.core.errors import InputError
 from app.core.fileutil import atomic_write_bytes
 from app.core.labels import LABELIDS, ClassScheme
@@ -33,8 +36,7 @@ EQUAL_CHANNELS_WARNING = "3-channel label with equal channels read as single cha
 
 def _open(path: Path, what: str) -> Image.Image:
     """Open and fully decode `path`; every failure becomes an InputError naming the file."""
-    if path.is_dir():
-        raise InputError(path, f"is a folder, expected an {what} file")
+    _refuse_non_regular(path, what)
     try:
         img = Image.open(path)
     except FileNotFoundError:
@@ -44,12 +46,32 @@ def _open(path: Path, what: str) -> Image.Image:
     except _DECODE_ERRORS as exc:
         raise InputError(path, f"cannot open {what}: {exc}") from exc
     try:
-        # Image.open only reads the header; a truncated or corrupt body fails here.
+        # Image.open only reads the header: the pixel budget is checked before a byte is decompressed.
+        check_pixels(path, img.size[0], img.size[1], what)
+    except InputError:
+        img.close()
+        raise
+    try:
+        # A truncated or corrupt body fails here.
         img.load()
     except _DECODE_ERRORS as exc:
         img.close()
         raise InputError(path, f"cannot decode {what}: {exc}") from exc
     return img
+
+
+def _refuse_non_regular(path: Path, what: str) -> None:
+    """A folder, FIFO, socket or device is refused before it is opened (opening a FIFO blocks for ever)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise InputError(path, f"{what} file not found") from None
+    except OSError as exc:
+        raise InputError(path, f"cannot read {what}: {exc.strerror}") from exc
+    if stat.S_ISDIR(mode):
+        raise InputError(path, f"is a folder, expected an {what} file")
+    if not stat.S_ISREG(mode):
+        raise InputError(path, f"is not a regular file (a FIFO, socket or device); {what} not opened")
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -112,7 +134,7 @@ def read_label(
     source = Path(path)
     img = _open(source, "label")
     try:
-        labels, notes = _label_array(source, img)
+        labels, notes = _label_array(source, img, scheme)
     finally:
         img.close()
     if expected_shape is not None and labels.shape != tuple(expected_shape):
@@ -126,12 +148,15 @@ def read_label(
     return labels, notes
 
 
-def _label_array(source: Path, img: Image.Image) -> tuple[np.ndarray, tuple[str, ...]]:
+def _label_array(
+    source: Path, img: Image.Image, scheme: ClassScheme
+) -> tuple[np.ndarray, tuple[str, ...]]:
     """The decoded label as HxW uint8, refusing what is not a single-channel integer map."""
     mode = img.mode
-    if mode in ("L", "P"):
-        # For P, asarray gives the palette indices, which are the class ids; the colours are irrelevant.
+    if mode == "L":
         return np.asarray(img), ()
+    if mode == "P":
+        return _palette_labels(source, np.asarray(img), img.getpalette(), scheme)
     if mode == "1":
         return np.asarray(img).astype(np.uint8), ()
     if mode in _SIXTEEN_BIT_MODES or mode == "I":
@@ -149,6 +174,49 @@ def _label_array(source: Path, img: Image.Image) -> tuple[np.ndarray, tuple[str,
             source, "label has 3 different channels: looks like a colour image, expected an id map"
         )
     raise InputError(source, f"label has image mode {mode}: expected a single-channel id map")
+
+
+def _palette_labels(
+    source: Path, indices: np.ndarray, flat_palette: list[int] | None, scheme: ClassScheme
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Palette indices are the class ids when the palette is the identity: grey (i, i, i) or the scheme's
+    own colour at each used index (an indexed Cityscapes colour PNG). A palette holding the scheme's
+    colours at other indices is read by colour, with a note; any other palette is refused, since reading
+    its indices would give silently wrong ids."""
+    used = np.flatnonzero(np.bincount(indices.ravel(), minlength=256))
+    entries = len(flat_palette or ()) // 3
+    if flat_palette is None or used.size == 0 or int(used[-1]) >= entries:
+        return indices, ()  # no palette for these indices (PIL's default stub): nothing but the indices
+    palette = np.asarray(flat_palette[: entries * 3], dtype=np.int64).reshape(-1, 3)[used]
+    own = np.zeros((256, 3), dtype=np.int64)
+    own[: scheme.num_classes] = np.asarray(scheme.colors, dtype=np.int64)
+    identity = np.all(palette == used[:, None], axis=1) | np.all(palette == own[used], axis=1)
+    if scheme.ignore_value is not None:
+        identity |= used == scheme.ignore_value
+    if identity.all():
+        return indices, ()
+    by_colour: dict[tuple[int, int, int], int] = {}
+    for class_id, colour in enumerate(scheme.colors):
+        by_colour.setdefault((int(colour[0]), int(colour[1]), int(colour[2])), class_id)
+    if scheme.ignore_value is not None:
+        by_colour.setdefault((0, 0, 0), scheme.ignore_value)
+    lut = np.zeros(256, dtype=np.uint8)
+    unknown: list[str] = []
+    for index, colour in zip(used.tolist(), palette.tolist(), strict=True):
+        found = by_colour.get((colour[0], colour[1], colour[2]))
+        if found is None:
+            unknown.append(f"index {index} = RGB{tuple(colour)}")
+        else:
+            lut[index] = found
+    if unknown:
+        shown = ", ".join(unknown[:_MAX_LISTED_BAD_VALUES]) + (" …" if len(unknown) > _MAX_LISTED_BAD_VALUES else "")
+        raise InputError(
+            source,
+            f"palette label whose colours are neither its indices nor the {scheme.key} colours ({shown}); "
+            "its class ids cannot be known: save it as a greyscale id map",
+        )
+    note = f"palette label read by colour: its palette holds the {scheme.key} colours at other indices"
+    return lut[indices], (note,)
 
 
 def _narrow_to_uint8(source: Path, values: np.ndarray) -> np.ndarray:

@@ -48,6 +48,7 @@ from app.core.paths import missing_framework_hint
 from app.inference.base import InputSpec, ModelInfo, Prediction, Timings
 from app.inference.manifest import ModelManifest
 from app.inference.onnx_backend import file_sha256
+from app.inference import sanity
 from app.inference.postprocess import upsample_argmax
 from app.inference.preprocess import check_image, scheme_key
 
@@ -196,6 +197,8 @@ def _read_json(path: Path) -> dict[str, Any]:
         raise ModelLoadError(path, "missing (a transformers checkpoint directory needs it)") from exc
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelLoadError(path, f"cannot read: {exc}") from exc
+    except RecursionError:
+        raise ModelLoadError(path, "nested too deeply to be a configuration file") from None
     if not isinstance(data, dict):
         raise ModelLoadError(path, "expected a JSON object")
     return data
@@ -392,12 +395,14 @@ class HfSegmenter:
             prepared = time.perf_counter()
             total = self._slide(pixels)
             ran = time.perf_counter()
+            sanity.check_scores(total.detach().cpu().numpy(), str(self._dir))
             labels = total.argmax(dim=0).to(self._torch.uint8).numpy()
         else:
             pixels = self._pre.tensor(image)
             prepared = time.perf_counter()
             logits = self.scores(pixels)
             ran = time.perf_counter()
+            sanity.check_scores(logits, str(self._dir))
             labels = upsample_argmax(logits, size)
         done = time.perf_counter()
         timings = Timings((prepared - start) * 1e3, (ran - prepared) * 1e3, (done - ran) * 1e3)
@@ -426,7 +431,7 @@ class HfSegmenter:
             raise ModelLoadError(
                 self._dir, f"transformers needs more packages for this model: {exc}"
             ) from exc
-        except (OSError, ValueError, KeyError, RuntimeError, TypeError) as exc:
+        except Exception as exc:  # noqa: BLE001 - safetensors' SafetensorError is none of the usual types
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelLoadError(self._dir, f"transformers cannot load this checkpoint: {reason}") from exc
         model.eval()

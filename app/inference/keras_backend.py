@@ -47,6 +47,7 @@ from app.inference import preprocess
 from app.inference.base import InputSpec, ModelInfo, OutputKind, Prediction, Timings
 from app.inference.manifest import ModelManifest, manifest_fields
 from app.inference.onnx_backend import file_sha256
+from app.inference import sanity
 from app.inference.postprocess import upsample_argmax
 
 INSTALL_HINT = "pip install 'seglens[keras]'"
@@ -233,6 +234,7 @@ class KerasSegmenter:
         prepared = time.perf_counter()
         raw = self.run(tensor)
         ran = time.perf_counter()
+        sanity.check_scores(raw[0], str(self._path))
         labels = upsample_argmax(raw[0], (image.shape[0], image.shape[1]), channels_last=True)
         done = time.perf_counter()
         timings = Timings((prepared - start) * 1e3, (ran - prepared) * 1e3, (done - ran) * 1e3)

@@ -42,6 +42,7 @@ from app.inference.manifest import ModelManifest
 from app.inference.postprocess import resize_labels_nearest, upsample_argmax
 from app.inference.preprocess import input_size_for, normalization_lut, resize_rgb, scheme_key
 from app.inference.remote_common import RemoteSegmenter
+from app.inference import sanity
 
 if TYPE_CHECKING:
     import httpx
@@ -233,6 +234,7 @@ class V2Segmenter(RemoteSegmenter):
         axis = next((a for a in axes if raw.shape[a] == count), None)
         if axis is None:
             raise PredictError(f"{where}: scores shape {raw.shape} has no axis of {count} classes")
+        sanity.check_scores(raw, where)
         return upsample_argmax(raw, size, channels_last=axis == 2)
 
 
