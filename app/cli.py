@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app import __version__
-from app.core.argtypes import WORKERS_HELP
+from app.core.argtypes import WORKERS_HELP, positive_int, workers_arg
 from app.core.errors import SegLensError
 from app.core.memory import manage_memory
 
@@ -118,8 +118,8 @@ def _parser() -> argparse.ArgumentParser:
     p_eval.add_argument("--gt-scheme", help=_GT_SCHEME_HELP)
     p_eval.add_argument("--json", type=Path, help="write the full results as JSON here")
     p_eval.add_argument("--save-predictions", type=Path, help="write each model's masks as labelIds PNGs")
-    p_eval.add_argument("--limit", type=int, help="evaluate only the first N images")
-    p_eval.add_argument("--workers", type=int, default=2, help=WORKERS_HELP)
+    p_eval.add_argument("--limit", type=positive_int, help="evaluate only the first N images")
+    p_eval.add_argument("--workers", type=workers_arg, default=2, help=WORKERS_HELP)
     p_eval.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p_eval.add_argument(
         "--onnx-runtime",
@@ -147,7 +147,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if not args.model and not args.predictions:
         print("seglens evaluate: give at least one --model or --predictions", file=sys.stderr)
         return 2
+    check_outputs(json_file=args.json, predictions_dir=args.save_predictions)
     dataset = open_dataset(args.dataset, split=args.split, gt_scheme=gt_scheme_from_arg(args.gt_scheme))
+    print_listing_notes(dataset, "seglens evaluate")
     segmenters = [load_model(m) for m in args.model]
     if args.onnx_runtime:
         from app.inference.accelerate import accelerated
@@ -171,6 +173,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             if isinstance(predictor, SegmenterPredictor):
                 predictor.segmenter.close()
     document = result.to_dict()
+    for message in evaluator.write_errors:
+        print(f"seglens evaluate: not written: {message}", file=sys.stderr)
     if args.json:
         from app.core.fileutil import atomic_write_text
 
@@ -181,6 +185,33 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print("seglens evaluate: nothing could be evaluated", file=sys.stderr)
         return 1
     return 0
+
+
+def check_outputs(
+    *, json_file: Path | None = None, predictions_dir: Path | None = None, files: Sequence[Path | None] = ()
+) -> None:
+    """Refuse output targets that could not be written, before any model runs (InputError: exit 2)."""
+    from app.core.fileutil import check_output_dir, check_output_file
+
+    if json_file is not None:
+        check_output_file(json_file, "JSON file")
+    for path in files:
+        if path is not None:
+            check_output_file(path)
+    if predictions_dir is not None:
+        check_output_dir(predictions_dir, "predictions folder")
+
+
+def print_listing_notes(dataset: Any, command: str, *, shown: int = 10) -> None:
+    """What the dataset listing skipped, and why images have no labels, on stderr (the first `shown`)."""
+    for note in dataset.notes[:shown]:
+        print(f"{command}: {note}", file=sys.stderr)
+    missing = dataset.missing_labels()
+    if missing and len(missing) < len(dataset.refs):  # a dataset without any labels is said by describe()
+        for key, reason in list(missing.items())[:shown]:
+            print(f"{command}: no labels for {key}: {reason}", file=sys.stderr)
+        if len(missing) > shown:
+            print(f"{command}: ... and {len(missing) - shown} more images without labels", file=sys.stderr)
 
 
 def format_summary(document: dict[str, Any]) -> str:

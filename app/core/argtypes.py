@@ -36,7 +36,7 @@ def workers_arg(text: str) -> int:
     if not 1 <= value <= MAX_WORKERS:
         raise argparse.ArgumentTypeError(
             f"{value} is out of range 1..{MAX_WORKERS}: each worker is a thread per pipeline stage (and a "
-            "request in flight to remote models); more than the cores or the server can serve only costs memory"
+            "request in flight to remote models); more than the cores or server can serve only costs memory"
         )
     return value
 

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from app.core.errors import InputError
+
 
 def _read_umask() -> int:
     # os.umask can only be read by setting it; done once at import, before worker threads exist.
@@ -91,20 +93,17 @@ def _probe_writable(directory: Path, what: str, target: Path) -> None:
     try:
         fd, name = tempfile.mkstemp(prefix=".seglens-probe.", suffix=".tmp", dir=directory)
     except OSError as exc:
-        from app.core.errors import InputError
-
-        raise InputError(target, f"cannot write the {what} here: {directory} is not writable ({exc.strerror})")
+        problem = f"cannot write the {what} here: {directory} is not writable ({exc.strerror})"
+        raise InputError(target, problem) from None
     os.close(fd)
     with contextlib.suppress(OSError):
-        os.unlink(name)
+        Path(name).unlink()
 
 
 def check_output_file(path: str | Path, what: str = "output file") -> Path:
     """Refuse at once (InputError naming `path`) an output file that could not be written later: a folder,
     a non-regular file (FIFO, device), a parent that is a file, a read-only place. A missing parent folder
     is fine when it can be created (atomic_open creates it). Returns the path."""
-    from app.core.errors import InputError
-
     target = Path(path)
     if target.is_dir():
         raise InputError(target, f"is a folder; the {what} must be a file path")
@@ -120,8 +119,6 @@ def check_output_file(path: str | Path, what: str = "output file") -> Path:
 def check_output_dir(path: str | Path, what: str = "output folder") -> Path:
     """Refuse at once (InputError naming `path`) an output folder that is a file or cannot be created or
     written. Returns the path."""
-    from app.core.errors import InputError
-
     target = Path(path)
     if target.exists() and not target.is_dir():
         raise InputError(target, f"is a file; the {what} must be a folder")
@@ -181,7 +178,9 @@ _TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
 STALE_TEMP_AGE_S = 60.0
 
 
-def clean_stale_temps(directory: str | Path, *, recursive: bool = False, min_age_s: float = STALE_TEMP_AGE_S) -> int:
+def clean_stale_temps(
+    directory: str | Path, *, recursive: bool = False, min_age_s: float = STALE_TEMP_AGE_S
+) -> int:
     """Remove atomic_open temporaries left by a killed process (kill -9 runs no cleanup) in `directory`:
     only names of atomic_open's pattern, only regular files older than `min_age_s` (a live writer's file
     is younger). Returns how many were removed; unreadable folders are left alone."""
@@ -198,7 +197,7 @@ def clean_stale_temps(directory: str | Path, *, recursive: bool = False, min_age
                     elif _TEMP_NAME.match(entry.name) and entry.is_file(follow_symlinks=False):
                         with contextlib.suppress(OSError):
                             if now - entry.stat(follow_symlinks=False).st_mtime >= min_age_s:
-                                os.unlink(entry.path)
+                                Path(entry.path).unlink()
                                 removed += 1
         except OSError:
             continue

@@ -11,7 +11,6 @@ tag would misalign it with its labels (Cityscapes images have no orientation tag
 from __future__ import annotations
 
 import io
-import os
 import stat
 from pathlib import Path
 
@@ -63,7 +62,7 @@ def _open(path: Path, what: str) -> Image.Image:
 def _refuse_non_regular(path: Path, what: str) -> None:
     """A folder, FIFO, socket or device is refused before it is opened (opening a FIFO blocks for ever)."""
     try:
-        mode = os.stat(path).st_mode
+        mode = path.stat().st_mode
     except FileNotFoundError:
         raise InputError(path, f"{what} file not found") from None
     except OSError as exc:
@@ -148,9 +147,7 @@ def read_label(
     return labels, notes
 
 
-def _label_array(
-    source: Path, img: Image.Image, scheme: ClassScheme
-) -> tuple[np.ndarray, tuple[str, ...]]:
+def _label_array(source: Path, img: Image.Image, scheme: ClassScheme) -> tuple[np.ndarray, tuple[str, ...]]:
     """The decoded label as HxW uint8, refusing what is not a single-channel integer map."""
     mode = img.mode
     if mode == "L":
@@ -209,7 +206,9 @@ def _palette_labels(
         else:
             lut[index] = found
     if unknown:
-        shown = ", ".join(unknown[:_MAX_LISTED_BAD_VALUES]) + (" …" if len(unknown) > _MAX_LISTED_BAD_VALUES else "")
+        shown = ", ".join(unknown[:_MAX_LISTED_BAD_VALUES]) + (
+            " …" if len(unknown) > _MAX_LISTED_BAD_VALUES else ""
+        )
         raise InputError(
             source,
             f"palette label whose colours are neither its indices nor the {scheme.key} colours ({shown}); "

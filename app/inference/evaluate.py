@@ -21,6 +21,7 @@ import numpy as np
 from app import __version__
 from app.core.datasets import Dataset, Sample, SampleRef
 from app.core.errors import InputError, PredictError, SegLensError
+from app.core.fileutil import safe_file_name
 from app.core.imageio import read_label, write_label_png
 from app.core.labels import (
     BUILTIN_SCHEMES,
@@ -100,7 +101,8 @@ class FolderPredictions:
         self.id_space = id_space
         self._index: dict[str, Path] = {}
         for path in sorted(self.root.rglob("*.png")):
-            self._index.setdefault(path.name, path)
+            if path.is_file():  # never a FIFO, socket or device: opening one would block
+                self._index.setdefault(path.name, path)
         self._info = ModelInfo(
             name=self.root.name or str(self.root),
             backend="files",
@@ -267,8 +269,15 @@ class RunResult:
             "cancelled": self.cancelled,
             "wall_seconds": round(self.wall_s, 3),
             "sample_errors": dict(self.sample_errors),
+            "images_without_labels": self._without_labels(),
             "models": [_model_dict(m) for m in self.models],
         }
+
+    def _without_labels(self) -> dict[str, str]:
+        """Key -> why, for each image evaluated without ground truth."""
+        keys = {k for m in self.models for k, r in m.images.items() if not r.evaluated}
+        missing = self.dataset.missing_labels()
+        return {key: missing.get(key, "no ground truth") for key in sorted(keys)}
 
 
 def _model_dict(run: ModelEvaluation) -> dict[str, object]:
@@ -388,6 +397,7 @@ class Evaluator:
         self.workers = max(1, workers)
         self.save_predictions = save_predictions
         self.mappings = [mapping_for(p.info, dataset.gt_scheme) for p in self.predictors]
+        self.write_errors: list[str] = []  # saved predictions that could not be written, each named
         for predictor, mapping in zip(self.predictors, self.mappings, strict=True):
             scheme.check_model(mapping, predictor.info.name)
 
@@ -476,8 +486,15 @@ class Evaluator:
             predictions.append(ids)
             errors.append(error)
             if ids is not None and self.save_predictions is not None:
-                write_label_png(_prediction_path(self.save_predictions, predictor.info.name, ref), ids)
+                self._save(_prediction_path(self.save_predictions, predictor.info.name, ref), ids)
         return SampleOutcome(work.index, ref, tuple(evals), tuple(predictions), tuple(errors), None)
+
+    def _save(self, path: Path, ids: np.ndarray) -> None:
+        # A full disk or a refused name loses this one file, not the run and every result computed.
+        try:
+            write_label_png(path, ids)
+        except OSError as exc:
+            self.write_errors.append(f"{path}: {exc.strerror or exc}")
 
     @staticmethod
     def _record(result: RunResult, outcome: SampleOutcome) -> None:
@@ -531,5 +548,5 @@ def safe_name(name: str) -> str:
 
 def _prediction_path(root: Path, model_name: str, ref: SampleRef) -> Path:
     # Named like the GT file so the official evaluation finds it by city/sequence/frame.
-    parts = [p for p in (ref.split, ref.city) if p]
-    return root.joinpath(safe_name(model_name), *parts, f"{ref.frame}_gtFine_labelIds.png")
+    parts = [safe_file_name(p) for p in (ref.split, ref.city) if p]
+    return root.joinpath(safe_name(model_name), *parts, safe_file_name(ref.frame, "_gtFine_labelIds.png"))

@@ -45,10 +45,10 @@ from PIL import Image
 
 from app.core.errors import ModelLoadError, PredictError
 from app.core.paths import missing_framework_hint
+from app.inference import sanity
 from app.inference.base import InputSpec, ModelInfo, Prediction, Timings
 from app.inference.manifest import ModelManifest
 from app.inference.onnx_backend import file_sha256
-from app.inference import sanity
 from app.inference.postprocess import upsample_argmax
 from app.inference.preprocess import check_image, scheme_key
 
@@ -431,7 +431,7 @@ class HfSegmenter:
             raise ModelLoadError(
                 self._dir, f"transformers needs more packages for this model: {exc}"
             ) from exc
-        except Exception as exc:  # noqa: BLE001 - safetensors' SafetensorError is none of the usual types
+        except Exception as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelLoadError(self._dir, f"transformers cannot load this checkpoint: {reason}") from exc
         model.eval()

@@ -43,11 +43,10 @@ import numpy as np
 from app.core.errors import ModelLoadError, PredictError
 from app.core.labels import BUILTIN_SCHEMES
 from app.core.paths import missing_framework_hint
-from app.inference import preprocess
+from app.inference import preprocess, sanity
 from app.inference.base import InputSpec, ModelInfo, OutputKind, Prediction, Timings
 from app.inference.manifest import ModelManifest, manifest_fields
 from app.inference.onnx_backend import file_sha256
-from app.inference import sanity
 from app.inference.postprocess import upsample_argmax
 
 INSTALL_HINT = "pip install 'seglens[keras]'"

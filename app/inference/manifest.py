@@ -162,7 +162,9 @@ def _read_mapping(source: Path) -> dict[str, Any]:
         raise InputError(source, f"not valid {source.suffix.lstrip('.').upper()}: {exc}") from exc
     except RecursionError:
         # json and yaml parse nesting by recursion: a file nested 100,000 levels deep ends here.
-        raise InputError(source, "nested too deeply to be a manifest (lists or mappings inside each other)") from None
+        raise InputError(
+            source, "nested too deeply to be a manifest (lists or mappings inside each other)"
+        ) from None
     if not isinstance(data, dict):
         raise InputError(source, "a manifest must be a mapping of keys to values")
     return cast(dict[str, Any], data)

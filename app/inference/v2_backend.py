@@ -36,13 +36,13 @@ from urllib.parse import quote
 import numpy as np
 
 from app.core.errors import PredictError
+from app.inference import sanity
 from app.inference.base import InputSpec, Layout, ModelInfo, OutputKind
 from app.inference.http_client import HttpClient, load_error, remote_digest
 from app.inference.manifest import ModelManifest
 from app.inference.postprocess import resize_labels_nearest, upsample_argmax
 from app.inference.preprocess import input_size_for, normalization_lut, resize_rgb, scheme_key
 from app.inference.remote_common import RemoteSegmenter
-from app.inference import sanity
 
 if TYPE_CHECKING:
     import httpx
