@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from app.core.argtypes import WORKERS_HELP
+from app.core.argtypes import WORKERS_HELP, positive_int, workers_arg
 from app.core.errors import SegLensError
 from app.core.fileutil import atomic_write_bytes, atomic_write_text
 from app.report.run import ModelLoader
@@ -46,6 +46,7 @@ class RuleResult:
     message: str
     value: float | None = None
     threshold: float | None = None
+    details: tuple[str, ...] = ()  # one line per item (e.g. each skipped file and why)
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class Thresholds:
     max_class_drop: float = 2.0
     classes: tuple[str, ...] = ()  # empty: every evaluated class
     max_latency_ratio: float | None = None  # None: not checked (latency is noisy on shared CI machines)
+    max_skipped: int = 0  # images not scored for both models (unreadable, no labels, a model failed)
 
 
 def _points(ref: float | None, cand: float | None) -> float | None:
@@ -64,15 +66,44 @@ def _points(ref: float | None, cand: float | None) -> float | None:
     return (ref - cand) * 100
 
 
-def check_rules(ref: dict[str, Any], cand: dict[str, Any], limits: Thresholds) -> list[RuleResult]:
-    """The rules on two model entries of the RunResult document (reference first)."""
+def check_rules(
+    ref: dict[str, Any], cand: dict[str, Any], limits: Thresholds, run: dict[str, Any] | None = None
+) -> list[RuleResult]:
+    """The rules on two model entries of the RunResult document (reference first); with the whole
+    document `run`, also the rule on skipped images (--max-skipped)."""
     rules = [_miou_rule(ref, cand, limits)]
     known = list(ref["metrics"]["classes"])
     for name in limits.classes or tuple(known):
         rules.append(_class_rule(name, ref, cand, limits))
     rules.append(_latency_rule(ref, cand, limits))
     rules.append(_coverage_rule(ref, cand))
+    if run is not None:
+        rules.append(skipped_rule(run, limits.max_skipped))
     return rules
+
+
+def skipped_images(run: dict[str, Any]) -> dict[str, str]:
+    """Key -> why, for every image of the run document that was not scored for every model: unreadable
+    image or label, no labels, or a model's error on it."""
+    skipped: dict[str, str] = dict(run.get("sample_errors") or {})
+    for key, reason in (run.get("images_without_labels") or {}).items():
+        skipped.setdefault(key, f"no labels: {reason}")
+    for model in run.get("models") or []:
+        for key, message in (model.get("errors") or {}).items():
+            skipped.setdefault(key, f"{model.get('name')}: {message}")
+    return dict(sorted(skipped.items()))
+
+
+def skipped_rule(run: dict[str, Any], max_skipped: int) -> RuleResult:
+    """Fails when more than `max_skipped` images were left out: metrics of an incomplete evaluation are
+    not the dataset's. Every skipped image is listed with its reason."""
+    skipped = skipped_images(run)
+    total = int((run.get("dataset") or {}).get("images") or 0)
+    lines = tuple(f"{key}: {why}" for key, why in skipped.items())
+    if not skipped:
+        return RuleResult("skipped images", True, f"none of {total} images skipped", 0, max_skipped)
+    text = f"{len(skipped)} of {total} images skipped (max {max_skipped})"
+    return RuleResult("skipped images", len(skipped) <= max_skipped, text, len(skipped), max_skipped, lines)
 
 
 def _change(drop: float) -> str:
@@ -155,14 +186,13 @@ def junit_xml(rules: Sequence[RuleResult], *, suite: str, seconds: float, error:
         case = ET.SubElement(
             node, "testcase", {"name": _x(rule.name), "classname": "seglens.gate", "time": "0"}
         )
+        text = "\n".join((rule.message, *rule.details))
         if rule.passed is False:
-            ET.SubElement(case, "failure", {"message": _x(rule.message), "type": "threshold"}).text = _x(
-                rule.message
-            )
+            ET.SubElement(case, "failure", {"message": _x(rule.message), "type": "threshold"}).text = _x(text)
         elif rule.passed is None:
             ET.SubElement(case, "skipped", {"message": _x(rule.message)})
         else:
-            ET.SubElement(case, "system-out").text = _x(rule.message)
+            ET.SubElement(case, "system-out").text = _x(text)
     if error:
         case = ET.SubElement(
             node, "testcase", {"name": "evaluation", "classname": "seglens.gate", "time": "0"}
@@ -201,8 +231,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", type=Path, help="prediction cache folder (default: the user cache)")
     p.add_argument("--no-cache", action="store_true", help="predict every image again")
     p.add_argument("--cache-max-mb", type=int, default=2048, help="prediction cache bound (default 2048 MB)")
-    p.add_argument("--limit", type=int, help="evaluate only the first N images")
-    p.add_argument("--workers", type=int, default=2, help=WORKERS_HELP)
+    p.add_argument(
+        "--max-skipped",
+        type=int,
+        default=0,
+        help="images that may be left out (unreadable, no labels, a model failed) before the gate fails (0)",
+    )
+    p.add_argument("--limit", type=positive_int, help="evaluate only the first N images")
+    p.add_argument("--workers", type=workers_arg, default=2, help=WORKERS_HELP)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     return p
 
@@ -211,6 +247,11 @@ def main(argv: Sequence[str] | None = None, *, loader: ModelLoader | None = None
     """Entry point of `seglens gate`. `loader` opens a model file (tests inject a counting one)."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(args_list)
+    try:
+        _check_targets(args)
+    except SegLensError as exc:  # before any model runs; nothing could record the verdict anyway
+        print(f"seglens gate: error: {exc}", file=sys.stderr)
+        return ERROR
     start = time.perf_counter()
     try:
         outcome = _run(args, args_list, loader)
@@ -229,9 +270,21 @@ class _Outcome:
     cache: dict[str, int]
 
 
+def _check_targets(args: argparse.Namespace) -> None:
+    from app.core.fileutil import check_output_file
+
+    if args.max_skipped < 0:
+        raise SegLensError("--max-skipped must be 0 or more")
+    for path, what in ((args.junit, "JUnit file"), (args.json, "JSON file"), (args.report, "report")):
+        if path is not None:
+            check_output_file(path, what)
+
+
 def _thresholds(args: argparse.Namespace) -> Thresholds:
     classes = tuple(c.strip() for c in (args.classes or "").split(",") if c.strip())
-    return Thresholds(args.max_miou_drop, args.max_class_drop, classes, args.max_latency_ratio)
+    return Thresholds(
+        args.max_miou_drop, args.max_class_drop, classes, args.max_latency_ratio, args.max_skipped
+    )
 
 
 def _run(args: argparse.Namespace, argv: list[str], loader: ModelLoader | None) -> _Outcome:
@@ -278,7 +331,7 @@ def _run(args: argparse.Namespace, argv: list[str], loader: ModelLoader | None) 
         return _Outcome([], document, limits, f"unknown classes {', '.join(unknown)}; known: {known}", stats)
     if args.report:
         _write_report(args.report, result, reproduce_settings("seglens gate", argv), memory, keeper)
-    return _Outcome(check_rules(ref, cand, limits), document, limits, None, stats)
+    return _Outcome(check_rules(ref, cand, limits, document), document, limits, None, stats)
 
 
 def _write_report(
@@ -297,17 +350,21 @@ def _finish(args: argparse.Namespace, outcome: _Outcome, seconds: float) -> int:
     for rule in outcome.rules:
         mark = {True: "PASS", False: "FAIL", None: "SKIP"}[rule.passed]
         print(f"{mark}  {rule.name}: {rule.message}")
+        for line in rule.details:
+            print(f"      {line}")
+    error = outcome.error
+    if error and outcome.document is not None:
+        skipped = skipped_images(outcome.document)
+        error = "\n".join((error, *(f"skipped {key}: {why}" for key, why in skipped.items())))
     if outcome.error:
-        print(f"seglens gate: error: {outcome.error}", file=sys.stderr)
+        print(f"seglens gate: error: {error}", file=sys.stderr)
     elif broken:
         print(f"seglens gate: FAILED: {len(broken)} of {len(outcome.rules)} rules broken", file=sys.stderr)
     else:
         print("seglens gate: passed", file=sys.stderr)
     if args.junit:
         suite = f"seglens gate: {args.candidate} vs {args.reference}"
-        atomic_write_bytes(
-            args.junit, junit_xml(outcome.rules, suite=suite, seconds=seconds, error=outcome.error)
-        )
+        atomic_write_bytes(args.junit, junit_xml(outcome.rules, suite=suite, seconds=seconds, error=error))
     if args.json:
         status = {PASS: "pass", FAIL: "fail", ERROR: "error"}[code]
         document = {

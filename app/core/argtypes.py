@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from app.core.budget import budget_problem
+
 
 def parse_size(text: str, *, minimum: int = 1, multiple: int = 1) -> tuple[int, int]:
     """'HEIGHTxWIDTH' (e.g. 512x1024) -> (height, width), with argparse-friendly errors."""
@@ -16,6 +18,9 @@ def parse_size(text: str, *, minimum: int = 1, multiple: int = 1) -> tuple[int, 
         raise argparse.ArgumentTypeError(f"size {text!r} is too small (at least {minimum}x{minimum})")
     if height % multiple or width % multiple:
         raise argparse.ArgumentTypeError(f"size {text!r}: height and width must be multiples of {multiple}")
+    problem = budget_problem(width, height, "size")
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
     return height, width
 
 

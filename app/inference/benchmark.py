@@ -32,9 +32,10 @@ from typing import Any
 
 import numpy as np
 
-from app.core.argtypes import parse_size
+from app.core.argtypes import parse_size, positive_int
 from app.core.datasets import Dataset, open_dataset
 from app.core.errors import InputError, SegLensError
+from app.core.fileutil import check_output_file
 from app.core.metrics import Scores
 from app.inference.base import Segmenter
 from app.inference.evaluate import Evaluator, SegmenterPredictor, choose_scheme
@@ -334,7 +335,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("models", nargs="+", help="model files or manifests")
     parser.add_argument("--dataset", help="dataset folder: latency on its images, plus accuracy")
     parser.add_argument("--split", help="Cityscapes split (default: val)")
-    parser.add_argument("--limit", type=int, help="evaluate only the first N images")
+    parser.add_argument("--limit", type=positive_int, help="evaluate only the first N images")
     parser.add_argument("--size", type=parse_size, help="image size HxW fed to predict()")
     parser.add_argument("--runs", type=int, default=30, help="timed predict() calls (default 30)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed calls first (default 3)")
@@ -343,6 +344,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.runs < 1 or args.warmup < 0:
         parser.error("--runs must be >= 1 and --warmup >= 0")
     try:
+        if args.json:
+            check_output_file(args.json, "JSON file")  # before minutes of timing, not after
         dataset = open_dataset(args.dataset, split=args.split) if args.dataset else None
         if dataset is not None and not dataset.refs:
             raise InputError(dataset.root, "the dataset holds no images")

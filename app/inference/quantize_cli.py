@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from app.core.argtypes import positive_int
 from app.core.datasets import open_dataset
+from app.core.fileutil import check_output_file
 from app.core.errors import SegLensError
 from app.inference.quantize import _MB, METHODS, QUANT_TYPES, QuantizeResult, quantize
 
@@ -29,6 +31,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(text, file=sys.stderr)
 
     try:
+        check_output_file(args.out, "quantized model")  # before calibration and validation, not after
+        if args.json:
+            check_output_file(args.json, "JSON file")
         calibration = open_dataset(args.calibration, split=args.split)
         validation = open_dataset(args.validation, split=args.validation_split) if args.validation else None
         common: dict[str, Any] = {
@@ -106,7 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("model", help="the FP32 .onnx model (or a manifest pointing to one)")
     parser.add_argument("--calibration", required=True, help="dataset folder of calibration images")
     parser.add_argument("--split", help="Cityscapes split of the calibration set (default: val)")
-    parser.add_argument("--count", type=int, default=100, help="calibration images (default 100)")
+    parser.add_argument("--count", type=positive_int, default=100, help="calibration images (default 100)")
     parser.add_argument("--out", required=True, type=Path, help="the INT8 .onnx file to write")
     parser.add_argument("--ops", default="Conv,MatMul", help="op types to quantize (comma-separated) or all")
     parser.add_argument("--method", choices=METHODS, default="minmax", help="calibration method")

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.core.argtypes import WORKERS_HELP
+from app.core.argtypes import WORKERS_HELP, positive_int, workers_arg
 from app.core.errors import SegLensError
 
 if TYPE_CHECKING:
@@ -39,8 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--csv", type=Path, metavar="DIR", help="folder for per_class.csv and per_image.csv")
     parser.add_argument("--json", type=Path, help="full results and findings as JSON")
     parser.add_argument("--top", type=int, default=5, help="regressions/improvements to show (default 5)")
-    parser.add_argument("--limit", type=int, help="evaluate only the first N images")
-    parser.add_argument("--workers", type=int, default=2, help=WORKERS_HELP)
+    parser.add_argument("--limit", type=positive_int, help="evaluate only the first N images")
+    parser.add_argument("--workers", type=workers_arg, default=2, help=WORKERS_HELP)
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     return parser
 
@@ -70,6 +70,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     if args.top < 0:
         print("seglens report: --top must be 0 or more", file=sys.stderr)
         return 2
+    _check_targets(args)  # a target that cannot be written is refused before minutes of inference
     if args.pdf:
         from app.report.writer import pdf_writer
 
@@ -92,6 +93,17 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         print(f"wrote {path}", file=sys.stderr)
     print(format_summary(result.to_dict()))
     return 0
+
+
+def _check_targets(args: argparse.Namespace) -> None:
+    from app.core.fileutil import check_output_dir, check_output_file
+
+    out = args.out if args.out or args.pdf or args.csv or args.json else DEFAULT_OUT
+    for path, what in ((out, "HTML report"), (args.pdf, "PDF report"), (args.json, "JSON file")):
+        if path is not None:
+            check_output_file(path, what)
+    if args.csv is not None:
+        check_output_dir(args.csv, "CSV folder")
 
 
 def _write(
