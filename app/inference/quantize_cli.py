@@ -15,8 +15,8 @@ from typing import Any
 
 from app.core.argtypes import positive_int
 from app.core.datasets import open_dataset
-from app.core.fileutil import check_output_file
 from app.core.errors import SegLensError
+from app.core.fileutil import check_output_file
 from app.inference.quantize import _MB, METHODS, QUANT_TYPES, QuantizeResult, quantize
 
 
