@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
-from PySide6.QtWidgets import QFileDialog, QInputDialog
+from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
 
 from app.core.datasets import Dataset, Sample, SampleRef
 from app.core.errors import SegLensError
@@ -52,12 +52,15 @@ class EditedDataset(Dataset):
 
 
 def open_project(dataset: Dataset) -> Project:
-    """The dataset's project, created on first use; in the user data folder if the dataset is read-only."""
+    """The dataset's project, created on first use; in the user data folder if the dataset is read-only.
+    A project that exists but cannot be used (damaged, newer, open in another process) is refused with
+    its SegLensError and never replaced by an empty one."""
+    path = default_project_path(dataset.root)
     try:
-        return Project.open_or_create(default_project_path(dataset.root), dataset.root)
-    except (OSError, SegLensError) as exc:
-        if isinstance(exc, SegLensError) and "newer" in str(exc):
-            raise  # a project from a newer SegLens is refused, never replaced
+        if path.exists() and path.stat().st_size > 0:
+            return Project.open(path)
+        return Project.create(path, dataset.root)
+    except OSError as exc:  # a read-only dataset folder: keep the project in the user's cache instead
         digest = hashlib.sha256(str(dataset.root.resolve()).encode()).hexdigest()[:16]
         _log.info("%s: project kept in the cache folder (%s)", dataset.root, exc)
         return Project.open_or_create(cache_dir() / "projects" / f"{digest}.sqlite", dataset.root)
@@ -121,6 +124,11 @@ class AnnotationController(QObject):
             self.project = open_project(dataset)
         except SegLensError as exc:
             self.main.window.append_log(f"no project: {exc}")
+            box = QMessageBox(
+                QMessageBox.Icon.Warning, "Project not opened", str(exc), parent=self.main.window
+            )
+            box.setInformativeText("The project file was left untouched; edits and reviews are off.")
+            box.open()  # window-modal, not blocking: the dataset stays browsable
             return
         self.autosaver = Autosaver(self.project, 2.0, on_saved=self.saved.emit)
         self._timer.start()

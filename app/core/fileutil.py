@@ -174,7 +174,7 @@ def printable(text: str) -> str:
 # --- stale temporary files -------------------------------------------------------------------------------
 
 # atomic_open's temporary names: "." + target name + "." + mkstemp's 8 random characters + ".tmp".
-_TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+_TEMP_NAME = re.compile(r"^\..+\.[A-Za-z0-9_]{6,}\.tmp$")
 STALE_TEMP_AGE_S = 60.0
 
 
