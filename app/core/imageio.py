@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import stat
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,10 @@ from app.core.budget import check_pixels
 from app.core.errors import InputError
 from app.core.fileutil import atomic_write_bytes
 from app.core.labels import LABELIDS, ClassScheme
+
+# The pixel budget (app.core.budget, 64 MP by default) refuses such images with a message naming the file;
+# PIL's warning about them (from 89 MP) would only add an anonymous line to the output.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
 # What PIL raises on unreadable files: OSError (missing, truncated, "cannot identify" is a subclass),

@@ -46,5 +46,5 @@ def check_labels(labels: np.ndarray, num_classes: int, model: str) -> np.ndarray
     bad = int(np.count_nonzero(outside))
     raise PredictError(
         f"{model}: the labels output holds values {low:g}..{high:g} but the model has {num_classes} classes "
-        f"(0..{num_classes - 1}); {bad} of {labels.size} pixels are outside; this image is not scored"
+        f"(0..{num_classes - 1}); {bad} of {labels.size} output pixels are outside; this image is not scored"
     )
