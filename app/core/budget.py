@@ -40,7 +40,7 @@ def max_pixels() -> int:
 
 
 def _mp(pixels: int) -> str:
-    return f"{pixels / 1e6:.1f} MP"
+    return f"{pixels / 1e6:.1f} MP" if pixels >= 100_000 else f"{pixels} pixels"
 
 
 def check_pixels(path: str | Path | None, width: int, height: int, what: str) -> None:
