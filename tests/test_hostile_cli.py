@@ -154,7 +154,7 @@ def test_nan_model_beside_a_good_one_leaves_the_good_scores(
         "huge-input",
         "deep-json",
         "deep-yaml",
-    ],  # fmt: skip
+    ],
 )
 def test_bad_manifest_refused_naming_it(dataset: Path, tmp_path: Path, suffix, text, said) -> None:
     make_onnx_segmenter(tmp_path / "m.onnx", TRAINIDS.names, input_size=None, metadata=False)
