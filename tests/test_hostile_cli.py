@@ -8,15 +8,18 @@ non-finite manifests must never turn into a score.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
+from conftest import require
 from hostile_files import huge_png, poisoned_model
 from modelzoo import make_onnx_segmenter, make_truncated_model
 
@@ -344,3 +347,36 @@ def test_out_of_range_arguments_refused(dataset: Path, args, said) -> None:
     extra = [] if command == "benchmark" else ["--dataset", str(dataset)]
     proc = seglens(command, *extra, *rest)
     assert proc.returncode == 2 and said in proc.stderr
+
+
+def test_damaged_model_safetensors_refused_naming_the_checkpoint(dataset: Path, tmp_path: Path) -> None:
+    require("transformers")
+    checkpoint = tmp_path / "segformer"
+    checkpoint.mkdir()
+    labels = {str(i): name for i, name in enumerate(TRAINIDS.names)}
+    config = {"model_type": "segformer", "architectures": ["SegformerForSemanticSegmentation"],
+              "hidden_sizes": [8, 16, 24, 32], "depths": [1, 1, 1, 1], "num_attention_heads": [1, 1, 2, 2],
+              "decoder_hidden_size": 32, "id2label": labels,
+              "label2id": {v: int(k) for k, v in labels.items()}}  # fmt: skip
+    (checkpoint / "config.json").write_text(json.dumps(config))
+    processor = {"image_processor_type": "SegformerImageProcessor", "size": {"height": 64, "width": 128}}
+    (checkpoint / "preprocessor_config.json").write_text(json.dumps(processor))
+    # A header length, then half a header: what a copy interrupted early leaves.
+    (checkpoint / "model.safetensors").write_bytes(b"\x40\x00\x00\x00\x00\x00\x00\x00" + b'{"decode_head.w')
+    proc = seglens("evaluate", "--dataset", dataset, "--model", checkpoint, "-q")
+    assert proc.returncode == 2
+    assert f"{checkpoint}: transformers cannot load this checkpoint" in proc.stderr
+
+
+def test_truncated_keras_archive_refused_naming_it(dataset: Path, tmp_path: Path) -> None:
+    require("keras")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:  # the layout of a .keras file
+        archive.writestr("metadata.json", json.dumps({"keras_version": "3.15.1"}))
+        archive.writestr("config.json", json.dumps({"class_name": "Functional", "config": {}}))
+        archive.writestr("model.weights.h5", b"\x89HDF\r\n\x1a\n" + bytes(5000))
+    model = tmp_path / "unet.keras"
+    model.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    proc = seglens("evaluate", "--dataset", dataset, "--model", model, "-q")
+    assert proc.returncode == 2
+    assert f"{model}: not a Keras .keras archive (a zip file) or a damaged one" in proc.stderr
