@@ -95,7 +95,7 @@ def test_identical_candidate_passes(scenes, models, tmp_path, capsys) -> None:
     latency = next(r for r in doc["rules"] if r["name"] == "latency ratio")
     assert latency["passed"] is True and latency["threshold"] == 1000
     suite = _junit(tmp_path / "gate.xml")
-    assert len(suite.findall("testcase")) == len(doc["rules"]) == 1 + 19 + 3  # mIoU, classes, latency, coverage, skipped images
+    assert len(suite.findall("testcase")) == len(doc["rules"]) == 1 + 19 + 3  # + latency, coverage, skipped
     assert "passed" in capsys.readouterr().err
 
 
