@@ -72,6 +72,9 @@ def _delegate(command: str, argv: list[str]) -> int:
     except SegLensError as exc:
         print(f"seglens {command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a write that failed after the checks (disk full): named, not a traceback
+        print(f"seglens {command}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 _GT_SCHEME_HELP = (
@@ -175,12 +178,21 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     document = result.to_dict()
     for message in evaluator.write_errors:
         print(f"seglens evaluate: not written: {message}", file=sys.stderr)
+    not_written = False
     if args.json:
         from app.core.fileutil import atomic_write_text
 
-        atomic_write_text(args.json, json.dumps(document, indent=2, allow_nan=False))
-        print(f"wrote {args.json}", file=sys.stderr)
+        try:
+            atomic_write_text(args.json, json.dumps(document, indent=2, allow_nan=False))
+            print(f"wrote {args.json}", file=sys.stderr)
+        except OSError as exc:  # checked at the start, but a disk can fill up: the summary still prints
+            print(
+                f"seglens evaluate: error: {args.json}: not written: {exc.strerror or exc}", file=sys.stderr
+            )
+            not_written = True
     print(format_summary(document))
+    if not_written or evaluator.write_errors:
+        return 2
     if not any(m.images for m in result.models):
         print("seglens evaluate: nothing could be evaluated", file=sys.stderr)
         return 1

@@ -380,3 +380,18 @@ def test_truncated_keras_archive_refused_naming_it(dataset: Path, tmp_path: Path
     proc = seglens("evaluate", "--dataset", dataset, "--model", model, "-q")
     assert proc.returncode == 2
     assert f"{model}: not a Keras .keras archive (a zip file) or a damaged one" in proc.stderr
+
+
+def test_a_prediction_that_cannot_be_written_is_named_and_the_rest_written(
+    dataset: Path, tmp_path: Path, good_model: Path
+) -> None:
+    preds, out = tmp_path / "preds", tmp_path / "out.json"
+    first = gt_files(dataset)[0]
+    blocked = preds / "good" / "val" / first.parent.name / first.name
+    blocked.mkdir(parents=True)  # a folder where the first mask must go
+    proc = seglens("evaluate", "--dataset", dataset, "--model", good_model, "--save-predictions", preds,
+                   "--json", out, "-q")  # fmt: skip
+    assert proc.returncode == 2
+    assert f"not written: {blocked}" in proc.stderr
+    assert json.loads(out.read_text())["models"][0]["images_evaluated"] == 2  # every result kept
+    assert len([p for p in preds.rglob("*.png") if p.is_file()]) == 1

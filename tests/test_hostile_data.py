@@ -398,3 +398,15 @@ def test_nan_scores_from_a_v2_server_are_errors(dataset: Path, tmp_path: Path) -
         "/v2/models/seg/infer: the model's class scores hold 1216 of 2432 values that are NaN" in proc.stderr
     )
     assert json.loads(out.read_text())["models"][0]["images_evaluated"] == 0
+
+
+def test_stale_temp_files_of_the_prediction_cache_are_cleaned(tmp_path: Path) -> None:
+    from app.core.prediction_cache import PredictionCache
+
+    root = tmp_path / "cache"
+    root.mkdir()
+    stale = root / ".0123abcd.png.x1y2z3w4.tmp"
+    stale.write_bytes(b"torn")
+    os.utime(stale, (time.time() - 120, time.time() - 120))
+    PredictionCache(root, 1 << 20)
+    assert not stale.exists()

@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from app.core.budget import budget_problem
 from app.core.errors import ModelLoadError, PredictError
 from app.core.paths import missing_framework_hint
 from app.inference import sanity
@@ -336,6 +337,10 @@ class HfSegmenter:
         allow_pickle, self._sliding = parse_options(options, source)
         weights, safe = weight_files(self._dir, allow_pickle)
         self._pre = _apply_manifest(read_preprocessing(self._dir / PREPROCESSOR), manifest)
+        if self._pre.height is not None and self._pre.width is not None:  # before any weight is read
+            problem = budget_problem(self._pre.width, self._pre.height, "the model's declared input")
+            if problem is not None:
+                raise ModelLoadError(self._dir / PREPROCESSOR, problem)
         names = class_names_from_config(config, self._dir / CONFIG)
         names, scheme = _manifest_classes(names, manifest, self._dir)
         self._torch, self._model = self._load(safe)
