@@ -320,11 +320,14 @@ def test_non_utf8_file_names_in_a_report(tmp_path: Path, good_model: Path) -> No
     name = os.fsdecode(b"caf\xe9-\xff.png")  # Latin-1 bytes: not UTF-8
     shutil.copy(image_files(scenes)[0], folder / name)
     shutil.copy(gt_files(scenes)[0], folder / "masks" / name)
-    out, data = tmp_path / "review.html", tmp_path / "review.json"
-    proc = seglens("report", "--dataset", folder, "--model", good_model, "--out", out, "--json", data, "-q")
+    out, data, pdf, csv = tmp_path / "review.html", tmp_path / "review.json", tmp_path / "r.pdf", tmp_path / "csv"
+    proc = seglens("report", "--dataset", folder, "--model", good_model, "--out", out, "--json", data,
+                   "--pdf", pdf, "--csv", csv, "-q")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "caf%E9-%FF" in out.read_text(encoding="utf-8")
     json.loads(data.read_text(encoding="utf-8"))
+    assert "caf%E9-%FF" in (csv / "per_image.csv").read_text(encoding="utf-8")
+    assert pdf.read_bytes().startswith(b"%PDF")
 
 
 # --- bounded arguments ---------------------------------------------------------------------------------

@@ -57,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, argv: list[str]) -> int:
-    from app.cli import format_summary, gt_scheme_from_arg
+    from app.cli import format_summary, gt_scheme_from_arg, print_listing_notes
     from app.core.datasets import open_dataset
     from app.report.run import close_all, load_predictors, reproduce_settings, run_comparison
 
@@ -76,6 +76,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
 
         pdf_writer()  # a missing extra is reported before minutes of inference, not after
     dataset = open_dataset(args.dataset, split=args.split, gt_scheme=gt_scheme_from_arg(args.gt_scheme))
+    print_listing_notes(dataset, "seglens report")
     predictors, memory = load_predictors(args.model, args.predictions, dataset)
     try:
         print(f"{dataset.root}: {len(dataset.refs)} images", file=sys.stderr)
