@@ -410,3 +410,11 @@ def test_stale_temp_files_of_the_prediction_cache_are_cleaned(tmp_path: Path) ->
     os.utime(stale, (time.time() - 120, time.time() - 120))
     PredictionCache(root, 1 << 20)
     assert not stale.exists()
+
+
+def test_a_250_byte_output_name_is_written_atomically(tmp_path: Path) -> None:
+    from app.core.fileutil import atomic_write_text
+
+    target = tmp_path / ("r" * 245 + ".json")  # the temporary name beside it must still fit in 255 bytes
+    atomic_write_text(target, "{}")
+    assert target.read_text() == "{}" and [p.name for p in tmp_path.iterdir()] == [target.name]

@@ -32,7 +32,8 @@ def atomic_open(path: str | Path, mode: str = "wb", *, durable: bool = True) -> 
     lose it (fine for caches, which check what they read)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    # The temporary name adds 14 characters: cut long names so that a 250-byte target still has one.
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name[:100]}.", suffix=".tmp", dir=target.parent)
     tmp = Path(tmp_name)
     # mkstemp creates 0600; give the file the mode a plain open() would (0666 minus the umask).
     with contextlib.suppress(OSError, AttributeError):
