@@ -398,3 +398,8 @@ def test_a_prediction_that_cannot_be_written_is_named_and_the_rest_written(
     assert f"not written: {blocked}" in proc.stderr
     assert json.loads(out.read_text())["models"][0]["images_evaluated"] == 2  # every result kept
     assert len([p for p in preds.rglob("*.png") if p.is_file()]) == 1
+
+
+def test_export_out_onto_a_folder_refused_at_once(tmp_path: Path) -> None:
+    proc = seglens("export", tmp_path / "missing.keras", "--out", tmp_path)
+    assert proc.returncode == 2 and f"{tmp_path}: is a folder; the ONNX file must be a file path" in proc.stderr
