@@ -213,6 +213,9 @@ def weight_files(directory: Path, allow_pickle: bool) -> tuple[list[Path], bool]
     checkpoints are refused unless `allow_pickle`."""
     safe = sorted(directory.glob("*.safetensors")) + sorted(directory.glob("*.safetensors.index.json"))
     if any(p.suffix == ".safetensors" for p in safe):
+        for path in safe:
+            if path.suffix == ".safetensors":
+                check_safetensors_header(path)
         return safe, True
     pickled = sorted(directory.glob("*.bin")) + sorted(directory.glob("*.bin.index.json"))
     if not pickled:
@@ -225,6 +228,31 @@ def weight_files(directory: Path, allow_pickle: bool) -> tuple[list[Path], bool]
             "(kind: hf, path: <this directory>, options: {allow_pickle: true})",
         )
     return pickled, False
+
+
+_MAX_SAFETENSORS_HEADER = 100_000_000  # the format's own limit for the JSON header
+
+
+def check_safetensors_header(path: Path) -> None:
+    """ModelLoadError naming `path` unless it starts like a safetensors file: an 8-byte little-endian
+    header length, then that many bytes of a JSON object, inside the file. A truncated or damaged file is
+    refused in microseconds instead of after importing torch."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as handle:
+            head = handle.read(8)
+            length = int.from_bytes(head, "little") if len(head) == 8 else -1
+            if not 2 <= length <= min(_MAX_SAFETENSORS_HEADER, size - 8):
+                raise ModelLoadError(
+                    path, "damaged or truncated safetensors file (header length out of range)"
+                )
+            header = json.loads(handle.read(length))
+    except OSError as exc:
+        raise ModelLoadError(path, f"cannot read: {exc.strerror or exc}") from exc
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise ModelLoadError(path, "damaged or truncated safetensors file (unreadable header)") from None
+    if not isinstance(header, dict):
+        raise ModelLoadError(path, "damaged safetensors file (the header is not a JSON object)")
 
 
 def checkpoint_digest(directory: Path, weights: Sequence[Path]) -> str:
