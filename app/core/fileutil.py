@@ -140,7 +140,7 @@ def safe_file_name(name: str, suffix: str = "", *, max_bytes: int = _MAX_NAME_BY
     """`name + suffix` as one file name every file system takes: path separators and control characters
     replaced, undecodable bytes (surrogate escapes from a non-UTF-8 listing) written as %XX, and a name too
     long for the file system shortened with a hash of the whole, so distinct names stay distinct."""
-    raw = name.encode("utf-8", "surrogateescape")
+    raw = name.encode("utf-8", "surrogatepass")  # any str, for the hash only
     text = _UNSAFE_CHARS.sub("_", printable(name))
     budget = max_bytes - len(suffix.encode("utf-8"))
     if len(text.encode("utf-8")) <= budget:
@@ -151,7 +151,7 @@ def safe_file_name(name: str, suffix: str = "", *, max_bytes: int = _MAX_NAME_BY
 
 
 def _has_surrogates(text: str) -> bool:
-    return any("\udc80" <= ch <= "\udcff" for ch in text)
+    return any("\ud800" <= ch <= "\udfff" for ch in text)
 
 
 def _percent(raw: bytes) -> str:
