@@ -418,3 +418,38 @@ def test_a_250_byte_output_name_is_written_atomically(tmp_path: Path) -> None:
     target = tmp_path / ("r" * 245 + ".json")  # the temporary name beside it must still fit in 255 bytes
     atomic_write_text(target, "{}")
     assert target.read_text() == "{}" and [p.name for p in tmp_path.iterdir()] == [target.name]
+
+
+def test_gate_with_every_label_unreadable_is_an_error_listing_them(
+    dataset: Path, tmp_path: Path, centroid_model
+) -> None:
+    damaged = _damage_labels(dataset, 4)
+    junit = tmp_path / "gate.xml"
+    proc = seglens("gate", "--dataset", dataset, "--reference", centroid_model, "--candidate", centroid_model,
+                   "--junit", junit, "-q")  # fmt: skip
+    assert proc.returncode == 2
+    error = ET.parse(junit).find(".//error")
+    assert error is not None and error.text is not None
+    for label in damaged:
+        assert "skipped " in proc.stderr and str(label) in proc.stderr and str(label) in error.text
+
+
+def test_an_output_file_that_is_a_fifo_is_refused_not_opened(tmp_path: Path) -> None:
+    from app.core.fileutil import check_output_file
+
+    fifo = tmp_path / "out.json"
+    os.mkfifo(fifo)  # writing the JSON into it would block until a reader came
+    with pytest.raises(InputError, match="is not a regular file"):
+        check_output_file(fifo, "JSON file")
+
+
+def test_a_fifo_in_a_plain_folder_is_a_listing_note(tmp_path: Path, scenes: Path) -> None:
+    folder = tmp_path / "plain"
+    folder.mkdir()
+    shutil.copy(image_files(scenes)[0], folder / "a.png")
+    os.mkfifo(folder / "b.png")
+    listed = open_dataset(folder)
+    assert [r.key for r in listed.refs] == ["a"]
+    assert listed.notes == (
+        f"{folder / 'b.png'}: not a regular file (a FIFO, socket, device or broken link), skipped",
+    )
