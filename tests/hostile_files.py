@@ -8,14 +8,19 @@ palette_label(path, ids, pal) a palette-mode label PNG
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import struct
+import subprocess
+import sys
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import onnx
+import pytest
 from modelzoo import make_onnx_segmenter
 from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
@@ -97,3 +102,65 @@ def palette_label(path: Path, ids: np.ndarray, palette: Sequence[Sequence[int]])
     img.putpalette(flat + [0] * (768 - len(flat)))
     img.save(path)
     return path
+
+
+# --- running the command a user runs ----------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+# Runs the real entry point and reports the peak resident memory (VmHWM) of the whole process.
+# (VmHWM, not ru_maxrss: Linux keeps ru_maxrss across exec, so a child of a big pytest would report the
+# parent's peak.)
+_PEAK_RSS = (
+    "import re, sys\n"
+    "from app.cli import main\n"
+    "try:\n"
+    "    code = main(sys.argv[1:])\n"
+    "finally:\n"
+    "    with open('/proc/self/status') as status:\n"
+    "        peak = re.search(r'VmHWM:\\s+(\\d+) kB', status.read()).group(1)\n"
+    "    print('PEAK_RSS_KB', peak, file=sys.stderr)\n"
+    "sys.exit(code)\n"
+)
+MEMORY_BOUND_KB = 900 * 1024  # a 13000x13000 decode alone is 0.5 GB grey, 1.7 GB as RGB
+
+
+def seglens(
+    *args: str | Path, env: Mapping[str, str] | None = None, peak: bool = False, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run `python -m app ARGS` (or the same entry point measuring peak RSS) and check it never dies with
+    a traceback."""
+    command = [sys.executable, "-c", _PEAK_RSS] if peak else [sys.executable, "-m", "app"]
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.run(
+        [*command, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env=full_env,
+        check=False,
+    )
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc
+
+
+def installed(module: str) -> None:
+    """Skip unless the optional framework is installed (a failure under SEGLENS_REQUIRE_EXTRAS=1), without
+    importing it here: the refusals tested must come before the command imports it."""
+    if importlib.util.find_spec(module) is None:
+        if os.environ.get("SEGLENS_REQUIRE_EXTRAS") == "1":
+            pytest.fail(f"{module} is not installed")
+        pytest.skip(f"{module} is not installed")
+
+
+def peak_kb(proc: subprocess.CompletedProcess[str]) -> int:
+    line = next(x for x in proc.stderr.splitlines() if x.startswith("PEAK_RSS_KB"))
+    return int(line.split()[1])
+
+
+def gt_files(root: Path) -> list[Path]:
+    return sorted((root / "gtFine").rglob("*_gtFine_labelIds.png"))
+
+
+def image_files(root: Path) -> list[Path]:
+    return sorted((root / "leftImg8bit").rglob("*_leftImg8bit.png"))

@@ -8,74 +8,28 @@ non-finite manifests must never turn into a score.
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import os
 import shutil
-import subprocess
-import sys
 import zipfile
-from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
-from hostile_files import huge_png, poisoned_model
+from hostile_files import (
+    MEMORY_BOUND_KB,
+    gt_files,
+    huge_png,
+    image_files,
+    installed,
+    peak_kb,
+    poisoned_model,
+    seglens,
+)
 from modelzoo import make_onnx_segmenter, make_truncated_model
 
 from app.core.labels import TRAINIDS
 from app.core.synthetic import generate
-
-ROOT = Path(__file__).resolve().parents[1]
-# Runs the real entry point and reports the peak resident memory (VmHWM) of the whole process.
-# (VmHWM, not ru_maxrss: Linux keeps ru_maxrss across exec, so a child of a big pytest would report the
-# parent's peak.)
-_PEAK_RSS = (
-    "import re, sys\n"
-    "from app.cli import main\n"
-    "try:\n"
-    "    code = main(sys.argv[1:])\n"
-    "finally:\n"
-    "    with open('/proc/self/status') as status:\n"
-    "        peak = re.search(r'VmHWM:\\s+(\\d+) kB', status.read()).group(1)\n"
-    "    print('PEAK_RSS_KB', peak, file=sys.stderr)\n"
-    "sys.exit(code)\n"
-)
-MEMORY_BOUND_KB = 900 * 1024  # a 13000x13000 decode alone is 0.5 GB grey, 1.7 GB as RGB
-
-
-def seglens(
-    *args: str | Path, env: Mapping[str, str] | None = None, peak: bool = False, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    """Run `python -m app ARGS` (or the same entry point measuring peak RSS) and check it never dies with
-    a traceback."""
-    command = [sys.executable, "-c", _PEAK_RSS] if peak else [sys.executable, "-m", "app"]
-    full_env = {**os.environ, **(env or {})}
-    proc = subprocess.run(
-        [*command, *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=ROOT,
-        env=full_env,
-        check=False,
-    )
-    assert "Traceback" not in proc.stderr, proc.stderr
-    return proc
-
-
-def installed(module: str) -> None:
-    """Skip unless the optional framework is installed (a failure under SEGLENS_REQUIRE_EXTRAS=1), without
-    importing it here: the refusals tested must come before the command imports it."""
-    if importlib.util.find_spec(module) is None:
-        if os.environ.get("SEGLENS_REQUIRE_EXTRAS") == "1":
-            pytest.fail(f"{module} is not installed")
-        pytest.skip(f"{module} is not installed")
-
-
-def peak_kb(proc: subprocess.CompletedProcess[str]) -> int:
-    line = next(x for x in proc.stderr.splitlines() if x.startswith("PEAK_RSS_KB"))
-    return int(line.split()[1])
 
 
 @pytest.fixture(scope="module")
@@ -92,14 +46,6 @@ def dataset(scenes: Path, tmp_path: Path) -> Path:
 @pytest.fixture(scope="module")
 def good_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_onnx_segmenter(tmp_path_factory.mktemp("good") / "good.onnx", TRAINIDS.names, input_size=None)
-
-
-def gt_files(root: Path) -> list[Path]:
-    return sorted((root / "gtFine").rglob("*_gtFine_labelIds.png"))
-
-
-def image_files(root: Path) -> list[Path]:
-    return sorted((root / "leftImg8bit").rglob("*_leftImg8bit.png"))
 
 
 # --- model outputs that must never be scored ----------------------------------------------------------

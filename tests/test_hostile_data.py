@@ -22,10 +22,9 @@ import numpy as np
 import pytest
 from fastapi import FastAPI, Request  # the Open Inference Protocol v2 server below (the 'server' extra)
 from fastapi.responses import Response
-from hostile_files import palette_label
+from hostile_files import gt_files, image_files, palette_label, seglens
 from modelzoo import centroids_from_colors, make_onnx_segmenter
 from servers import serve_app
-from test_hostile_cli import gt_files, image_files, seglens
 
 from app.core.datasets import open_dataset
 from app.core.errors import InputError
