@@ -199,17 +199,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def check_outputs(
-    *, json_file: Path | None = None, predictions_dir: Path | None = None, files: Sequence[Path | None] = ()
-) -> None:
+def check_outputs(*, json_file: Path | None = None, predictions_dir: Path | None = None) -> None:
     """Refuse output targets that could not be written, before any model runs (InputError: exit 2)."""
     from app.core.fileutil import check_output_dir, check_output_file
 
     if json_file is not None:
         check_output_file(json_file, "JSON file")
-    for path in files:
-        if path is not None:
-            check_output_file(path)
     if predictions_dir is not None:
         check_output_dir(predictions_dir, "predictions folder")
 
