@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from app.core.argtypes import WORKERS_HELP, positive_int, workers_arg
+from app.core.argtypes import WORKERS_HELP, nonnegative_int, positive_int, workers_arg
 from app.core.errors import SegLensError
 from app.core.fileutil import atomic_write_bytes, atomic_write_text
 from app.report.run import ModelLoader
@@ -233,7 +233,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-max-mb", type=int, default=2048, help="prediction cache bound (default 2048 MB)")
     p.add_argument(
         "--max-skipped",
-        type=int,
+        type=nonnegative_int,
         default=0,
         help="images that may be left out (unreadable, no labels, a model failed) before the gate fails (0)",
     )
@@ -273,8 +273,6 @@ class _Outcome:
 def _check_targets(args: argparse.Namespace) -> None:
     from app.core.fileutil import check_output_file
 
-    if args.max_skipped < 0:
-        raise SegLensError("--max-skipped must be 0 or more")
     for path, what in ((args.junit, "JUnit file"), (args.json, "JSON file"), (args.report, "report")):
         if path is not None:
             check_output_file(path, what)
