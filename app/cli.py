@@ -67,6 +67,9 @@ def _delegate(command: str, argv: list[str]) -> int:
     except SegLensError as exc:
         print(f"seglens {command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a write that failed after the checks (disk full): named, not a traceback
+        print(f"seglens {command}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from app.commands.options import add_dataset_options, add_run_options, request_from_args
 from app.core.domain.errors import SegLensError
 from app.core.io.fileutil import atomic_write_bytes, atomic_write_text
+from app.core.runtime.argtypes import nonnegative_int
 from app.evaluation.service import ModelLoader
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ class RuleResult:
     message: str
     value: float | None = None
     threshold: float | None = None
+    details: tuple[str, ...] = ()  # one line per item (e.g. each skipped file and why)
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class Thresholds:
     max_class_drop: float = 2.0
     classes: tuple[str, ...] = ()  # empty: every evaluated class
     max_latency_ratio: float | None = None  # None: not checked (latency is noisy on shared CI machines)
+    max_skipped: int = 0  # images not scored for both models (unreadable, no labels, a model failed)
 
 
 def _points(ref: float, cand: float) -> float | None:
@@ -64,15 +67,44 @@ def _points(ref: float, cand: float) -> float | None:
     return (ref - cand) * 100
 
 
-def check_rules(ref: ModelResult, cand: ModelResult, limits: Thresholds) -> list[RuleResult]:
-    """The rules on the reference's and the candidate's results (same run, same scheme)."""
+def check_rules(
+    ref: ModelResult, cand: ModelResult, limits: Thresholds, run: EvaluationResult | None = None
+) -> list[RuleResult]:
+    """The rules on the reference's and the candidate's results (same run, same scheme); with the whole
+    `run`, also the rule on skipped images (--max-skipped)."""
     rules = [_miou_rule(ref, cand, limits)]
     known = list(ref.scheme.names)
     for name in limits.classes or tuple(known):
         rules.append(_class_rule(known.index(name), name, ref, cand, limits))
     rules.append(_latency_rule(ref, cand, limits))
     rules.append(_coverage_rule(ref, cand))
+    if run is not None:
+        rules.append(skipped_rule(run, limits.max_skipped))
     return rules
+
+
+def skipped_images(run: EvaluationResult) -> dict[str, str]:
+    """Key -> why, for every image of the run that was not scored for every model: unreadable image or
+    label, no labels, or a model's error on it."""
+    skipped: dict[str, str] = dict(run.sample_errors)
+    for key, reason in run.unlabelled().items():
+        skipped.setdefault(key, f"no labels: {reason}")
+    for model in run.models:
+        for key, message in model.errors.items():
+            skipped.setdefault(key, f"{model.info.name}: {message}")
+    return dict(sorted(skipped.items()))
+
+
+def skipped_rule(run: EvaluationResult, max_skipped: int) -> RuleResult:
+    """Fails when more than `max_skipped` images were left out: metrics of an incomplete evaluation are
+    not the dataset's. Every skipped image is listed with its reason."""
+    skipped = skipped_images(run)
+    total = run.images_total
+    lines = tuple(f"{key}: {why}" for key, why in skipped.items())
+    if not skipped:
+        return RuleResult("skipped images", True, f"none of {total} images skipped", 0, max_skipped)
+    text = f"{len(skipped)} of {total} images skipped (max {max_skipped})"
+    return RuleResult("skipped images", len(skipped) <= max_skipped, text, len(skipped), max_skipped, lines)
 
 
 def _change(drop: float) -> str:
@@ -155,14 +187,13 @@ def junit_xml(rules: Sequence[RuleResult], *, suite: str, seconds: float, error:
         case = ET.SubElement(
             node, "testcase", {"name": _x(rule.name), "classname": "seglens.gate", "time": "0"}
         )
+        text = "\n".join((rule.message, *rule.details))
         if rule.passed is False:
-            ET.SubElement(case, "failure", {"message": _x(rule.message), "type": "threshold"}).text = _x(
-                rule.message
-            )
+            ET.SubElement(case, "failure", {"message": _x(rule.message), "type": "threshold"}).text = _x(text)
         elif rule.passed is None:
             ET.SubElement(case, "skipped", {"message": _x(rule.message)})
         else:
-            ET.SubElement(case, "system-out").text = _x(rule.message)
+            ET.SubElement(case, "system-out").text = _x(text)
     if error:
         case = ET.SubElement(
             node, "testcase", {"name": "evaluation", "classname": "seglens.gate", "time": "0"}
@@ -193,6 +224,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--junit", type=Path, help="write a JUnit XML report here")
     p.add_argument("--json", type=Path, help="write the gate result and the full run as JSON here")
     p.add_argument("--report", type=Path, help="write the comparison report (.html or .pdf) here")
+    p.add_argument(
+        "--max-skipped",
+        type=nonnegative_int,
+        default=0,
+        help="images that may be left out (unreadable, no labels, a model failed) before the gate fails (0)",
+    )
     add_run_options(p, cache_default=True)
     return p
 
@@ -201,6 +238,11 @@ def main(argv: Sequence[str] | None = None, *, loader: ModelLoader | None = None
     """Entry point of `seglens gate`. `loader` opens a model file (tests inject a counting one)."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(args_list)
+    try:
+        _check_targets(args)
+    except SegLensError as exc:  # before any model runs; nothing could record the verdict anyway
+        print(f"seglens gate: error: {exc}", file=sys.stderr)
+        return ERROR
     start = time.perf_counter()
     try:
         outcome = _run(args, args_list, loader)
@@ -217,11 +259,22 @@ class _Outcome:
     limits: Thresholds | None
     error: str | None
     cache: dict[str, int]
+    result: EvaluationResult | None = None  # the run, when there was one
+
+
+def _check_targets(args: argparse.Namespace) -> None:
+    from app.core.io.fileutil import check_output_file
+
+    for path, what in ((args.junit, "JUnit file"), (args.json, "JSON file"), (args.report, "report")):
+        if path is not None:
+            check_output_file(path, what)
 
 
 def _thresholds(args: argparse.Namespace) -> Thresholds:
     classes = tuple(c.strip() for c in (args.classes or "").split(",") if c.strip())
-    return Thresholds(args.max_miou_drop, args.max_class_drop, classes, args.max_latency_ratio)
+    return Thresholds(
+        args.max_miou_drop, args.max_class_drop, classes, args.max_latency_ratio, args.max_skipped
+    )
 
 
 def _run(args: argparse.Namespace, argv: list[str], loader: ModelLoader | None) -> _Outcome:
@@ -245,16 +298,16 @@ def _run(args: argparse.Namespace, argv: list[str], loader: ModelLoader | None) 
     }
     for role, entry in (("reference", ref), ("candidate", cand)):
         if not entry.images_evaluated:
-            return _Outcome(
-                [], document, limits, f"nothing evaluated for the {role} {entry.info.name}", stats
-            )
+            problem = f"nothing evaluated for the {role} {entry.info.name}"
+            return _Outcome([], document, limits, problem, stats, result)
     unknown = [c for c in limits.classes if c not in ref.scheme.names]
     if unknown:
         known = ", ".join(ref.scheme.names)
-        return _Outcome([], document, limits, f"unknown classes {', '.join(unknown)}; known: {known}", stats)
+        problem = f"unknown classes {', '.join(unknown)}; known: {known}"
+        return _Outcome([], document, limits, problem, stats, result)
     if args.report:
         _write_report(args.report, result, reproduce_settings("seglens gate", argv), keeper)
-    return _Outcome(check_rules(ref, cand, limits), document, limits, None, stats)
+    return _Outcome(check_rules(ref, cand, limits, result), document, limits, None, stats, result)
 
 
 def _write_report(path: Path, result: EvaluationResult, settings: dict[str, str], keeper: TopMasks) -> None:
@@ -271,17 +324,21 @@ def _finish(args: argparse.Namespace, outcome: _Outcome, seconds: float) -> int:
     for rule in outcome.rules:
         mark = {True: "PASS", False: "FAIL", None: "SKIP"}[rule.passed]
         print(f"{mark}  {rule.name}: {rule.message}")
+        for line in rule.details:
+            print(f"      {line}")
+    error = outcome.error
+    if error and outcome.result is not None:
+        skipped = skipped_images(outcome.result)
+        error = "\n".join((error, *(f"skipped {key}: {why}" for key, why in skipped.items())))
     if outcome.error:
-        print(f"seglens gate: error: {outcome.error}", file=sys.stderr)
+        print(f"seglens gate: error: {error}", file=sys.stderr)
     elif broken:
         print(f"seglens gate: FAILED: {len(broken)} of {len(outcome.rules)} rules broken", file=sys.stderr)
     else:
         print("seglens gate: passed", file=sys.stderr)
     if args.junit:
         suite = f"seglens gate: {args.candidate} vs {args.reference}"
-        atomic_write_bytes(
-            args.junit, junit_xml(outcome.rules, suite=suite, seconds=seconds, error=outcome.error)
-        )
+        atomic_write_bytes(args.junit, junit_xml(outcome.rules, suite=suite, seconds=seconds, error=error))
     if args.json:
         status = {PASS: "pass", FAIL: "fail", ERROR: "error"}[code]
         document = {

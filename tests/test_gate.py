@@ -95,7 +95,7 @@ def test_identical_candidate_passes(scenes, models, tmp_path, capsys) -> None:
     latency = next(r for r in doc["rules"] if r["name"] == "latency ratio")
     assert latency["passed"] is True and latency["threshold"] == 1000
     suite = _junit(tmp_path / "gate.xml")
-    assert len(suite.findall("testcase")) == len(doc["rules"]) == 1 + 19 + 2
+    assert len(suite.findall("testcase")) == len(doc["rules"]) == 1 + 19 + 3  # + latency, coverage, skipped
     assert "passed" in capsys.readouterr().err
 
 
@@ -109,7 +109,7 @@ def test_regression_lists_broken_rules_and_exits_1(scenes, models, tmp_path, cap
     assert drop > 0.5
     rules = {r["name"]: r for r in doc["rules"]}
     classes = [f"class IoU drop: {c}" for c in ("road", "sky", "bicycle")]
-    assert list(rules) == ["mIoU drop", *classes, "latency ratio", "images evaluated"]
+    assert list(rules) == ["mIoU drop", *classes, "latency ratio", "images evaluated", "skipped images"]
     assert rules["mIoU drop"]["passed"] is False and rules["mIoU drop"]["value"] == pytest.approx(drop)
     for name in ("road", "sky"):
         rule = rules[f"class IoU drop: {name}"]

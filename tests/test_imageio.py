@@ -150,18 +150,29 @@ def test_read_label_grey_labelids(tmp_path: Path) -> None:
     assert out.dtype == np.uint8 and warnings == ()
 
 
-def test_read_label_palette_uses_indices_not_colours(tmp_path: Path) -> None:
+def test_read_label_palette_uses_indices_when_the_palette_is_the_identity(tmp_path: Path) -> None:
     labels = _labelids_map()
     img = Image.new("P", (8, 6))
     img.putdata(labels.ravel().tolist())
-    # A palette whose colours have nothing to do with the indices (the usual Cityscapes colour palette).
-    img.putpalette([c for i in range(256) for c in ((i * 37) % 256, (i * 91) % 256, 5)])
+    # The indexed Cityscapes colour PNG: each index holds its own labelId's colour.
+    img.putpalette([c for i in range(256) for c in (LABELIDS.colors[i] if i < 34 else (i, i, i))])
     path = tmp_path / "p.png"
     img.save(path)
     assert Image.open(path).mode == "P"
     out, warnings = read_label(path, LABELIDS)
     np.testing.assert_array_equal(out, labels)
     assert warnings == ()
+
+
+def test_read_label_palette_of_unknown_colours_refused(tmp_path: Path) -> None:
+    labels = _labelids_map()
+    img = Image.new("P", (8, 6))
+    img.putdata(labels.ravel().tolist())
+    img.putpalette([c for i in range(256) for c in ((i * 37) % 256, (i * 91) % 256, 5)])
+    path = tmp_path / "p.png"
+    img.save(path)
+    with pytest.raises(InputError, match="palette label whose colours"):
+        read_label(path, LABELIDS)
 
 
 def test_read_label_16bit(tmp_path: Path) -> None:

@@ -8,7 +8,13 @@ import json
 import sys
 from pathlib import Path
 
-from app.commands.options import add_dataset_options, add_run_options, request_from_args
+from app.commands.options import (
+    add_dataset_options,
+    add_run_options,
+    check_outputs,
+    print_listing_notes,
+    request_from_args,
+)
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -34,21 +40,31 @@ def run(args: argparse.Namespace) -> int:
     if not args.model and not args.predictions:
         print("seglens evaluate: give at least one --model or --predictions", file=sys.stderr)
         return 2
+    check_outputs(json_file=args.json, predictions_dir=args.save_predictions)
     request = request_from_args(args, args.model, args.predictions, save_predictions=args.save_predictions)
     with open_session(request) as session:
+        print_listing_notes(session.dataset, "seglens evaluate")
         for note in session.notes:
             print(note, file=sys.stderr)
-        print(
-            f"{session.dataset.root}: {len(session.refs)} images, scheme {session.scheme.key}",
-            file=sys.stderr,
-        )
+        scheme = session.scheme.key
+        print(f"{session.dataset.root}: {len(session.refs)} images, scheme {scheme}", file=sys.stderr)
         result = run_with_progress(session, quiet=args.quiet)
+    for message in result.write_errors:
+        print(f"seglens evaluate: not written: {message}", file=sys.stderr)
+    not_written = False
     if args.json:
         from app.core.io.fileutil import atomic_write_text
 
-        atomic_write_text(args.json, json.dumps(result_document(result), indent=2, allow_nan=False))
-        print(f"wrote {args.json}", file=sys.stderr)
+        try:
+            atomic_write_text(args.json, json.dumps(result_document(result), indent=2, allow_nan=False))
+            print(f"wrote {args.json}", file=sys.stderr)
+        except OSError as exc:  # checked at the start, but a disk can fill up: the summary still prints
+            why = exc.strerror or exc
+            print(f"seglens evaluate: error: {args.json}: not written: {why}", file=sys.stderr)
+            not_written = True
     print(format_summary(result))
+    if not_written or result.write_errors:
+        return 2
     if not any(m.images for m in result.models):
         print("seglens evaluate: nothing could be evaluated", file=sys.stderr)
         return 1

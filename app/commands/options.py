@@ -5,13 +5,15 @@ limit, workers, the prediction cache, and running Keras/HF models through ONNX R
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.core.runtime.argtypes import WORKERS_HELP
+from app.core.runtime.argtypes import WORKERS_HELP, positive_int, workers_arg
 
 if TYPE_CHECKING:
     from app.core.domain.labels import ClassScheme
+    from app.core.io.datasets import Dataset
     from app.evaluation.service import CachePolicy, EvaluationRequest
 
 GT_SCHEME_HELP = (
@@ -48,8 +50,8 @@ def add_dataset_options(parser: argparse.ArgumentParser) -> None:
 
 def add_run_options(parser: argparse.ArgumentParser, *, cache_default: bool) -> None:
     """--limit, --workers, --quiet, --onnx-runtime and the cache options."""
-    parser.add_argument("--limit", type=int, help="evaluate only the first N images")
-    parser.add_argument("--workers", type=int, default=2, help=WORKERS_HELP)
+    parser.add_argument("--limit", type=positive_int, help="evaluate only the first N images")
+    parser.add_argument("--workers", type=workers_arg, default=2, help=WORKERS_HELP)
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     parser.add_argument(
         "--onnx-runtime",
@@ -108,3 +110,25 @@ def request_from_args(
         save_predictions=save_predictions,
         measure_memory=measure_memory,
     )
+
+
+def check_outputs(*, json_file: Path | None = None, predictions_dir: Path | None = None) -> None:
+    """Refuse output targets that could not be written, before any model runs (InputError: exit 2)."""
+    from app.core.io.fileutil import check_output_dir, check_output_file
+
+    if json_file is not None:
+        check_output_file(json_file, "JSON file")
+    if predictions_dir is not None:
+        check_output_dir(predictions_dir, "predictions folder")
+
+
+def print_listing_notes(dataset: Dataset, command: str, *, shown: int = 10) -> None:
+    """What the dataset listing skipped, and why images have no labels, on stderr (the first `shown`)."""
+    for note in dataset.notes[:shown]:
+        print(f"{command}: {note}", file=sys.stderr)
+    missing = dataset.missing_labels()
+    if missing and len(missing) < len(dataset.refs):  # a dataset without any labels is said by describe()
+        for key, reason in list(missing.items())[:shown]:
+            print(f"{command}: no labels for {key}: {reason}", file=sys.stderr)
+        if len(missing) > shown:
+            print(f"{command}: ... and {len(missing) - shown} more images without labels", file=sys.stderr)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
-from PySide6.QtWidgets import QFileDialog, QInputDialog
+from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
 
 from app.core.display.render import rgba_palette
 from app.core.domain.errors import SegLensError
@@ -90,6 +90,11 @@ class AnnotationController(QObject):
             self.project = open_project(dataset)
         except SegLensError as exc:
             self.main.window.append_log(f"no project: {exc}")
+            box = QMessageBox(
+                QMessageBox.Icon.Warning, "Project not opened", str(exc), parent=self.main.window
+            )
+            box.setInformativeText("The project file was left untouched; edits and reviews are off.")
+            box.open()  # window-modal, not blocking: the dataset stays browsable
             return
         self.autosaver = Autosaver(self.project, 2.0, on_saved=self.saved.emit)
         self._timer.start()

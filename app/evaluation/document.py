@@ -33,7 +33,8 @@ def result_document(result: EvaluationResult) -> dict[str, object]:
         "wall_seconds": round(result.wall_s, 3),
         "sample_errors": dict(result.sample_errors),
         "skipped": [{"key": s.key, "model": s.model, "reason": s.reason} for s in result.skipped()],
-        "unlabelled": result.unlabelled(),
+        "images_without_labels": result.unlabelled(),
+        "write_errors": list(result.write_errors),
         "models": [model_document(m) for m in result.models],
     }
 

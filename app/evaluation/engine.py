@@ -78,6 +78,7 @@ class Evaluator:
             scheme.check_model(mapping, predictor.info.name)
         # Saved masks need only the image's size: the RGB pixels are not decoded for them.
         self.needs_pixels = any(needs_pixels(p) for p in self.predictors)
+        self.write_errors: list[str] = []  # saved predictions that could not be written, each named
 
     def accumulators(self) -> list[ModelAccumulator]:
         """Empty per-model accumulators for this plan (the window fills them live)."""
@@ -118,6 +119,7 @@ class Evaluator:
             wall_s=time.perf_counter() - start,
             ground_truth=self.ground_truth,
             engine=self.engine.name,
+            write_errors=tuple(self.write_errors),
         )
 
     # The per-image steps, shared by every engine -------------------------------------------------------
@@ -156,14 +158,21 @@ class Evaluator:
                     prediction = step.finish(raw[i]) if isinstance(step, PendingPrediction) else step
                     name = predictor.info.name
                     image_eval, ids = count_prediction(sample, prediction, name, mapping, self.scheme)
-                    if self.save_predictions is not None:
-                        write_label_png(prediction_path(self.save_predictions, name, ref), ids)
                 except Exception as exc:  # one model's failure on one image must not end the run
                     error = error_text(ref, exc)
+                if ids is not None and self.save_predictions is not None:
+                    self._save(prediction_path(self.save_predictions, predictor.info.name, ref), ids)
             evals.append(image_eval)
             predictions.append(ids)
             errors.append(error)
         return SampleOutcome(index, ref, tuple(evals), tuple(predictions), tuple(errors), None)
+
+    def _save(self, path: Path, ids: np.ndarray) -> None:
+        # A full disk or a refused name loses this one file, not the image's score or the run.
+        try:
+            write_label_png(path, ids)
+        except OSError as exc:
+            self.write_errors.append(f"{path}: {exc.strerror or exc}")  # list.append is atomic
 
     @property
     def local(self) -> bool:

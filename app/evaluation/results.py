@@ -256,6 +256,7 @@ class EvaluationResult:
     wall_s: float = 0.0
     ground_truth: GroundTruth = GroundTruth()
     engine: str = "local"
+    write_errors: tuple[str, ...] = ()  # saved-prediction files that could not be written, each named
 
     @property
     def images_done(self) -> int:
@@ -278,12 +279,15 @@ class EvaluationResult:
             text += f", cancelled after {self.images_done} of {self.images_total}"
         return text
 
-    def unlabelled(self) -> list[str]:
-        """Images predicted but not scored: they have no ground truth."""
-        keys: dict[str, None] = {}
+    def unlabelled(self) -> dict[str, str]:
+        """Images predicted but not scored, and why they have no ground truth."""
+        missing = self.dataset.missing_labels()
+        keys: dict[str, str] = {}
         for model in self.models:
-            keys.update((key, None) for key, r in model.images.items() if not r.evaluated)
-        return list(keys)
+            for key, r in model.images.items():
+                if not r.evaluated:
+                    keys[key] = missing.get(key, "no ground truth")
+        return keys
 
 
 def nan_to_none(value: float) -> float | None:

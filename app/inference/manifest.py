@@ -19,6 +19,7 @@ Example (model.yaml beside model.onnx)::
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ import yaml
 
 from app.core.domain.errors import InputError, SchemeError
 from app.core.domain.labels import BUILTIN_SCHEMES, ClassScheme, load_custom_scheme
+from app.core.io.budget import budget_problem
 from app.inference.base import ChannelOrder, Layout, OutputKind, ResizePolicy
 
 MANIFEST_SUFFIXES: tuple[str, ...] = (".json", ".yaml", ".yml")
@@ -158,6 +160,11 @@ def _read_mapping(source: Path) -> dict[str, Any]:
         data = json.loads(text) if source.suffix.lower() == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise InputError(source, f"not valid {source.suffix.lstrip('.').upper()}: {exc}") from exc
+    except RecursionError:
+        # json and yaml parse nesting by recursion: a file nested 100,000 levels deep ends here.
+        raise InputError(
+            source, "nested too deeply to be a manifest (lists or mappings inside each other)"
+        ) from None
     if not isinstance(data, dict):
         raise InputError(source, "a manifest must be a mapping of keys to values")
     return cast(dict[str, Any], data)
@@ -191,6 +198,9 @@ def _size(value: Any, _source: Path) -> tuple[int, int]:
     if not isinstance(value, list | tuple) or len(value) != 2:
         raise ValueError(f"expected [height, width] or 'HxW', got {value!r}")
     height, width = (_positive_int(v, None) for v in value)
+    problem = budget_problem(width, height, "input_size")
+    if problem is not None:
+        raise ValueError(problem)
     return height, width
 
 
@@ -212,14 +222,17 @@ def _triple(value: Any, _source: Path) -> tuple[float, float, float]:
 
 def _std(value: Any, source: Path) -> tuple[float, float, float]:
     std = _triple(value, source)
-    if any(v == 0 for v in std):
-        raise ValueError(f"std must not be 0, got {value!r}")
+    if any(not v > 0 for v in std):
+        raise ValueError(f"std must be positive (it divides every pixel), got {value!r}")
     return std
 
 
 def _number(value: Any, _source: Path | None) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"expected a number, got {value!r}")
+    if not math.isfinite(value):
+        # JSON's NaN/Infinity and YAML's .nan/.inf parse as floats: they would turn every input into NaN.
+        raise ValueError(f"expected a finite number, got {value!r}")
     return float(value)
 
 
@@ -230,7 +243,7 @@ def _scale(value: Any, source: Path) -> float:
         number = float(num) / float(den) if float(den) != 0 else 0.0
     else:
         number = _number(value, source)
-    if number <= 0:
+    if not 0 < number < math.inf:
         raise ValueError(f"must be positive, got {value!r}")
     return number
 

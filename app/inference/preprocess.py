@@ -19,6 +19,7 @@ from PIL import Image
 
 from app.core.domain.errors import InputError, ModelLoadError
 from app.core.domain.labels import BUILTIN_SCHEMES, normalize_name
+from app.core.io.budget import budget_problem
 from app.inference.base import InputSpec
 from app.inference.manifest import ModelManifest
 
@@ -99,7 +100,19 @@ def resolve_input_size(
     path: Path, height: int | None, width: int | None, settings: Mapping[str, Any]
 ) -> tuple[tuple[int, int] | None, Any]:
     """(input size or None, resize policy) from the graph's input sides (None: dynamic) and the settings'
-    input_size/resize. ModelLoadError naming `path` when they disagree or a needed size is missing."""
+    input_size/resize. ModelLoadError naming `path` when they disagree, a needed size is missing or the
+    size exceeds the pixel budget (app.core.io.budget: checked before any session runs)."""
+    size, resize = _resolve_input_size(path, height, width, settings)
+    if size is not None:
+        problem = budget_problem(size[1], size[0], "the model's declared input")
+        if problem is not None:
+            raise ModelLoadError(path, problem)
+    return size, resize
+
+
+def _resolve_input_size(
+    path: Path, height: int | None, width: int | None, settings: Mapping[str, Any]
+) -> tuple[tuple[int, int] | None, Any]:
     declared: tuple[int, int] | None = settings.get("input_size")
     if height is not None and width is not None:
         if declared is not None and declared != (height, width):

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.commands.options import add_dataset_options, add_run_options, request_from_args
+from app.commands.options import add_dataset_options, add_run_options, print_listing_notes, request_from_args
 from app.core.domain.errors import SegLensError
 
 if TYPE_CHECKING:
@@ -64,6 +64,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     if args.top < 0:
         print("seglens report: --top must be 0 or more", file=sys.stderr)
         return 2
+    _check_targets(args)  # a target that cannot be written is refused before minutes of inference
     if args.pdf:
         from app.report.writer import pdf_writer
 
@@ -71,6 +72,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     request = request_from_args(args, args.model, args.predictions, measure_memory=True)
     keeper = TopMasks(args.top)
     with open_session(request) as session:
+        print_listing_notes(session.dataset, "seglens report")
         for note in session.notes:
             print(note, file=sys.stderr)
         print(f"{session.dataset.root}: {len(session.refs)} images", file=sys.stderr)
@@ -83,6 +85,17 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         print(f"wrote {path}", file=sys.stderr)
     print(format_summary(result))
     return 0
+
+
+def _check_targets(args: argparse.Namespace) -> None:
+    from app.core.io.fileutil import check_output_dir, check_output_file
+
+    out = args.out if args.out or args.pdf or args.csv or args.json else DEFAULT_OUT
+    for path, what in ((out, "HTML report"), (args.pdf, "PDF report"), (args.json, "JSON file")):
+        if path is not None:
+            check_output_file(path, what)
+    if args.csv is not None:
+        check_output_dir(args.csv, "CSV folder")
 
 
 def _write(

@@ -37,7 +37,8 @@ import numpy as np
 from app.core.domain.errors import InputError, SegLensError
 from app.core.domain.metrics import Scores
 from app.core.io.datasets import Dataset, open_dataset
-from app.core.runtime.argtypes import parse_size
+from app.core.io.fileutil import check_output_file
+from app.core.runtime.argtypes import parse_size, positive_int
 from app.inference.base import Segmenter
 
 DEFAULT_IMAGE_SIZE = (512, 1024)
@@ -383,7 +384,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("models", nargs="+", help="model files or manifests")
     parser.add_argument("--dataset", help="dataset folder: latency on its images, plus accuracy")
     parser.add_argument("--split", help="Cityscapes split (default: val)")
-    parser.add_argument("--limit", type=int, help="evaluate only the first N images")
+    parser.add_argument("--limit", type=positive_int, help="evaluate only the first N images")
     parser.add_argument("--size", type=parse_size, help="image size HxW fed to predict()")
     parser.add_argument("--runs", type=int, default=30, help="timed predict() calls (default 30)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed calls first (default 3)")
@@ -392,6 +393,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.runs < 1 or args.warmup < 0:
         parser.error("--runs must be >= 1 and --warmup >= 0")
     try:
+        if args.json:
+            check_output_file(args.json, "JSON file")  # before minutes of timing, not after
         dataset = open_dataset(args.dataset, split=args.split) if args.dataset else None
         if dataset is not None and not dataset.refs:
             raise InputError(dataset.root, "the dataset holds no images")

@@ -15,6 +15,8 @@ from typing import Any
 
 from app.core.domain.errors import SegLensError
 from app.core.io.datasets import open_dataset
+from app.core.io.fileutil import check_output_file
+from app.core.runtime.argtypes import positive_int
 from app.tools.quantize import quantize
 from app.tools.quantize_types import METHODS, QUANT_TYPES
 
@@ -30,6 +32,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(text, file=sys.stderr)
 
     try:
+        check_output_file(args.out, "quantized model")  # before calibration and validation, not after
+        if args.json:
+            check_output_file(args.json, "JSON file")
         calibration = open_dataset(args.calibration, split=args.split)
         validation = open_dataset(args.validation, split=args.validation_split) if args.validation else None
         common: dict[str, Any] = {
@@ -86,7 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("model", help="the FP32 .onnx model (or a manifest pointing to one)")
     parser.add_argument("--calibration", required=True, help="dataset folder of calibration images")
     parser.add_argument("--split", help="Cityscapes split of the calibration set (default: val)")
-    parser.add_argument("--count", type=int, default=100, help="calibration images (default 100)")
+    parser.add_argument("--count", type=positive_int, default=100, help="calibration images (default 100)")
     parser.add_argument("--out", required=True, type=Path, help="the INT8 .onnx file to write")
     parser.add_argument("--ops", default="Conv,MatMul", help="op types to quantize (comma-separated) or all")
     parser.add_argument("--method", choices=METHODS, default="minmax", help="calibration method")

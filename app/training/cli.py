@@ -20,6 +20,7 @@ from typing import Any
 
 from app.core.domain.errors import InputError
 from app.core.runtime.argtypes import parse_size as parse_sizes
+from app.core.runtime.argtypes import positive_int, workers_arg
 from app.training.augment import AugmentConfig
 from app.training.config import ARCHS, PRECISIONS, TrainConfig
 from app.training.data import SCHEMES, TrainData, load_validation, open_labelled
@@ -63,8 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="train", help="training split (default train)")
     p.add_argument("--val-split", default="val", help="validation split (default val)")
     p.add_argument("--val-dataset", type=Path, help="validation root (default: --dataset)")
-    p.add_argument("--val-limit", type=int, help="validate on the first N images only")
-    p.add_argument("--workers", type=int, default=2, help="data loading threads (default 2)")
+    p.add_argument("--val-limit", type=positive_int, help="validate on the first N images only")
+    p.add_argument("--workers", type=workers_arg, default=2, help="data loading threads (default 2)")
     p.add_argument("--threads", type=int, help="compute threads of torch / TensorFlow (default: theirs)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--width", type=float, default=1.0, help="vgg16-unet decoder width factor (default 1)")

@@ -211,6 +211,8 @@ def load_custom_scheme(path: str | Path) -> ClassScheme:
         data = json.loads(source.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(source, f"cannot read class scheme: {exc}") from exc
+    except RecursionError:
+        raise InputError(source, "nested too deeply to be a class scheme") from None
     if isinstance(data, list):
         data = {"classes": data}
     if not isinstance(data, dict) or not isinstance(data.get("classes"), list):

@@ -40,6 +40,7 @@ class SampleRef:
     split: str | None
     city: str | None
     frame: str  # e.g. "frankfurt_000000_000294" or the image stem
+    gt_note: str | None = None  # without gt_path: why there are no labels (shown as "skipped: ...")
 
 
 @dataclass(frozen=True)
@@ -112,12 +113,14 @@ class Dataset:
         split: str | None,
         gt_scheme: ClassScheme,
         refs: list[SampleRef],
+        notes: tuple[str, ...] = (),
     ) -> None:
         self.root = root
         self.kind = kind
         self.split = split
         self.gt_scheme = gt_scheme
         self.refs = refs
+        self.notes = notes  # what listing skipped and why (non-regular files, unreadable folders)
         self._by_key: dict[str, SampleRef] | None = None
 
     def __len__(self) -> int:
@@ -148,6 +151,10 @@ class Dataset:
         """One line for the status bar, e.g. 'Image folder, 12 images, 10 with labels'."""
         return f"Image folder, {_count(len(self.refs), 'image')}, {self.num_labelled()} with labels"
 
+    def missing_labels(self) -> dict[str, str]:
+        """Key -> why it has no ground truth, for every sample without a label file."""
+        return {ref.key: ref.gt_note or "no label file" for ref in self.refs if ref.gt_path is None}
+
     def find(self, key: str) -> SampleRef | None:
         """The sample with `key`, or None."""
         if self._by_key is None:
@@ -175,8 +182,10 @@ class Dataset:
 class FolderDataset(Dataset):
     """Images in a folder (plus an optional images/ subfolder), masks matched by name."""
 
-    def __init__(self, root: Path, gt_scheme: ClassScheme, refs: list[SampleRef]) -> None:
-        super().__init__(root, "folder", None, gt_scheme, refs)
+    def __init__(
+        self, root: Path, gt_scheme: ClassScheme, refs: list[SampleRef], notes: tuple[str, ...] = ()
+    ) -> None:
+        super().__init__(root, "folder", None, gt_scheme, refs, notes)
 
 
 class CityscapesDataset(Dataset):
@@ -190,8 +199,9 @@ class CityscapesDataset(Dataset):
         refs: list[SampleRef],
         available_splits: list[str],
         city: str | None = None,
+        notes: tuple[str, ...] = (),
     ) -> None:
-        super().__init__(root, "cityscapes", split, gt_scheme, refs)
+        super().__init__(root, "cityscapes", split, gt_scheme, refs, notes)
         self._splits = available_splits
         self.city_filter = city
 
@@ -270,12 +280,57 @@ def _subfolders(folder: Path) -> list[str]:
         return []
 
 
-def _file_names(folder: Path) -> list[str]:
+@dataclass(frozen=True)
+class _Listing:
+    """One folder read: its regular files, its subfolders and other entries (FIFOs, sockets, devices,
+    broken links: never opened), or why it could not be read."""
+
+    files: list[str]
+    folders: frozenset[str] = frozenset()
+    special: frozenset[str] = frozenset()
+    error: str | None = None
+
+
+def _list(folder: Path) -> _Listing:
+    files: list[str] = []
+    folders: set[str] = set()
+    special: set[str] = set()
     try:
         with os.scandir(folder) as entries:
-            return [e.name for e in entries if not e.name.startswith(".") and e.is_file()]
-    except OSError:
-        return []
+            for e in entries:
+                if e.name.startswith("."):
+                    continue
+                try:
+                    if e.is_file():
+                        files.append(e.name)
+                    elif e.is_dir():
+                        folders.add(e.name)
+                    else:
+                        special.add(e.name)
+                except OSError:
+                    special.add(e.name)
+    except FileNotFoundError:
+        return _Listing([], error=f"no folder {folder}")
+    except OSError as exc:
+        return _Listing([], error=f"cannot read the folder {folder} ({exc.strerror or exc})")
+    return _Listing(files, frozenset(folders), frozenset(special))
+
+
+def _not_a_file(path: Path, listing: _Listing) -> str | None:
+    """Why the label file `path` (an entry of `listing`) cannot be read, or None when it is not there."""
+    if path.name in listing.folders:
+        return f"{path} is a folder, not a label file"
+    if path.name in listing.special:
+        return f"{path} is not a regular file (a FIFO, socket, device or broken link): not opened"
+    return None
+
+
+def _special_notes(folder: Path, listing: _Listing) -> list[str]:
+    return [
+        f"{folder / name}: not a regular file (a FIFO, socket, device or broken link), skipped"
+        for name in sorted(listing.special)
+        if _split_name(name)[1].lower() in IMAGE_SUFFIXES
+    ]
 
 
 def _gt_folder(root: Path) -> Path:
@@ -310,18 +365,24 @@ def _open_cityscapes(root: Path, split: str | None, scheme: ClassScheme, city: s
     # them, which is what a dataset opened with the trainIds scheme must read.
     gt_tag = "_gtFine_labelTrainIds.png" if scheme.key == TRAINIDS.key else "_gtFine_labelIds.png"
     refs: list[SampleRef] = []
+    notes: list[str] = []
     for name in cities:
-        refs.extend(_list_city(images_root / split / name, gt_split / name, split, name, gt_tag))
+        refs.extend(_list_city(images_root / split / name, gt_split / name, split, name, gt_tag, notes))
     if not refs:
         where = images_root / split / city if city else images_root / split
         raise InputError(where, f"no images found (expected <city>/<frame>{CITYSCAPES_IMAGE_TAG}.png files)")
-    return CityscapesDataset(root, split, scheme, refs, splits, city)
+    return CityscapesDataset(root, split, scheme, refs, splits, city, tuple(notes))
 
 
-def _list_city(image_dir: Path, gt_dir: Path, split: str, city: str, gt_tag: str) -> list[SampleRef]:
-    gt_names = set(_file_names(gt_dir))
+def _list_city(
+    image_dir: Path, gt_dir: Path, split: str, city: str, gt_tag: str, notes: list[str]
+) -> list[SampleRef]:
+    gt_listing = _list(gt_dir)
+    gt_names = set(gt_listing.files)
+    images = _list(image_dir)
+    notes.extend(_special_notes(image_dir, images))
     frames: list[tuple[str, str]] = []
-    for name in _file_names(image_dir):
+    for name in images.files:
         stem, suffix = _split_name(name)
         if suffix.lower() in IMAGE_SUFFIXES and stem.endswith(CITYSCAPES_IMAGE_TAG):
             frames.append((stem[: -len(CITYSCAPES_IMAGE_TAG)], name))
@@ -330,15 +391,21 @@ def _list_city(image_dir: Path, gt_dir: Path, split: str, city: str, gt_tag: str
     for frame, name in frames:
         label_name = frame + gt_tag
         instance_name = f"{frame}_gtFine_instanceIds.png"
+        has_gt = label_name in gt_names
+        note = None
+        if not has_gt:
+            note = gt_listing.error or _not_a_file(gt_dir / label_name, gt_listing)
+            note = note or f"no {label_name} in {gt_dir}"
         refs.append(
             SampleRef(
                 key=f"{split}/{city}/{frame}",
                 image_path=image_dir / name,
-                gt_path=gt_dir / label_name if label_name in gt_names else None,
+                gt_path=gt_dir / label_name if has_gt else None,
                 instance_path=gt_dir / instance_name if instance_name in gt_names else None,
                 split=split,
                 city=city,
                 frame=frame,
+                gt_note=note,
             )
         )
     return refs
@@ -358,17 +425,21 @@ def _natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
     return tuple((0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", text) if part)
 
 
-def _image_names(folder: Path) -> list[str]:
-    return [n for n in _file_names(folder) if _split_name(n)[1].lower() in IMAGE_SUFFIXES]
-
-
-def _mask_index(folders: Iterable[Path]) -> dict[str, Path]:
-    """Lower-cased mask stem -> path, the first folder winning; one scandir per folder."""
+def _mask_index(folders: Iterable[Path]) -> tuple[dict[str, Path], dict[str, str]]:
+    """(lower-cased mask stem -> path, the first folder winning; lower-cased stem -> why an entry of that
+    name is no mask: a folder, a FIFO...). One scandir per folder."""
     index: dict[str, Path] = {}
+    unusable: dict[str, str] = {}
     for folder in folders:
-        for name in sorted(_image_names(folder)):
-            index.setdefault(_split_name(name)[0].lower(), folder / name)
-    return index
+        listing = _list(folder)
+        for name in sorted(listing.files):
+            if _split_name(name)[1].lower() in IMAGE_SUFFIXES:
+                index.setdefault(_split_name(name)[0].lower(), folder / name)
+        for name in sorted(listing.folders | listing.special):
+            stem, suffix = _split_name(name)
+            if suffix.lower() in IMAGE_SUFFIXES:
+                unusable.setdefault(stem.lower(), _not_a_file(folder / name, listing) or name)
+    return index, unusable
 
 
 def _mask_folders(folder: Path) -> list[Path]:
@@ -390,25 +461,45 @@ def _match_mask(stem: str, masks: dict[str, Path]) -> Path | None:
     return None
 
 
+def _mask_note(stem: str, folders: list[Path], unusable: dict[str, str]) -> str:
+    """Why the image `stem` has no mask."""
+    base = stem.lower()
+    for suffix in MASK_SUFFIXES:
+        reason = unusable.get(base + suffix.lower())
+        if reason is not None:
+            return reason
+    if not folders:
+        return "no " + ", ".join(f"{n}/" for n in MASK_FOLDERS) + " folder beside the images"
+    names = "|".join(s for s in MASK_SUFFIXES if s)
+    return f"no mask named {stem}[{names}].<image suffix> in " + ", ".join(str(f) for f in folders)
+
+
 def _open_folder(folder: Path, scheme: ClassScheme) -> Dataset:
     image_dirs = [(folder, "")]
     if "images" in _subfolders(folder):
         image_dirs.append((folder / "images", "images/"))
-    masks = _mask_index(_mask_folders(folder))
+    mask_folders = _mask_folders(folder)
+    masks, unusable = _mask_index(mask_folders)
     refs: list[SampleRef] = []
+    notes: list[str] = []
     seen: set[str] = set()
     for directory, prefix in image_dirs:
-        for name in sorted(_image_names(directory), key=_natural_key):
+        listing = _list(directory)
+        notes.extend(_special_notes(directory, listing))
+        names = [n for n in listing.files if _split_name(n)[1].lower() in IMAGE_SUFFIXES]
+        for name in sorted(names, key=_natural_key):
             stem = _split_name(name)[0]
             key = prefix + stem
             if key in seen:  # a.png and a.jpg side by side: keep both, the second keyed by full name
                 key = prefix + name
             seen.add(key)
-            refs.append(SampleRef(key, directory / name, _match_mask(stem, masks), None, None, None, stem))
+            mask = _match_mask(stem, masks)
+            note = None if mask is not None else _mask_note(stem, mask_folders, unusable)
+            refs.append(SampleRef(key, directory / name, mask, None, None, None, stem, note))
     if not refs:
         raise InputError(
             folder,
             "no images found: expected image files (" + ", ".join(IMAGE_SUFFIXES) + ") in the folder or "
             "its images/ subfolder, or a Cityscapes layout with leftImg8bit/",
         )
-    return FolderDataset(folder, scheme, refs)
+    return FolderDataset(folder, scheme, refs, tuple(notes))

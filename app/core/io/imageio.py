@@ -11,6 +11,8 @@ tag would misalign it with its labels (Cityscapes images have no orientation tag
 from __future__ import annotations
 
 import io
+import stat
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +21,12 @@ from PIL import Image
 from app.core.domain.errors import InputError
 from app.core.domain.labels import LABELIDS, ClassScheme
 from app.core.io import pngdecode
+from app.core.io.budget import check_pixels, max_pixels
 from app.core.io.fileutil import atomic_write_bytes
+
+# The pixel budget (app.core.io.budget, 64 MP by default) refuses such images with a message naming the file;
+# PIL's warning about them (from 89 MP) would only add an anonymous line to the output.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
 # What PIL raises on unreadable files: OSError (missing, truncated, "cannot identify" is a subclass),
@@ -34,8 +41,7 @@ EQUAL_CHANNELS_WARNING = "3-channel label with equal channels read as single cha
 
 def _open(path: Path, what: str) -> Image.Image:
     """Open and fully decode `path`; every failure becomes an InputError naming the file."""
-    if path.is_dir():
-        raise InputError(path, f"is a folder, expected an {what} file")
+    _refuse_non_regular(path, what)
     try:
         img = Image.open(path)
     except FileNotFoundError:
@@ -45,7 +51,13 @@ def _open(path: Path, what: str) -> Image.Image:
     except _DECODE_ERRORS as exc:
         raise InputError(path, f"cannot open {what}: {exc}") from exc
     try:
-        # Image.open only reads the header; a truncated or corrupt body fails here.
+        # Image.open only reads the header: the pixel budget is checked before a byte is decompressed.
+        check_pixels(path, img.size[0], img.size[1], what)
+    except InputError:
+        img.close()
+        raise
+    try:
+        # A truncated or corrupt body fails here.
         img.load()
     except _DECODE_ERRORS as exc:
         img.close()
@@ -53,10 +65,12 @@ def _open(path: Path, what: str) -> Image.Image:
     return img
 
 
-def _fast(source: Path) -> tuple[np.ndarray, str] | None:
-    """(pixels, mode) from the fast PNG decoder, or None: then Pillow decodes (see app.core.io.pngdecode)."""
-    limit = Image.MAX_IMAGE_PIXELS
-    return pngdecode.decode(source, None if limit is None else int(limit))
+def _fast(source: Path, what: str) -> tuple[np.ndarray, str] | None:
+    """(pixels, mode) from the fast PNG decoder, or None: then Pillow decodes (see app.core.io.pngdecode).
+    A FIFO or device is refused before it is opened; a file over the pixel budget goes to Pillow, which
+    refuses it from its header with the message."""
+    _refuse_non_regular(source, what)
+    return pngdecode.decode(source, max_pixels())
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
@@ -82,6 +96,20 @@ def image_size(path: str | Path) -> tuple[int, int]:
         raise InputError(source, f"cannot open image: {exc}") from exc
 
 
+def _refuse_non_regular(path: Path, what: str) -> None:
+    """A folder, FIFO, socket or device is refused before it is opened (opening a FIFO blocks for ever)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise InputError(path, f"{what} file not found") from None
+    except OSError as exc:
+        raise InputError(path, f"cannot read {what}: {exc.strerror}") from exc
+    if stat.S_ISDIR(mode):
+        raise InputError(path, f"is a folder, expected an {what} file")
+    if not stat.S_ISREG(mode):
+        raise InputError(path, f"is not a regular file (a FIFO, socket or device); {what} not opened")
+
+
 def read_image(path: str | Path) -> np.ndarray:
     """Any PIL-readable image -> HxWx3 RGB uint8 (grey, palette, RGBA and 16-bit converted).
 
@@ -91,7 +119,7 @@ def read_image(path: str | Path) -> np.ndarray:
     decoded by the fast decoder when installed, to the same pixels.
     """
     source = Path(path)
-    fast = _fast(source)
+    fast = _fast(source, "image")
     if fast is not None:
         pixels, mode = fast
         if mode == "RGB":
@@ -150,13 +178,13 @@ def read_label(
     read-only.
     """
     source = Path(path)
-    fast = _fast(source)
+    fast = _fast(source, "label")  # never a palette image: those are read by Pillow, palette and all
     if fast is not None:
         labels, notes = _label_values(source, fast[1], fast[0])
     else:
         img = _open(source, "label")
         try:
-            labels, notes = _label_values(source, img.mode, np.asarray(img))
+            labels, notes = _label_array(source, img, scheme)
         finally:
             img.close()
     if expected_shape is not None and labels.shape != tuple(expected_shape):
@@ -170,11 +198,17 @@ def read_label(
     return labels, notes
 
 
+def _label_array(source: Path, img: Image.Image, scheme: ClassScheme) -> tuple[np.ndarray, tuple[str, ...]]:
+    """A label decoded by Pillow as HxW uint8; palette images are read by index or by colour."""
+    if img.mode == "P":
+        return _palette_labels(source, np.asarray(img), img.getpalette(), scheme)
+    return _label_values(source, img.mode, np.asarray(img))
+
+
 def _label_values(source: Path, mode: str, values: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
-    """The decoded label (`values`: np.asarray of a PIL image of `mode`) as HxW uint8, refusing what is
-    not a single-channel integer map."""
-    if mode in ("L", "P"):
-        # For P, asarray gives the palette indices, which are the class ids; the colours are irrelevant.
+    """The decoded label (`values`: the pixels of an image of `mode`, never a palette image) as HxW uint8,
+    refusing what is not a single-channel integer map."""
+    if mode == "L":
         return values, ()
     if mode == "1":
         return values.astype(np.uint8), ()
@@ -193,6 +227,51 @@ def _label_values(source: Path, mode: str, values: np.ndarray) -> tuple[np.ndarr
             source, "label has 3 different channels: looks like a colour image, expected an id map"
         )
     raise InputError(source, f"label has image mode {mode}: expected a single-channel id map")
+
+
+def _palette_labels(
+    source: Path, indices: np.ndarray, flat_palette: list[int] | None, scheme: ClassScheme
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Palette indices are the class ids when the palette is the identity: grey (i, i, i) or the scheme's
+    own colour at each used index (an indexed Cityscapes colour PNG). A palette holding the scheme's
+    colours at other indices is read by colour, with a note; any other palette is refused, since reading
+    its indices would give silently wrong ids."""
+    used = np.flatnonzero(np.bincount(indices.ravel(), minlength=256))
+    entries = len(flat_palette or ()) // 3
+    if flat_palette is None or used.size == 0 or int(used[-1]) >= entries:
+        return indices, ()  # no palette for these indices (PIL's default stub): nothing but the indices
+    palette = np.asarray(flat_palette[: entries * 3], dtype=np.int64).reshape(-1, 3)[used]
+    own = np.zeros((256, 3), dtype=np.int64)
+    own[: scheme.num_classes] = np.asarray(scheme.colors, dtype=np.int64)
+    identity = np.all(palette == used[:, None], axis=1) | np.all(palette == own[used], axis=1)
+    if scheme.ignore_value is not None:
+        identity |= used == scheme.ignore_value
+    if identity.all():
+        return indices, ()
+    by_colour: dict[tuple[int, int, int], int] = {}
+    for class_id, colour in enumerate(scheme.colors):
+        by_colour.setdefault((int(colour[0]), int(colour[1]), int(colour[2])), class_id)
+    if scheme.ignore_value is not None:
+        by_colour.setdefault((0, 0, 0), scheme.ignore_value)
+    lut = np.zeros(256, dtype=np.uint8)
+    unknown: list[str] = []
+    for index, colour in zip(used.tolist(), palette.tolist(), strict=True):
+        found = by_colour.get((colour[0], colour[1], colour[2]))
+        if found is None:
+            unknown.append(f"index {index} = RGB{tuple(colour)}")
+        else:
+            lut[index] = found
+    if unknown:
+        shown = ", ".join(unknown[:_MAX_LISTED_BAD_VALUES]) + (
+            " …" if len(unknown) > _MAX_LISTED_BAD_VALUES else ""
+        )
+        raise InputError(
+            source,
+            f"palette label whose colours are neither its indices nor the {scheme.key} colours ({shown}); "
+            "its class ids cannot be known: save it as a greyscale id map",
+        )
+    note = f"palette label read by colour: its palette holds the {scheme.key} colours at other indices"
+    return lut[indices], (note,)
 
 
 def _narrow_to_uint8(source: Path, values: np.ndarray) -> np.ndarray:
@@ -253,7 +332,7 @@ def read_instances(path: str | Path, expected_shape: tuple[int, int] | None = No
     Values are labelId (< 1000) or labelId * 1000 + instance number; 8-bit maps are accepted too.
     """
     source = Path(path)
-    fast = _fast(source)
+    fast = _fast(source, "instance map")
     if fast is not None and fast[1] in ("I;16", "L"):
         values = fast[0].astype(np.int32)
     else:

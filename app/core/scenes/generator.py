@@ -27,7 +27,7 @@ from PIL import Image, ImageFilter
 
 from app.core.domain.labels import LABELIDS
 from app.core.io.fileutil import atomic_write_bytes
-from app.core.runtime.argtypes import parse_size
+from app.core.runtime.argtypes import parse_size, positive_int, workers_arg
 from app.core.scenes.paint import Painter
 from app.core.scenes.street import (
     BUS,
@@ -198,11 +198,11 @@ def main(argv: list[str] | None = None) -> int:
         prog="seglens demo-data", description="Write procedural street scenes in the Cityscapes layout."
     )
     parser.add_argument("--out", type=Path, required=True, help="root folder (gets leftImg8bit/ and gtFine/)")
-    parser.add_argument("--count", type=int, default=20, help="number of scenes (default 20)")
+    parser.add_argument("--count", type=positive_int, default=20, help="number of scenes (default 20)")
     parser.add_argument("--size", type=_parse_size, default=(512, 1024), help="HxW (default 512x1024)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--split", default="val")
-    parser.add_argument("--workers", type=int, default=None, help="render threads (default 1)")
+    parser.add_argument("--workers", type=workers_arg, default=None, help="render threads (default 1)")
     args = parser.parse_args(argv)
     if args.count < 0:
         parser.error("--count must be >= 0")

@@ -8,7 +8,6 @@ import hashlib
 import logging
 from pathlib import Path
 
-from app.core.domain.errors import SegLensError
 from app.core.io.datasets import Dataset, Sample, SampleRef
 from app.core.io.paths import cache_dir
 from app.core.storage.project import Project, default_project_path
@@ -54,11 +53,16 @@ def find_project(dataset_root: Path) -> Path | None:
 
 
 def open_project(dataset: Dataset) -> Project:
-    """The dataset's project, created on first use; in the user data folder if the dataset is read-only."""
+    """The dataset's project, created on first use; in the user data folder if the dataset is read-only.
+    A project that exists but cannot be used (damaged, newer, open in another process) is refused with
+    its SegLensError and never replaced by an empty one."""
+    path = default_project_path(dataset.root)
     try:
-        return Project.open_or_create(default_project_path(dataset.root), dataset.root)
-    except (OSError, SegLensError) as exc:
-        if isinstance(exc, SegLensError) and "newer" in str(exc):
-            raise  # a project from a newer SegLens is refused, never replaced
+        if path.is_file() and path.stat().st_size > 0:
+            return Project.open(path)
+        if path.exists() and not path.is_file():
+            raise NotADirectoryError(f"{path} is not a file")  # e.g. a folder of that name: unusable
+        return Project.create(path, dataset.root)
+    except OSError as exc:  # a read-only dataset folder: keep the project in the user's cache instead
         _log.info("%s: project kept in the cache folder (%s)", dataset.root, exc)
         return Project.open_or_create(fallback_project_path(dataset.root), dataset.root)

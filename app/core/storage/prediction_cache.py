@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.core.io.fileutil import atomic_write_bytes
+from app.core.io.fileutil import atomic_write_bytes, clean_stale_temps
 
 DEFAULT_MAX_BYTES = 2 * 1024**3
 """2 GiB: ~10,000 Cityscapes-size masks (~100-200 KB each)."""
@@ -81,6 +81,7 @@ class PredictionCache:
         self.root.mkdir(parents=True, exist_ok=True)
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
+        clean_stale_temps(self.root)  # writes of a process killed with kill -9 (older than a minute)
         # Measured once; then kept up to date by put/evict, so a put never has to list the folder.
         self._size = sum(size for _, size, _ in self._entries())
 

@@ -42,15 +42,19 @@ from app.core.domain.errors import InputError
 from app.core.domain.labels import ClassScheme, scheme_by_key
 from app.core.domain.review import FlagVocabulary, ImageReview, reviews_to_csv, reviews_to_json
 from app.core.io.datasets import SampleRef
-from app.core.io.fileutil import atomic_write_bytes, atomic_write_text
+from app.core.io.fileutil import atomic_write_bytes, atomic_write_text, clean_stale_temps
 from app.core.io.imageio import encode_label_png, read_label
 
 # Autosaver, SavedEdit and ExportSummary live in their own modules (which do not import this one) and
 # are re-exported here, their historical home.
+# Autosaver, SavedEdit and ExportSummary live in their own modules (which import this one only for
+# annotations, so there is no import cycle) and are re-exported here, their historical home.
 from app.core.storage.autosave import Autosaver as Autosaver
 from app.core.storage.autosave import SavedEdit as SavedEdit
 from app.core.storage.project_export import ExportSummary as ExportSummary
 from app.core.storage.project_export import export_gtfine
+from app.core.storage.project_lock import ProjectInUseError as ProjectInUseError
+from app.core.storage.project_lock import ProjectLock
 
 SCHEMA_VERSION = 1
 PROJECT_FILE_NAME = "seglens-project.sqlite"
@@ -183,12 +187,13 @@ class Project:
     """An open project. Use `Project.open`, `Project.create` or `Project.open_or_create`; close it (or use
     it as a context manager) when done."""
 
-    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+    def __init__(self, path: Path, conn: sqlite3.Connection, file_lock: ProjectLock | None = None) -> None:
         self.path = path
         self.directory = path.parent
         self.edits_dir = self.directory / EDITS_DIR_NAME
         self._conn = conn
         self._lock = threading.RLock()
+        self._file_lock = file_lock
 
     # ----------------------------------------------------------------------------------- opening
 
@@ -223,6 +228,22 @@ class Project:
 
     @classmethod
     def _connect(cls, path: Path, version: int | None, meta: dict[str, str] | None = None) -> Project:
+        file_lock = ProjectLock.acquire(path)  # ProjectInUseError when another process has it open
+        try:
+            project = cls._connect_locked(path, version, meta, file_lock)
+        except BaseException:
+            file_lock.release()
+            raise
+        # Temporary files of atomic writes killed with kill -9: beside the project only when they are
+        # old (other programs may write there), in edits/ at once (only the lock holder writes there).
+        clean_stale_temps(path.parent)
+        project._recover_edits_dir()
+        return project
+
+    @classmethod
+    def _connect_locked(
+        cls, path: Path, version: int | None, meta: dict[str, str] | None, file_lock: ProjectLock
+    ) -> Project:
         if version is not None and version < SCHEMA_VERSION:
             # Before anything writes to it (even switching to WAL): the file as the older version left it.
             backup = path.with_name(f"{path.name}.v{version}-backup")
@@ -242,7 +263,7 @@ class Project:
             # FULL: a commit survives power loss too; commits are rare (one per autosave), so it is cheap.
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
-            project = cls(path, conn)
+            project = cls(path, conn, file_lock)
             if version is None:
                 with project._tx() as tx:  # one transaction: a crash leaves no half-created project
                     _run_script(tx, _V1_SCHEMA)
@@ -253,7 +274,6 @@ class Project:
         except BaseException:
             conn.close()
             raise
-        project._recover_edits_dir()
         return project
 
     def _migrate(self, version: int) -> None:
@@ -268,12 +288,11 @@ class Project:
         if not self.edits_dir.is_dir():
             return
         known = {record.path for record in self.edits()}
+        clean_stale_temps(self.edits_dir, recursive=True, min_age_s=0.0)  # the lock: no live writer
         for root, _dirs, files in os.walk(self.edits_dir):
             for name in files:
                 file = Path(root) / name
-                if name.startswith(".") and name.endswith(".tmp"):
-                    file.unlink(missing_ok=True)
-                elif name.endswith(EDIT_SUFFIX) and file not in known:
+                if name.endswith(EDIT_SUFFIX) and file not in known:
                     key = file.relative_to(self.edits_dir).as_posix()[: -len(EDIT_SUFFIX)]
                     self._record_edit(key, file, None, "adopted")
 
@@ -283,6 +302,8 @@ class Project:
             with contextlib.suppress(sqlite3.Error):
                 self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._conn.close()
+            if self._file_lock is not None:
+                self._file_lock.release()
 
     def __enter__(self) -> Project:
         return self

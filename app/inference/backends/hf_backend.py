@@ -44,7 +44,9 @@ import numpy as np
 from PIL import Image
 
 from app.core.domain.errors import ModelLoadError, PredictError
+from app.core.io.budget import budget_problem
 from app.core.io.paths import missing_framework_hint
+from app.inference import sanity
 from app.inference.backends.onnx_backend import file_sha256
 from app.inference.base import InputSpec, ModelInfo, Prediction, Timings
 from app.inference.manifest import ModelManifest
@@ -196,6 +198,8 @@ def _read_json(path: Path) -> dict[str, Any]:
         raise ModelLoadError(path, "missing (a transformers checkpoint directory needs it)") from exc
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelLoadError(path, f"cannot read: {exc}") from exc
+    except RecursionError:
+        raise ModelLoadError(path, "nested too deeply to be a configuration file") from None
     if not isinstance(data, dict):
         raise ModelLoadError(path, "expected a JSON object")
     return data
@@ -209,6 +213,9 @@ def weight_files(directory: Path, allow_pickle: bool) -> tuple[list[Path], bool]
     checkpoints are refused unless `allow_pickle`."""
     safe = sorted(directory.glob("*.safetensors")) + sorted(directory.glob("*.safetensors.index.json"))
     if any(p.suffix == ".safetensors" for p in safe):
+        for path in safe:
+            if path.suffix == ".safetensors":
+                check_safetensors_header(path)
         return safe, True
     pickled = sorted(directory.glob("*.bin")) + sorted(directory.glob("*.bin.index.json"))
     if not pickled:
@@ -221,6 +228,31 @@ def weight_files(directory: Path, allow_pickle: bool) -> tuple[list[Path], bool]
             "(kind: hf, path: <this directory>, options: {allow_pickle: true})",
         )
     return pickled, False
+
+
+_MAX_SAFETENSORS_HEADER = 100_000_000  # the format's own limit for the JSON header
+
+
+def check_safetensors_header(path: Path) -> None:
+    """ModelLoadError naming `path` unless it starts like a safetensors file: an 8-byte little-endian
+    header length, then that many bytes of a JSON object, inside the file. A truncated or damaged file is
+    refused in microseconds instead of after importing torch."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as handle:
+            head = handle.read(8)
+            length = int.from_bytes(head, "little") if len(head) == 8 else -1
+            if not 2 <= length <= min(_MAX_SAFETENSORS_HEADER, size - 8):
+                raise ModelLoadError(
+                    path, "damaged or truncated safetensors file (header length out of range)"
+                )
+            header = json.loads(handle.read(length))
+    except OSError as exc:
+        raise ModelLoadError(path, f"cannot read: {exc.strerror or exc}") from exc
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise ModelLoadError(path, "damaged or truncated safetensors file (unreadable header)") from None
+    if not isinstance(header, dict):
+        raise ModelLoadError(path, "damaged safetensors file (the header is not a JSON object)")
 
 
 def checkpoint_digest(directory: Path, weights: Sequence[Path]) -> str:
@@ -333,6 +365,10 @@ class HfSegmenter:
         allow_pickle, self._sliding = parse_options(options, source)
         weights, safe = weight_files(self._dir, allow_pickle)
         self._pre = _apply_manifest(read_preprocessing(self._dir / PREPROCESSOR), manifest)
+        if self._pre.height is not None and self._pre.width is not None:  # before any weight is read
+            problem = budget_problem(self._pre.width, self._pre.height, "the model's declared input")
+            if problem is not None:
+                raise ModelLoadError(self._dir / PREPROCESSOR, problem)
         names = class_names_from_config(config, self._dir / CONFIG)
         names, scheme = _manifest_classes(names, manifest, self._dir)
         self._torch, self._model = self._load(safe)
@@ -392,12 +428,14 @@ class HfSegmenter:
             prepared = time.perf_counter()
             total = self._slide(pixels)
             ran = time.perf_counter()
+            sanity.check_scores(total.detach().cpu().numpy(), str(self._dir))
             labels = total.argmax(dim=0).to(self._torch.uint8).numpy()
         else:
             pixels = self._pre.tensor(image)
             prepared = time.perf_counter()
             logits = self.scores(pixels)
             ran = time.perf_counter()
+            sanity.check_scores(logits, str(self._dir))
             labels = upsample_argmax(logits, size)
         done = time.perf_counter()
         timings = Timings((prepared - start) * 1e3, (ran - prepared) * 1e3, (done - ran) * 1e3)
@@ -426,7 +464,7 @@ class HfSegmenter:
             raise ModelLoadError(
                 self._dir, f"transformers needs more packages for this model: {exc}"
             ) from exc
-        except (OSError, ValueError, KeyError, RuntimeError, TypeError) as exc:
+        except Exception as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelLoadError(self._dir, f"transformers cannot load this checkpoint: {reason}") from exc
         model.eval()

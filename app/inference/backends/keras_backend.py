@@ -33,6 +33,7 @@ from __future__ import annotations
 import importlib
 import re
 import time
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +44,7 @@ import numpy as np
 from app.core.domain.errors import ModelLoadError, PredictError
 from app.core.domain.labels import BUILTIN_SCHEMES
 from app.core.io.paths import missing_framework_hint
-from app.inference import preprocess
+from app.inference import preprocess, sanity
 from app.inference.backends.onnx_backend import file_sha256
 from app.inference.base import InputSpec, ModelInfo, OutputKind, Prediction, Timings
 from app.inference.manifest import ModelManifest, manifest_fields
@@ -124,11 +125,19 @@ def import_tensorflow(path: Path | None) -> tuple[Any, Any]:
     return tf, keras
 
 
+def check_keras_file(path: Path) -> None:
+    """A truncated .keras archive has lost its zip directory: refused at once, not after importing
+    TensorFlow (seconds) to find out."""
+    if path.suffix.lower() == ".keras" and not zipfile.is_zipfile(path):
+        raise ModelLoadError(path, "not a Keras .keras archive (a zip file) or a damaged one")
+
+
 def open_keras_model(path: Path, options: KerasOptions | None = None) -> Any:
     """Load a Keras model file for inference (compile=False; safe_mode unless options trust the code).
     Every failure is a ModelLoadError naming the file and saying what would make it open."""
     if not path.is_file():
         raise ModelLoadError(path, "no such model file")
+    check_keras_file(path)
     _, keras = import_tensorflow(path)
     options = options or KerasOptions()
     for module in options.custom_modules:
@@ -190,6 +199,7 @@ class KerasSegmenter:
             raise ModelLoadError(self._path, "no such model file")
         source = manifest.source if manifest is not None and manifest.source is not None else self._path
         options = parse_options(manifest.options if manifest is not None else {}, source)
+        check_keras_file(self._path)
         self._tf, keras = import_tensorflow(self._path)
         self._model: Any = open_keras_model(self._path, options)
         settings = manifest_fields(manifest) if manifest is not None else {}
@@ -233,6 +243,7 @@ class KerasSegmenter:
         prepared = time.perf_counter()
         raw = self.run(tensor)
         ran = time.perf_counter()
+        sanity.check_scores(raw[0], str(self._path))
         labels = upsample_argmax(raw[0], (image.shape[0], image.shape[1]), channels_last=True)
         done = time.perf_counter()
         timings = Timings((prepared - start) * 1e3, (ran - prepared) * 1e3, (done - ran) * 1e3)

@@ -22,7 +22,7 @@ import onnxruntime as ort
 
 from app.core.domain.errors import InputError, ModelLoadError, PredictError
 from app.core.domain.labels import BUILTIN_SCHEMES
-from app.inference import preprocess
+from app.inference import preprocess, sanity
 from app.inference.base import (
     InputSpec,
     Layout,
@@ -163,7 +163,9 @@ class OnnxSegmenter:
         if self._output.kind == "labels":
             if sample.ndim == 3:
                 sample = sample[0] if sample.shape[0] == 1 else sample[:, :, 0]
+            sample = sanity.check_labels(sample, len(self._info.class_names), str(self._path))
             return resize_labels_nearest(sample, size)
+        sanity.check_scores(sample, str(self._path))
         axis = self._output.class_axis or self._runtime_class_axis(raw)
         return upsample_argmax(sample, size, channels_last=axis == 3)
 

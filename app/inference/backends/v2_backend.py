@@ -36,6 +36,7 @@ from urllib.parse import quote
 import numpy as np
 
 from app.core.domain.errors import PredictError
+from app.inference import sanity
 from app.inference.backends.http_client import HttpClient, load_error, remote_digest
 from app.inference.backends.remote_common import RemoteSegmenter
 from app.inference.backends.remote_masks import DEFAULT_MAX_MASK_PIXELS
@@ -234,6 +235,7 @@ class V2Segmenter(RemoteSegmenter):
         axis = next((a for a in axes if raw.shape[a] == count), None)
         if axis is None:
             raise PredictError(f"{where}: scores shape {raw.shape} has no axis of {count} classes")
+        sanity.check_scores(raw, where)
         return upsample_argmax(raw, size, channels_last=axis == 2)
 
 

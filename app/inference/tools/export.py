@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from app.core.domain.errors import ModelLoadError
+from app.core.io.fileutil import check_output_file
+from app.core.runtime.argtypes import positive_int
 from app.inference.tools.export_common import FidelityReport
 
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
@@ -70,10 +72,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("model", help="Hugging Face checkpoint folder or Keras .keras/.h5 file")
     parser.add_argument("--out", required=True, type=Path, help="ONNX file to write")
     parser.add_argument("--samples", help="dataset to take fidelity-check images from (default: synthetic)")
-    parser.add_argument("--count", type=int, default=4, help="images for the fidelity check")
+    parser.add_argument("--count", type=positive_int, default=4, help="images for the fidelity check")
     parser.add_argument("--opset", type=int, default=17)
     parser.add_argument("--fuse-postprocess", action="store_true", help="Resize + ArgMax inside the graph")
     args = parser.parse_args(argv)
+    check_output_file(args.out, "ONNX file")  # before minutes of tracing and checking, not after
     start = time.perf_counter()
     report = export_model(
         args.model,
