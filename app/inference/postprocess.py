@@ -4,13 +4,13 @@ The convention (what HF's post_process_semantic_segmentation does): upsample log
 BILINEARLY to the original image size, exactly as torch.nn.functional.interpolate(mode="bilinear",
 align_corners=False), then take the argmax over classes.
 
-Done naively at 1024x2048 with 19 classes that costs about as much as the model. The exact shortcut: a
-bilinear output pixel is a convex combination of its four low-resolution neighbours, and a convex
-combination of score vectors that all have their maximum at class k has its maximum at k too. So wherever
-the four neighbours share the same argmax the result is that argmax; the full interpolation is only needed
-on the remaining (boundary) pixels. Floating point keeps this: rounding is monotone, so the combined score of
-k is never below another class's. (The one theoretical exception is an exact float tie with a lower class
-index, which needs score gaps within one ulp at all four neighbours.)
+Done naively at 1024x2048 with 19 classes that costs far more than the model (the demo SegFormer's
+19x32x64 logits are upsampled x32). The exact shortcut works per low-resolution cell (the square between
+four neighbouring score vectors, which covers a block of output pixels): every output score is a convex
+combination of its cell's four corner scores, so (1) a cell whose four corners share their argmax by a
+margin that float32 rounding cannot close is that class throughout, and (2) in the other cells only the
+classes that can still win are interpolated, with the reference's own float32 operations. The result
+equals upsample_argmax_naive bit for bit, ties included (see _Cells for the argument).
 """
 
 from __future__ import annotations
