@@ -15,6 +15,8 @@ equals upsample_argmax_naive bit for bit, ties included (see _Cells for the argu
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -131,9 +133,29 @@ def upsample_argmax(
     grid = np.where(agree, cells.low, np.uint8(_SENTINEL))
     labels = np.repeat(np.repeat(grid, cells.row_count, axis=0), cells.col_count, axis=1)
     rows, cols = np.nonzero(~agree)
-    if rows.size:
+    if rows.size >= 2 * _CELLS_PER_THREAD:
+        # Two halves on two threads: numpy releases the GIL inside each operation, the halves write
+        # disjoint pixels, and right after a model call the cores are free.
+        half = rows.size // 2
+        other = _helper().submit(cells.fill_boundary, labels, rows[half:], cols[half:])
+        cells.fill_boundary(labels, rows[:half], cols[:half])
+        other.result()
+    elif rows.size:
         cells.fill_boundary(labels, rows, cols)
     return labels
+
+
+_CELLS_PER_THREAD = 64  # fewer boundary cells are not worth a thread hand-off
+_helper_lock = threading.Lock()
+_helper_executor: ThreadPoolExecutor | None = None
+
+
+def _helper() -> ThreadPoolExecutor:
+    global _helper_executor
+    with _helper_lock:
+        if _helper_executor is None:
+            _helper_executor = ThreadPoolExecutor(1, thread_name_prefix="seglens-upsample")
+        return _helper_executor
 
 
 class _Cells:
