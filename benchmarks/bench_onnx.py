@@ -94,11 +94,16 @@ def bench_predict(model: Path, image: np.ndarray, repeats: int) -> np.ndarray:
     print(
         f"{model.name}: input {size[0]}x{size[1]}, logits {'x'.join(map(str, logits.shape))}, image 1024x2048"
     )
-    print(f"  session.run          p50 {r:7.1f} ms")
-    print(f"  predict()            p50 {p:7.1f} ms")
+    r_min, p_min = min(raw_ms), min(predict_ms)
+    print(f"  session.run          p50 {r:7.1f} ms   min {r_min:7.1f} ms")
+    print(f"  predict()            p50 {p:7.1f} ms   min {p_min:7.1f} ms")
     for name, ms in stages.items():
-        print(f"    {name:<22} {ms:7.2f} ms (alone)")
-    print(f"P1: predict() / session.run = {p / r:.2f}x (goal <= 1.5x)")
+        print(f"    {name:<22} {ms:7.2f} ms (alone, p50)")
+    # The minimum is what an unloaded machine gives; the p50 ratio is the goal's measure.
+    print(
+        f"P1: predict() / session.run = {p / r:.2f}x at p50, {p_min / r_min:.2f}x at the minimum "
+        "(goal <= 1.5x)"
+    )
     segmenter.close()
     return logits
 
