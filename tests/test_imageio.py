@@ -357,3 +357,14 @@ def test_write_label_png_refuses_wrong_arrays(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="HxW"):
         write_label_png(tmp_path / "x.png", np.zeros((3, 3, 3), dtype=np.uint8))
     assert not (tmp_path / "x.png").exists()
+
+
+def test_value_counts_equal_bincount() -> None:
+    from app.core.io.imageio import value_counts
+
+    rng = np.random.default_rng(4)
+    for shape in [(6, 8), (5, 7), (1, 1), (0, 4)]:
+        labels = rng.integers(0, 256, shape, dtype=np.uint8)
+        np.testing.assert_array_equal(value_counts(labels), np.bincount(labels.ravel(), minlength=256))
+    strided = rng.integers(0, 256, (10, 12), dtype=np.uint8)[:, ::3]
+    np.testing.assert_array_equal(value_counts(strided), np.bincount(strided.ravel(), minlength=256))

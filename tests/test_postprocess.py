@@ -176,3 +176,26 @@ def test_resize_labels_nearest():
     np.testing.assert_array_equal(resize_labels_nearest(same, (3, 4)), same)
     with pytest.raises(ValueError, match="labels must be"):
         resize_labels_nearest(np.zeros((1, 2, 2), dtype=np.uint8), (4, 4))
+
+
+@pytest.mark.parametrize("factor", [16, 24, 32])
+@pytest.mark.parametrize("kind", ["smooth", "quantized", "ties", "random"])
+def test_large_factors_with_sub_block_refinement_equal_reference(factor: int, kind: str):
+    # x16 and more: boundary cells are settled per 8x8 sub-block (the demo SegFormer's x32 case).
+    h, w = 5, 7
+    rng = np.random.default_rng(factor)
+    if kind == "smooth":
+        scores = smooth_scores(19, h, w, seed=factor, period=2.0)
+    elif kind == "quantized":  # int8 models: logits on a grid, with exact ties between classes
+        scores = (np.round(rng.normal(size=(19, h, w)) * 3) / 3).astype(np.float32)
+    elif kind == "ties":
+        scores = rng.integers(0, 2, size=(4, h, w)).astype(np.float32)
+    else:
+        scores = rng.normal(size=(8, h, w)).astype(np.float32)
+    out = (h * factor, w * factor)
+    np.testing.assert_array_equal(upsample_argmax(scores, out), reference_labels(scores, *out))
+
+
+def test_demo_segformer_sized_logits_equal_reference():
+    scores = smooth_scores(19, 32, 64, seed=7, period=6.0)
+    np.testing.assert_array_equal(upsample_argmax(scores, (1024, 2048)), reference_labels(scores, 1024, 2048))

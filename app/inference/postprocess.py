@@ -4,23 +4,27 @@ The convention (what HF's post_process_semantic_segmentation does): upsample log
 BILINEARLY to the original image size, exactly as torch.nn.functional.interpolate(mode="bilinear",
 align_corners=False), then take the argmax over classes.
 
-Done naively at 1024x2048 with 19 classes that costs about as much as the model. The exact shortcut: a
-bilinear output pixel is a convex combination of its four low-resolution neighbours, and a convex
-combination of score vectors that all have their maximum at class k has its maximum at k too. So wherever
-the four neighbours share the same argmax the result is that argmax; the full interpolation is only needed
-on the remaining (boundary) pixels. Floating point keeps this: rounding is monotone, so the combined score of
-k is never below another class's. (The one theoretical exception is an exact float tie with a lower class
-index, which needs score gaps within one ulp at all four neighbours.)
+Done naively at 1024x2048 with 19 classes that costs far more than the model (the demo SegFormer's
+19x32x64 logits are upsampled x32). The exact shortcut works per low-resolution cell (the square between
+four neighbouring score vectors, which covers a block of output pixels): every output score is a convex
+combination of its cell's four corner scores, so (1) a cell whose four corners share their argmax by a
+margin that float32 rounding cannot close is that class throughout, and (2) in the other cells only the
+classes that can still win are interpolated, with the reference's own float32 operations. The result
+equals upsample_argmax_naive bit for bit, ties included (see _Cells for the argument).
 """
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
 _SENTINEL = 255  # never a class value: schemes have at most 255 classes (values 0..254)
 _BLOCK_PIXELS = 1 << 18  # output scores computed per step: keeps the temporaries in cache
+_SUB = 8  # side of the sub-blocks a large boundary cell is settled by (see _Cells._refined)
+_MOSTLY_BOUNDARY = 0.5  # past this share of boundary cells (noise, not a model) the naive path is faster
 # Bound on |float32 bilinear result - exact convex combination| relative to the largest |corner score|
 # (a few units of float32 rounding, 2^-24 each, taken 256 times over).
 _SLACK = np.float32(2.0**-16)
@@ -131,9 +135,31 @@ def upsample_argmax(
     grid = np.where(agree, cells.low, np.uint8(_SENTINEL))
     labels = np.repeat(np.repeat(grid, cells.row_count, axis=0), cells.col_count, axis=1)
     rows, cols = np.nonzero(~agree)
-    if rows.size:
+    if rows.size > _MOSTLY_BOUNDARY * agree.size:
+        return upsample_argmax_naive(planes, out_size)
+    if rows.size >= 2 * _CELLS_PER_THREAD:
+        # Two halves on two threads: numpy releases the GIL inside each operation, the halves write
+        # disjoint pixels, and right after a model call the cores are free.
+        half = rows.size // 2
+        other = _helper().submit(cells.fill_boundary, labels, rows[half:], cols[half:])
+        cells.fill_boundary(labels, rows[:half], cols[:half])
+        other.result()
+    elif rows.size:
         cells.fill_boundary(labels, rows, cols)
     return labels
+
+
+_CELLS_PER_THREAD = 64  # fewer boundary cells are not worth a thread hand-off
+_helper_lock = threading.Lock()
+_helper_executor: ThreadPoolExecutor | None = None
+
+
+def _helper() -> ThreadPoolExecutor:
+    global _helper_executor
+    with _helper_lock:
+        if _helper_executor is None:
+            _helper_executor = ThreadPoolExecutor(1, thread_name_prefix="seglens-upsample")
+        return _helper_executor
 
 
 class _Cells:
@@ -223,17 +249,72 @@ class _Cells:
         top = w0 * p[classes, r0, c0][:, :, None] + w1 * p[classes, r0, c1][:, :, None]  # (m, n, C)
         bottom = w0 * p[classes, r1, c0][:, :, None] + w1 * p[classes, r1, c1][:, :, None]
         h0, h1 = ty.w0[ys][:, :, None], ty.w1[ys][:, :, None]  # (m, R, 1)
-        best = h0 * top[:, None, 0] + h1 * bottom[:, None, 0]  # (m, R, C)
-        result = np.empty(best.shape, dtype=np.uint8)
-        result[...] = ids[:, 0]
-        mask = np.empty(best.shape, dtype=bool)
-        for k in range(1, classes.shape[1]):
-            score = h0 * top[:, None, k]
-            score += h1 * bottom[:, None, k]
-            np.greater(score, best, out=mask)  # strictly greater: on a tie the lower class stays
-            np.copyto(result, ids[:, k], where=mask)
-            np.maximum(best, score, out=best)
+        if shape[0] % _SUB == 0 and shape[1] % _SUB == 0 and min(shape) >= 2 * _SUB:
+            result = self._refined(h0, h1, top, bottom, classes, self.magnitude[rows, cols])
+        else:
+            result = _argmax_scores(h0, h1, top, bottom, ids)
         np.put(labels, where, result)
+
+    @staticmethod
+    def _refined(
+        h0: np.ndarray,
+        h1: np.ndarray,
+        top: np.ndarray,
+        bottom: np.ndarray,
+        classes: np.ndarray,
+        size: np.ndarray,
+    ) -> np.ndarray:
+        """(m, R, C) labels of large blocks, computing only the _SUB x _SUB sub-blocks whose corners do not
+        settle them. Within a cell the float32 weights are monotone in y and x, so an output score lies
+        between its sub-block's corner scores (all four are output pixels, computed exactly as the
+        reference does) up to a few float32 roundings of the largest |score| `size`: a sub-block whose
+        four corners have the same best candidate, ahead of every other by more than 2 * _SLACK * size,
+        is that class throughout."""
+        m, n, width = top.shape
+        height = h0.shape[1]
+        ly, lx = np.r_[0:height:_SUB, height - 1], np.r_[0:width:_SUB, width - 1]
+        corner = (
+            h0[:, None, ly] * top[:, :, None, lx] + h1[:, None, ly] * bottom[:, :, None, lx]
+        )  # (m, n, Ly, Lx)
+        winner = corner.argmax(axis=1)
+        ranked = np.sort(corner, axis=1)
+        clear = (ranked[:, -1] - ranked[:, -2]) > (2 * _SLACK * size)[:, None, None]
+        w, c = winner, clear
+        decided = (w[:, :-1, :-1] == w[:, 1:, :-1]) & (w[:, :-1, :-1] == w[:, :-1, 1:])
+        decided &= (
+            (w[:, :-1, :-1] == w[:, 1:, 1:]) & c[:, :-1, :-1] & c[:, 1:, :-1] & c[:, :-1, 1:] & c[:, 1:, 1:]
+        )
+        sub = np.take_along_axis(classes, w[:, :-1, :-1].reshape(m, -1), axis=1).astype(np.uint8)
+        result = np.repeat(np.repeat(sub.reshape(decided.shape), _SUB, axis=1), _SUB, axis=2)
+        cell, a, b = np.nonzero(~decided)
+        if cell.size:
+            yy = a[:, None] * _SUB + np.arange(_SUB)  # (u, S) rows of the undecided sub-blocks
+            xx = b[:, None] * _SUB + np.arange(_SUB)
+            pick = (cell[:, None, None], np.arange(n)[None, :, None], xx[:, None, :])
+            ids = classes[cell].astype(np.uint8)[:, :, None, None]
+            scores = _argmax_scores(
+                h0[cell[:, None], yy], h1[cell[:, None], yy], top[pick], bottom[pick], ids
+            )
+            result[cell[:, None, None], yy[:, :, None], xx[:, None, :]] = scores
+        return result
+
+
+def _argmax_scores(
+    h0: np.ndarray, h1: np.ndarray, top: np.ndarray, bottom: np.ndarray, ids: np.ndarray
+) -> np.ndarray:
+    """(m, R, C) uint8: per pixel the id (ids: (m, n, 1, 1), ascending) of the candidate with the largest
+    h0 * top + h1 * bottom (h0, h1: (m, R, 1); top, bottom: (m, n, C)), the first on a tie."""
+    best = h0 * top[:, None, 0] + h1 * bottom[:, None, 0]  # (m, R, C)
+    result = np.empty(best.shape, dtype=np.uint8)
+    result[...] = ids[:, 0]
+    mask = np.empty(best.shape, dtype=bool)
+    for k in range(1, top.shape[1]):
+        score = h0 * top[:, None, k]
+        score += h1 * bottom[:, None, k]
+        np.greater(score, best, out=mask)  # strictly greater: on a tie the lower class stays
+        np.copyto(result, ids[:, k], where=mask)
+        np.maximum(best, score, out=best)
+    return result
 
 
 def _runs(first: np.ndarray, in_size: int) -> tuple[np.ndarray, np.ndarray]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, cast
 
@@ -36,12 +37,41 @@ def check_image(image: Any) -> None:
 
 
 def resize_rgb(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Bilinear resize of RGB uint8 to (height, width) with PIL, on uint8 before any float conversion."""
+    """Bilinear resize of RGB uint8 to (height, width) with PIL, on uint8 before any float conversion.
+
+    A large image shrunk by a whole factor vertically is resized as two bands on two threads (PIL releases
+    the GIL): each band is PIL's resize of a box of source rows, which computes the same filter taps as
+    the whole resize when the box starts at a multiple of the factor, so the result is identical."""
     height, width = size
     if image.shape[:2] == (height, width):
         return image
-    resized = Image.fromarray(np.ascontiguousarray(image)).resize((width, height), Image.Resampling.BILINEAR)
-    return np.asarray(resized)
+    source = Image.fromarray(np.ascontiguousarray(image))
+    in_h, in_w = image.shape[:2]
+    if height < 2 or in_h % height or in_h * in_w < _BANDS_FROM_PIXELS:
+        return np.asarray(source.resize((width, height), Image.Resampling.BILINEAR))
+    half, factor = height // 2, in_h // height
+    lower = _band_pool().submit(_resize_band, source, (width, height - half), (0, half * factor, in_w, in_h))
+    out = np.empty((height, width, 3), dtype=np.uint8)
+    out[:half] = _resize_band(source, (width, half), (0, 0, in_w, half * factor))
+    out[half:] = lower.result()
+    return out
+
+
+_BANDS_FROM_PIXELS = 1 << 20  # below this a thread hand-off costs more than half a resize saves
+_band_lock = threading.Lock()
+_band_executor: ThreadPoolExecutor | None = None
+
+
+def _band_pool() -> ThreadPoolExecutor:
+    global _band_executor
+    with _band_lock:
+        if _band_executor is None:
+            _band_executor = ThreadPoolExecutor(1, thread_name_prefix="seglens-resize")
+        return _band_executor
+
+
+def _resize_band(source: Image.Image, size: tuple[int, int], box: tuple[int, int, int, int]) -> np.ndarray:
+    return np.asarray(source.resize(size, Image.Resampling.BILINEAR, box=box))
 
 
 def input_size_for(spec: InputSpec, height: int, width: int) -> tuple[int, int]:

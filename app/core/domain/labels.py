@@ -270,8 +270,16 @@ class ClassMapping:
     granularity: Granularity
 
     def apply(self, labels: np.ndarray) -> np.ndarray:
-        """Model labels (uint8, model scheme) -> labels in the target id space (uint8)."""
-        return self.lut[labels]
+        """Model labels (uint8, model scheme) -> labels in the target id space (uint8). Returns `labels`
+        itself when the table maps all its values to themselves (saved labelIds against labelIds)."""
+        identical = self.__dict__.get("_identical_below")
+        if identical is None:
+            differs = np.flatnonzero(self.lut != np.arange(self.lut.size))
+            identical = int(differs[0]) if differs.size else int(self.lut.size)
+            object.__setattr__(self, "_identical_below", identical)
+        if labels.dtype == np.uint8 and labels.size and int(labels.max()) < identical:
+            return labels
+        return np.take(self.lut, labels)
 
     def describe(self) -> list[tuple[str, str]]:
         """(model class, target class) pairs for display."""

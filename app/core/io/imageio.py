@@ -191,10 +191,15 @@ def read_label(
         h, w = labels.shape
         eh, ew = expected_shape
         raise InputError(source, f"label size {w}x{h} does not match the image size {ew}x{eh} (WxH)")
-    counts = np.bincount(labels.ravel(), minlength=256)
-    if detect_trainids and (scheme is LABELIDS or scheme.key == LABELIDS.key):
-        _refuse_trainids(source, counts)
-    _refuse_invalid_values(source, counts, scheme)
+    labelids = detect_trainids and (scheme is LABELIDS or scheme.key == LABELIDS.key)
+    top = int(labels.max()) if labels.size else 0
+    # Counting every value costs more than decoding a label PNG; it is skipped when the largest value
+    # already clears the map: every value up to it is valid, and (labelIds) it is a class trainIds lack.
+    if not scheme.valid_values()[: top + 1].all() or (labelids and (top < _NUM_TRAINIDS or top == 255)):
+        counts = value_counts(labels)
+        if labelids:
+            _refuse_trainids(source, counts)
+        _refuse_invalid_values(source, counts, scheme)
     return labels, notes
 
 
@@ -272,6 +277,16 @@ def _palette_labels(
         )
     note = f"palette label read by colour: its palette holds the {scheme.key} colours at other indices"
     return lut[indices], (note,)
+
+
+def value_counts(labels: np.ndarray) -> np.ndarray:
+    """(256,) int64 pixel count of each value of a uint8 label map."""
+    flat = labels.reshape(-1)
+    if labels.dtype != np.uint8 or flat.size % 2 or not flat.flags.c_contiguous:
+        return np.bincount(flat, minlength=256)
+    # Counting pixel pairs (as uint16) halves the widening to intp that bincount does first: 2x faster.
+    pairs = np.bincount(flat.view(np.uint16), minlength=1 << 16).reshape(256, 256)
+    return pairs.sum(axis=0) + pairs.sum(axis=1)
 
 
 def _narrow_to_uint8(source: Path, values: np.ndarray) -> np.ndarray:
