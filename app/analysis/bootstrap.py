@@ -1,0 +1,317 @@
+"""Paired bootstrap by image: is candidate B's mIoU gain over baseline A real, or noise of the image set?
+
+Images are the unit of resampling (pixels of one image are not independent). Resample r draws the row
+`rng.integers(0, n, size=(resamples, n))[r]` of image indices (seed `seed`, numpy's default_rng), sums those
+images' confusion matrices for A and for B, and scores both exactly as app.core.metrics.compute_scores does
+(class IoU tp / (tp + fp + fn) of the scheme's aggregated matrix; NaN classes left out of the mean, the mean
+summed in class order). Both models see the same resampled images: the interval is for the paired
+difference B − A, much narrower than two separate intervals.
+
+Fast because every class's tp, fp and fn are linear in the matrix: per image they form one row of a
+(n, 3K) table, and all resamples' sums are one (R, n) x (n, 3K) product of resample counts.
+
+Interval: the 2.5 and 97.5 percentiles of the resampled differences (linear interpolation). With fewer than
+`MIN_IMAGES` images, or when two halves of the resamples disagree about the interval (Monte Carlo noise),
+the result says `too_small` and why: the gate then does not decide.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from app.core.labels import EvalScheme
+from app.core.metrics import SparseCounts, aggregate, compute_scores
+
+DEFAULT_RESAMPLES = 2000
+MIN_RESAMPLES = 1000
+MIN_IMAGES = 5
+# An interval is 'unstable' when its two halves' end points differ by more than this share of its width
+# (after at least STABLE_FLOOR mIoU points, so zero-width intervals of identical models stay stable).
+UNSTABLE_SHARE = 0.25
+STABLE_FLOOR = 1e-3
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate of B − A and its percentile interval; NaN where undefined."""
+
+    value: float
+    low: float
+    high: float
+    defined: float  # share of resamples where the difference was defined (a class absent from one: NaN)
+
+    def to_dict(self) -> dict[str, object]:
+        """`{"value": B − A, "ci95": [lo, hi]}` (null where undefined)."""
+        return {"value": _num(self.value), "ci95": [_num(self.low), _num(self.high)]}
+
+
+@dataclass(frozen=True, eq=False)
+class PairedBootstrap:
+    """The paired bootstrap of B − A over one image set (see the module docstring)."""
+
+    baseline: str  # model A
+    candidate: str  # model B
+    scheme: str
+    images: int
+    resamples: int
+    seed: int
+    confidence: float
+    class_names: tuple[str, ...]
+    delta_miou: Interval  # pooled mIoU (one matrix summed over the images)
+    delta_mean_image_miou: Interval  # mean over images of each image's own mIoU
+    classes: tuple[Interval, ...]  # per class IoU, in class_names order
+    pooled_miou: tuple[float, float]  # (A, B)
+    mean_image_miou: tuple[float, float]  # (A, B)
+    too_small: bool
+    reason: str | None
+    samples: np.ndarray  # (R,) resampled pooled ΔmIoU, sorted: other confidences without recomputing
+    class_samples: np.ndarray  # (R, K) resampled per-class ΔIoU (NaN where undefined), resample order
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON `comparison` section: B − A with 95 % intervals, per class too."""
+        return {
+            "baseline": self.baseline,
+            "candidate": self.candidate,
+            "scheme": self.scheme,
+            "images": self.images,
+            "resamples": self.resamples,
+            "seed": self.seed,
+            "confidence": self.confidence,
+            "method": "paired bootstrap by image, percentile interval",
+            "delta_miou": self.delta_miou.to_dict(),
+            "delta_mean_image_miou": self.delta_mean_image_miou.to_dict(),
+            "classes": {n: c.to_dict() for n, c in zip(self.class_names, self.classes, strict=True)},
+            "pooled_miou": {"baseline": _num(self.pooled_miou[0]), "candidate": _num(self.pooled_miou[1])},
+            "mean_image_miou": {
+                "baseline": _num(self.mean_image_miou[0]),
+                "candidate": _num(self.mean_image_miou[1]),
+            },
+            "too_small": self.too_small,
+            "reason": self.reason,
+        }
+
+
+def class_totals(matrix: np.ndarray, scheme: EvalScheme) -> np.ndarray:
+    """(3, K) int64: tp, tp + fn (GT pixels) and tp + fp (predicted pixels on evaluated GT) per class of one
+    id-space matrix (n, n + 1), as compute_scores counts them."""
+    agg = aggregate(np.asarray(matrix, dtype=np.int64), scheme.members)
+    k = agg.shape[0]
+    tp = np.diagonal(agg)
+    return np.stack([tp, agg.sum(axis=1), agg[:, :k].sum(axis=0)])
+
+
+def paired_bootstrap(
+    matrices_a: Sequence[SparseCounts | np.ndarray],
+    matrices_b: Sequence[SparseCounts | np.ndarray],
+    scheme: EvalScheme,
+    *,
+    names: tuple[str, str] = ("A", "B"),
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> PairedBootstrap:
+    """Paired bootstrap of B − A from per-image id-space matrices of the same images, in the same order."""
+    if len(matrices_a) != len(matrices_b):
+        raise ValueError(f"paired bootstrap needs the same images: {len(matrices_a)} vs {len(matrices_b)}")
+    if resamples < MIN_RESAMPLES:
+        raise ValueError(f"at least {MIN_RESAMPLES} resamples are needed, got {resamples}")
+    if not 0.5 <= confidence < 1:
+        raise ValueError(f"confidence must be in [0.5, 1), got {confidence}")
+    n = len(matrices_a)
+    table_a, table_b = _image_table(matrices_a, scheme), _image_table(matrices_b, scheme)
+    weights = resample_counts(n, resamples, seed)
+    iou_a, iou_b = _iou(weights @ table_a), _iou(weights @ table_b)
+    miou_a, miou_b = _class_mean(iou_a), _class_mean(iou_b)
+    image_a, image_b = _class_mean(_iou(table_a)), _class_mean(_iou(table_b))
+    mean_a, mean_b = _resampled_mean(weights, image_a), _resampled_mean(weights, image_b)
+    point_a = compute_scores(_dense_sum(matrices_a, scheme), scheme)
+    point_b = compute_scores(_dense_sum(matrices_b, scheme), scheme)
+    point_mean = (_mean_defined(image_a), _mean_defined(image_b))
+    deltas = miou_b - miou_a
+    class_deltas = iou_b - iou_a
+    delta_miou = _interval(point_b.miou - point_a.miou, deltas, confidence)
+    classes = tuple(
+        _interval(float(point_b.iou[k] - point_a.iou[k]), class_deltas[:, k], confidence)
+        for k in range(scheme.num_classes)
+    )
+    too_small, reason = _too_small(n, deltas, confidence)
+    return PairedBootstrap(
+        baseline=names[0],
+        candidate=names[1],
+        scheme=scheme.key,
+        images=n,
+        resamples=resamples,
+        seed=seed,
+        confidence=confidence,
+        class_names=scheme.names,
+        delta_miou=delta_miou,
+        delta_mean_image_miou=_interval(point_mean[1] - point_mean[0], mean_b - mean_a, confidence),
+        classes=classes,
+        pooled_miou=(point_a.miou, point_b.miou),
+        mean_image_miou=point_mean,
+        too_small=too_small,
+        reason=reason,
+        samples=np.sort(deltas[~np.isnan(deltas)]),
+        class_samples=class_deltas,
+    )
+
+
+def paired_by_key(
+    counts_a: Mapping[str, SparseCounts | None], counts_b: Mapping[str, SparseCounts | None]
+) -> tuple[list[str], list[SparseCounts], list[SparseCounts]]:
+    """The images both models were counted on (sorted keys) and their matrices, aligned for the bootstrap;
+    images one model failed on (or without ground truth) are left out: the caller reports how many."""
+    keys = sorted(k for k in counts_a.keys() & counts_b.keys() if counts_a[k] and counts_b[k])
+    return keys, [counts_a[k] for k in keys], [counts_b[k] for k in keys]  # type: ignore[misc]
+
+
+def resample_counts(n: int, resamples: int, seed: int) -> np.ndarray:
+    """(R, n) float64: how often resample r drew image i (row r of rng.integers(0, n, size=(R, n)))."""
+    if n == 0:
+        return np.zeros((resamples, 0))
+    draws = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+    offsets = np.arange(resamples, dtype=np.int64)[:, None] * n
+    return np.bincount((draws + offsets).ravel(), minlength=resamples * n).reshape(resamples, n).astype(float)
+
+
+def _image_table(matrices: Sequence[SparseCounts | np.ndarray], scheme: EvalScheme) -> np.ndarray:
+    # (n, 3K) float64: exact, since pixel counts stay far below 2**53 (and so do their products' sums).
+    k = scheme.num_classes
+    table = np.zeros((len(matrices), 3 * k))
+    for i, matrix in enumerate(matrices):
+        dense = matrix.dense() if isinstance(matrix, SparseCounts) else matrix
+        table[i] = class_totals(dense, scheme).ravel()
+    return table
+
+
+def _dense_sum(matrices: Sequence[SparseCounts | np.ndarray], scheme: EvalScheme) -> np.ndarray:
+    n = scheme.id_space.num_classes
+    total = np.zeros((n, n + 1), dtype=np.int64)
+    for matrix in matrices:
+        if isinstance(matrix, SparseCounts):
+            matrix.add_to(total)
+        else:
+            total += matrix
+    return total
+
+
+def _iou(totals: np.ndarray) -> np.ndarray:
+    """IoU per class from (..., 3K) rows of tp | gt | predicted sums: tp / (gt + predicted − tp)."""
+    k = totals.shape[-1] // 3
+    tp, gt, pred = totals[..., :k], totals[..., k : 2 * k], totals[..., 2 * k :]
+    den = gt + pred - tp
+    out = np.full(tp.shape, np.nan)
+    np.divide(tp, den, out=out, where=den != 0)
+    return out
+
+
+def _class_mean(iou: np.ndarray) -> np.ndarray:
+    """Mean over the defined classes of each row, summed in class order as compute_scores does, so a
+    resample's mIoU equals compute_scores(...).miou to the last bit."""
+    total = np.zeros(iou.shape[0])
+    count = np.zeros(iou.shape[0])
+    for k in range(iou.shape[1]):
+        column = iou[:, k]
+        defined = ~np.isnan(column)
+        total[defined] += column[defined]
+        count += defined
+    out = np.full(iou.shape[0], np.nan)
+    np.divide(total, count, out=out, where=count > 0)
+    return out
+
+
+def _resampled_mean(weights: np.ndarray, per_image: np.ndarray) -> np.ndarray:
+    """Mean of the per-image values over each resample (images without a defined value left out)."""
+    defined = ~np.isnan(per_image)
+    total = weights[:, defined] @ per_image[defined]
+    count = weights[:, defined].sum(axis=1)
+    out = np.full(weights.shape[0], np.nan)
+    np.divide(total, count, out=out, where=count > 0)
+    return out
+
+
+def _mean_defined(values: np.ndarray) -> float:
+    defined = values[~np.isnan(values)]
+    return float(defined.mean()) if defined.size else math.nan
+
+
+def _interval(value: float, samples: np.ndarray, confidence: float) -> Interval:
+    defined = samples[~np.isnan(samples)]
+    share = defined.size / samples.size if samples.size else 0.0
+    if defined.size == 0:
+        return Interval(value, math.nan, math.nan, share)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(defined, [tail, 100 - tail])
+    return Interval(value, float(low), float(high), share)
+
+
+def interval_at(samples: np.ndarray, confidence: float) -> tuple[float, float]:
+    """The percentile interval of resampled differences at `confidence` (NaN, NaN when none is defined)."""
+    interval = _interval(math.nan, samples, confidence)
+    return interval.low, interval.high
+
+
+def _too_small(n: int, deltas: np.ndarray, confidence: float) -> tuple[bool, str | None]:
+    if n < MIN_IMAGES:
+        return True, f"{n} image(s): at least {MIN_IMAGES} are needed to tell noise from a difference"
+    defined = deltas[~np.isnan(deltas)]
+    if defined.size < deltas.size:
+        return True, f"mIoU undefined in {deltas.size - defined.size} of {deltas.size} resamples"
+    half = defined.size // 2
+    first, second = interval_at(defined[:half], confidence), interval_at(defined[half:], confidence)
+    low, high = interval_at(defined, confidence)
+    spread = max(abs(first[0] - second[0]), abs(first[1] - second[1]))
+    if spread > max(UNSTABLE_SHARE * (high - low), STABLE_FLOOR):
+        return True, (
+            f"interval unstable: two halves of the resamples give [{first[0]:.4f}, {first[1]:.4f}] and "
+            f"[{second[0]:.4f}, {second[1]:.4f}]; more images (or resamples) are needed"
+        )
+    return False, None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the gate decides from a bootstrap: fail only on a significant drop."""
+
+    status: str  # "significant_drop", "no_significant_drop" or "too_small"
+    confidence: float
+    value: float
+    low: float
+    high: float
+    message: str
+
+    @property
+    def fails(self) -> bool:
+        return self.status == "significant_drop"
+
+
+def significant_drop(
+    result: PairedBootstrap, confidence: float = 0.95, *, class_name: str | None = None
+) -> Verdict:
+    """Whether B − A (pooled mIoU, or one class's IoU) is significantly below 0 at `confidence`: the upper
+    end of the two-sided percentile interval is below zero. Too few images: status 'too_small', no fail."""
+    if class_name is None:
+        label, point, samples = "mIoU", result.delta_miou.value, result.samples
+    else:
+        index = result.class_names.index(class_name)
+        label, point = f"IoU of {class_name!r}", result.classes[index].value
+        samples = result.class_samples[:, index]
+    low, high = interval_at(samples, confidence)
+    where = f"{result.candidate} − {result.baseline} {label} on {result.images} images"
+    span = f"{point:+.4f}, {confidence:.0%} interval [{low:+.4f}, {high:+.4f}]"
+    if result.too_small or math.isnan(high):
+        reason = result.reason or "the difference is undefined on this image set"
+        return Verdict("too_small", confidence, point, low, high, f"{where}: too small to tell ({reason})")
+    if high < 0:
+        return Verdict("significant_drop", confidence, point, low, high, f"{where}: {span}: significant drop")
+    return Verdict(
+        "no_significant_drop", confidence, point, low, high, f"{where}: {span}: no significant drop"
+    )
+
+
+def _num(value: float) -> float | None:
+    return None if math.isnan(value) else float(value)
