@@ -244,7 +244,7 @@ def _interval(value: float, samples: np.ndarray, confidence: float) -> Interval:
     share = defined.size / samples.size if samples.size else 0.0
     if defined.size == 0:
         return Interval(value, math.nan, math.nan, share)
-    tail = (1 - confidence) / 2 * 100
+    tail = (100 - 100 * confidence) / 2  # 0.95 -> 2.5 exactly ((1 - 0.95) * 50 is 2.5000000000000022)
     low, high = np.percentile(defined, [tail, 100 - tail])
     return Interval(value, float(low), float(high), share)
 
