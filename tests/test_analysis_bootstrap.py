@@ -33,7 +33,9 @@ def _corrupt(rng: np.random.Generator, gt: np.ndarray, rate: float) -> np.ndarra
     return pred
 
 
-def _matrices(seed: int, n: int, rate_a: float, rate_b: float) -> tuple[list[SparseCounts], list[SparseCounts]]:
+def _matrices(
+    seed: int, n: int, rate_a: float, rate_b: float
+) -> tuple[list[SparseCounts], list[SparseCounts]]:
     rng = np.random.default_rng(seed)
     a, b = [], []
     for _ in range(n):
