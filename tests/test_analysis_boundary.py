@@ -37,7 +37,6 @@ def _boundary_reference(mask: np.ndarray, d: int) -> np.ndarray:
 
 def _contour_reference(mask: np.ndarray) -> np.ndarray:
     """Pixels of the mask with a 3x3 neighbour inside the image that is not in the mask."""
-    h, w = mask.shape
     out = np.zeros_like(mask)
     for y, x in zip(*np.nonzero(mask), strict=True):
         window = mask[max(0, y - 1) : y + 2, max(0, x - 1) : x + 2]
@@ -180,6 +179,7 @@ def test_counts_add_up_and_scores_are_pooled():
     per_image_biou, per_image_bf = mean_image_scores(items, EVAL_TRAINIDS)
     expected = np.mean([boundary_scores(c, EVAL_TRAINIDS).mean_boundary_iou for c in items])
     assert per_image_biou == pytest.approx(expected)
+    assert per_image_bf == pytest.approx(np.mean([boundary_scores(c, EVAL_TRAINIDS).mean_bf for c in items]))
     data = scores.to_dict()
     assert data["boundary_width_px"] == 2 and data["bf_tolerance_px"] == 1
     assert set(data["classes"]["car"]) == {"boundary_iou", "bf", "bf_precision", "bf_recall"}
