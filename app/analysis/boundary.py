@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.analysis.morphology import border_band, differs_within, window_reduce
+from app.analysis.morphology import border_band, differs_within, dilate, window_reduce
 from app.core.labels import IGNORE, EvalScheme
 
 BIOU_RATIO = 0.02  # Cheng et al. 2021: d = 2 % of the image diagonal
@@ -127,18 +127,17 @@ def boundary_counts(
     if d < 1 or theta < 0:
         raise ValueError(f"boundary width must be >= 1 and tolerance >= 0, got {d} and {theta}")
     lut = scheme.id_to_class()
-    gt = lut[gt_ids]
-    pred = lut[pred_ids]
+    gt, pred = np.take(lut, gt_ids), np.take(lut, pred_ids)
     k = scheme.num_classes
     valid = gt != IGNORE
     band = border_band(shape, d)
-    gt_region = (differs_within(gt, d) | band) & valid
-    pred_region = (differs_within(pred, d) | band) & valid & (pred != IGNORE)
+    gt_edges, pred_edges = differs_within(gt, 1), differs_within(pred, 1)
+    gt_region = (dilate(gt_edges, d - 1) | band) & valid
+    pred_region = (dilate(pred_edges, d - 1) | band) & valid & (pred != IGNORE)
     both = gt_region & pred_region & (gt == pred)
     gt_n, inter = _per_class_pair(gt, gt_region, both, k)
     pred_n = _per_class_pair(pred, pred_region, None, k)[0]
-    gt_contour = differs_within(gt, 1) & valid
-    pred_edges = differs_within(pred, 1)
+    gt_contour = gt_edges & valid
     pred_contour = pred_edges & valid & (pred != IGNORE)
     # Matching targets are whole contours; only the pixels counted skip ignored ground truth.
     gt_near = _near(gt_contour, gt, theta, k)
@@ -159,6 +158,17 @@ def _per_class(mask: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
     return np.bincount(labels.ravel()[np.flatnonzero(mask)], minlength=256)[:k].astype(np.int64)
 
 
+def _histogram(values: np.ndarray, length: int) -> np.ndarray:
+    """np.bincount(values, minlength=length), counted per run of equal values where runs are long (label
+    maps are: ~7x faster at 1024x2048), per pixel where they are not."""
+    starts = np.flatnonzero(values[1:] != values[:-1]) + 1
+    if (starts.size + 1) * 8 > values.size:
+        return np.bincount(values, minlength=length)
+    starts = np.concatenate([np.zeros(1, dtype=starts.dtype), starts])
+    lengths = np.diff(starts, append=values.size)
+    return np.bincount(values[starts], weights=lengths, minlength=length).astype(np.int64)
+
+
 def _per_class_pair(
     labels: np.ndarray, first: np.ndarray, second: np.ndarray | None, k: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -168,7 +178,7 @@ def _per_class_pair(
     code |= first
     if second is not None:
         code |= second.view(np.uint8).astype(np.uint16) << 1
-    hist = np.bincount(code.ravel(), minlength=1024).reshape(256, 4)
+    hist = _histogram(code.ravel(), 1024).reshape(256, 4)
     return (hist[:k, 1] + hist[:k, 3]).astype(np.int64), hist[:k, 3].astype(np.int64)
 
 
@@ -182,8 +192,9 @@ def _near(contour: np.ndarray, labels: np.ndarray, theta: int, k: int) -> np.nda
         classes = np.arange(start, min(k, start + 64))
         bits = np.zeros(256, dtype=dtype)
         bits[classes] = np.left_shift(np.uint64(1), (classes - start).astype(np.uint64)).astype(dtype)
-        plane = bits[labels]
-        plane *= contour
+        plane = np.zeros(labels.shape, dtype=dtype)
+        where = np.flatnonzero(contour)  # contours are a few % of the pixels: fill only those
+        plane.ravel()[where] = bits[labels.ravel()[where]]
         planes.append(window_reduce(plane, theta, np.bitwise_or, 0))
     return np.stack(planes)
 
