@@ -131,12 +131,7 @@ def paired_bootstrap(
     confidence: float = 0.95,
 ) -> PairedBootstrap:
     """Paired bootstrap of B − A from per-image id-space matrices of the same images, in the same order."""
-    if len(matrices_a) != len(matrices_b):
-        raise ValueError(f"paired bootstrap needs the same images: {len(matrices_a)} vs {len(matrices_b)}")
-    if resamples < MIN_RESAMPLES:
-        raise ValueError(f"at least {MIN_RESAMPLES} resamples are needed, got {resamples}")
-    if not 0.5 <= confidence < 1:
-        raise ValueError(f"confidence must be in [0.5, 1), got {confidence}")
+    _check_arguments(len(matrices_a), len(matrices_b), resamples, confidence)
     n = len(matrices_a)
     table_a, table_b = _image_table(matrices_a, scheme), _image_table(matrices_b, scheme)
     weights = resample_counts(n, resamples, seed)
@@ -174,6 +169,15 @@ def paired_bootstrap(
         samples=np.sort(deltas[~np.isnan(deltas)]),
         class_samples=class_deltas,
     )
+
+
+def _check_arguments(images_a: int, images_b: int, resamples: int, confidence: float) -> None:
+    if images_a != images_b:
+        raise ValueError(f"paired bootstrap needs the same images: {images_a} vs {images_b}")
+    if resamples < MIN_RESAMPLES:
+        raise ValueError(f"at least {MIN_RESAMPLES} resamples are needed, got {resamples}")
+    if not 0.5 <= confidence < 1:
+        raise ValueError(f"confidence must be in [0.5, 1), got {confidence}")
 
 
 def paired_by_key(

@@ -69,25 +69,8 @@ def instance_recalls(
     if instances.dtype.kind not in "iu":
         raise InputError(key, f"instance map must hold integers, got {instances.dtype}")
     height, width = instances.shape
-    flat = instances.ravel()
-    where = np.flatnonzero(flat > INSTANCE_DIVISOR)
-    if where.size == 0:
-        return ()
-    ids = flat[where].astype(np.int64)
-    if int(ids.max()) >= NUM_LABEL_IDS * INSTANCE_DIVISOR:
-        raise InputError(key, f"instance id {int(ids.max())} names an unknown labelId")
     lut = scheme.id_to_class()
-    low = int(ids.min())
-    present = np.bincount(ids - low) > 0
-    inst_ids = np.flatnonzero(present) + low
-    classes = lut[inst_ids // INSTANCE_DIVISOR]
-    counted = classes != IGNORE
-    index_of = np.full(present.size, -1, dtype=np.int64)
-    index_of[np.flatnonzero(present)[counted]] = np.arange(int(counted.sum()))
-    inst_ids, classes = inst_ids[counted], classes[counted]
-    inverse = index_of[ids - low]
-    keep = inverse >= 0
-    where, inverse = where[keep], inverse[keep]
+    where, inverse, inst_ids, classes = _index_instances(instances.ravel(), lut, key)
     count = inst_ids.size
     if count == 0:
         return ()
@@ -113,6 +96,29 @@ def instance_recalls(
         )
         for i in range(count)
     )
+
+
+def _index_instances(
+    flat: np.ndarray, lut: np.ndarray, key: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(pixel indices of counted instances, their instance index, instance ids, instance classes)."""
+    where = np.flatnonzero(flat > INSTANCE_DIVISOR)
+    ids = flat[where].astype(np.int64)
+    empty = np.zeros(0, dtype=np.int64)
+    if where.size == 0:
+        return empty, empty, empty, empty
+    if int(ids.max()) >= NUM_LABEL_IDS * INSTANCE_DIVISOR:
+        raise InputError(key, f"instance id {int(ids.max())} names an unknown labelId")
+    low = int(ids.min())
+    present = np.flatnonzero(np.bincount(ids - low))
+    inst_ids = present + low
+    classes = lut[inst_ids // INSTANCE_DIVISOR]
+    counted = classes != IGNORE
+    index_of = np.full(int(present[-1]) + 1, -1, dtype=np.int64)
+    index_of[present[counted]] = np.arange(int(counted.sum()))
+    inverse = index_of[ids - low]
+    keep = inverse >= 0
+    return where[keep], inverse[keep], inst_ids[counted], classes[counted]
 
 
 def _extent(groups: np.ndarray, coords: np.ndarray, count: int, size: int) -> tuple[np.ndarray, np.ndarray]:
