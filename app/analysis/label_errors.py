@@ -78,13 +78,15 @@ def find_label_errors(
         raise ValueError(f"{key}: GT {gt_ids.shape} and predictions {pred_a.shape}, {pred_b.shape} differ")
     shape = (int(gt_ids.shape[0]), int(gt_ids.shape[1]))
     lut = scheme.id_to_class()
-    gt, a, b = lut[gt_ids], lut[pred_a], lut[pred_b]
+    gt, a, b = np.take(lut, gt_ids), np.take(lut, pred_a), np.take(lut, pred_b)
     mask = (a == b) & (a != gt) & (gt != IGNORE)
     confidence = _min_confidence(scores, shape, key)
     if confidence is not None:
         mask &= confidence >= min_confidence
     mask = open_mask(mask, default_smoothing(shape) if smoothing is None else smoothing)
-    keys = np.where(mask, gt.astype(np.int64) * 256 + a, -1)
+    keys = np.full(shape, -1, dtype=np.int32)
+    where = np.flatnonzero(mask)  # a few % of the pixels at most
+    keys.ravel()[where] = gt.ravel()[where].astype(np.int32) * 256 + a.ravel()[where]
     regions = connected_components(keys, with_labels=confidence is not None)
     smallest = default_min_area(shape) if min_area is None else min_area
     keep = np.flatnonzero(regions.areas >= smallest)

@@ -118,7 +118,8 @@ def connected_components(keys: np.ndarray, *, with_labels: bool = False) -> Comp
     if keys.ndim != 2:
         raise ValueError(f"keys must be 2-D, got shape {keys.shape}")
     height, width = keys.shape
-    flat = np.ascontiguousarray(keys, dtype=np.int64).ravel()
+    signed = keys.dtype.kind == "i"
+    flat = np.ascontiguousarray(keys if signed else keys.astype(np.int64)).ravel()
     if flat.size == 0:
         return _empty_components(keys.shape, with_labels)
     change = np.empty(flat.size, dtype=bool)
@@ -152,7 +153,7 @@ def connected_components(keys: np.ndarray, *, with_labels: bool = False) -> Comp
         per_run = np.full(starts.size, -1, dtype=np.int32)
         per_run[fg_runs] = comp
         labels = np.repeat(per_run, ends - starts).reshape(height, width)
-    return Components(flat[starts[roots]], areas, bboxes, labels)
+    return Components(flat[starts[roots]].astype(np.int64), areas, bboxes, labels)
 
 
 def _empty_components(shape: tuple[int, ...], with_labels: bool) -> Components:
