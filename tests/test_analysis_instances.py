@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from app.analysis.class_table import class_rows
-from app.analysis.instances import compare_instances, instance_recalls, size_limits
+from app.analysis.instances import compare_instances, instance_recalls, missed_objects_csv, size_limits
 from app.core.errors import InputError
 from app.core.labels import EVAL_CATEGORIES, EVAL_TRAINIDS
 from app.core.metrics import compute_scores, confusion
@@ -87,6 +87,12 @@ def test_a_finds_b_misses_and_the_reverse():
     data = missed.to_dict()
     assert data["a_finds_b_misses_total"] == len(planted_b_misses)
     assert {"class", "size", "instances", "found", "recall_rate"} <= set(data["tallies"][0])
+    rows = missed_objects_csv(missed).splitlines()
+    assert rows[0].startswith("found_by,missed_by,key,instance_id") and rows[0].endswith("recall_a,recall_b")
+    assert len(rows) == 1 + len(planted_b_misses) + len(planted_a_misses)
+    assert rows[1].startswith(
+        f"a,b,{missed.a_finds_b_misses[0].key},{missed.a_finds_b_misses[0].instance_id},car"
+    )
 
 
 def test_crowd_regions_and_ignored_classes_are_no_instances():

@@ -13,6 +13,7 @@ import pytest
 
 from app.analysis.label_errors import (
     find_label_errors,
+    label_error_mask,
     label_errors_csv,
     rank_label_errors,
     write_label_errors,
@@ -199,3 +200,15 @@ def test_confidence_filters_when_both_models_give_scores():
     assert regions[0].confidence == pytest.approx(0.9)
     both = find_label_errors(gt, a, b, EVAL_TRAINIDS, key="x", scores=(conf_a, None))  # one map: no filter
     assert [r.predicted for r in both] == ["vegetation", "car"] and both[0].confidence is None
+
+
+def test_overlay_mask_covers_the_regions():
+    gt = np.full((40, 60), 7, dtype=np.uint8)
+    a = gt.copy()
+    a[10:30, 10:40] = 26
+    a[35, :] = 26  # a one-pixel sliver: opened away
+    mask = label_error_mask(gt, a, a.copy(), EVAL_TRAINIDS, key="x")
+    assert mask.sum() == 600 and mask[10:30, 10:40].all()
+    (region,) = find_label_errors(gt, a, a.copy(), EVAL_TRAINIDS, key="x")
+    x0, y0, x1, y1 = region.bbox
+    assert mask[y0:y1, x0:x1].sum() == region.area

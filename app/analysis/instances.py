@@ -14,6 +14,8 @@ small < (32 s)², medium < (96 s)², large above, s = max(H, W) / 640; at 1024x2
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -220,3 +222,17 @@ def compare_instances(
     only_a = [r for r in items if r.recall[0] >= threshold > r.recall[1]]
     only_b = [r for r in items if r.recall[1] >= threshold > r.recall[0]]
     return MissedObjects(models, threshold, largest_first(only_a), largest_first(only_b), tuple(tallies))
+
+
+def missed_objects_csv(missed: MissedObjects) -> str:
+    """Both lists as CSV text: which model finds the instance, then the instance (bbox x1, y1 exclusive)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    a, b = missed.models
+    writer.writerow(["found_by", "missed_by", "key", "instance_id", "class", "size", "area", "x0", "y0", "x1",
+                     "y1", f"recall_{a}", f"recall_{b}"])  # fmt: skip
+    for found, lost, items in ((a, b, missed.a_finds_b_misses), (b, a, missed.b_finds_a_misses)):
+        for r in items:
+            writer.writerow([found, lost, r.key, r.instance_id, r.class_name, r.size, r.area, *r.bbox,
+                             f"{r.recall[0]:.4f}", f"{r.recall[1]:.4f}"])  # fmt: skip
+    return out.getvalue()

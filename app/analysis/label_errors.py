@@ -74,16 +74,10 @@ def find_label_errors(
     limit: int = PER_IMAGE_LIMIT,
 ) -> tuple[LabelErrorRegion, ...]:
     """The likely label errors of one image, largest first: GT and both predictions in the id space."""
-    if not gt_ids.shape == pred_a.shape == pred_b.shape or gt_ids.ndim != 2:
-        raise ValueError(f"{key}: GT {gt_ids.shape} and predictions {pred_a.shape}, {pred_b.shape} differ")
     shape = (int(gt_ids.shape[0]), int(gt_ids.shape[1]))
-    lut = scheme.id_to_class()
-    gt, a, b = np.take(lut, gt_ids), np.take(lut, pred_a), np.take(lut, pred_b)
-    mask = (a == b) & (a != gt) & (gt != IGNORE)
-    confidence = _min_confidence(scores, shape, key)
-    if confidence is not None:
-        mask &= confidence >= min_confidence
-    mask = open_mask(mask, default_smoothing(shape) if smoothing is None else smoothing)
+    mask, gt, a, confidence = _error_pixels(
+        gt_ids, pred_a, pred_b, scheme, key, scores, min_confidence, smoothing
+    )
     keys = np.full(shape, -1, dtype=np.int32)
     where = np.flatnonzero(mask)  # a few % of the pixels at most
     keys.ravel()[where] = gt.ravel()[where].astype(np.int32) * 256 + a.ravel()[where]
@@ -111,6 +105,46 @@ def find_label_errors(
         )
         for i in keep.tolist()
     )  # fmt: skip
+
+
+def label_error_mask(
+    gt_ids: np.ndarray,
+    pred_a: np.ndarray,
+    pred_b: np.ndarray,
+    scheme: EvalScheme,
+    *,
+    key: str,
+    scores: tuple[np.ndarray | None, np.ndarray | None] = (None, None),
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+    smoothing: int | None = None,
+) -> np.ndarray:
+    """Bool map of the pixels find_label_errors groups into regions (for an overlay; regions under
+    `min_area` are still in it)."""
+    return _error_pixels(gt_ids, pred_a, pred_b, scheme, key, scores, min_confidence, smoothing)[0]
+
+
+def _error_pixels(
+    gt_ids: np.ndarray,
+    pred_a: np.ndarray,
+    pred_b: np.ndarray,
+    scheme: EvalScheme,
+    key: str,
+    scores: tuple[np.ndarray | None, np.ndarray | None],
+    min_confidence: float,
+    smoothing: int | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """(opened mask, GT classes, A's classes, min confidence map or None)."""
+    if not gt_ids.shape == pred_a.shape == pred_b.shape or gt_ids.ndim != 2:
+        raise ValueError(f"{key}: GT {gt_ids.shape} and predictions {pred_a.shape}, {pred_b.shape} differ")
+    shape = (int(gt_ids.shape[0]), int(gt_ids.shape[1]))
+    lut = scheme.id_to_class()
+    gt, a, b = np.take(lut, gt_ids), np.take(lut, pred_a), np.take(lut, pred_b)
+    mask = (a == b) & (a != gt) & (gt != IGNORE)
+    confidence = _min_confidence(scores, shape, key)
+    if confidence is not None:
+        mask &= confidence >= min_confidence
+    mask = open_mask(mask, default_smoothing(shape) if smoothing is None else smoothing)
+    return mask, gt, a, confidence
 
 
 def _min_confidence(
