@@ -159,3 +159,29 @@ def test_seed_reproducible_and_different_seed_differs():
     other = paired_bootstrap(a, b, EVAL_TRAINIDS, seed=4)
     assert first.to_dict() == again.to_dict()
     assert not np.array_equal(first.samples, other.samples)
+
+
+def test_class_in_few_images_is_too_small_to_tell():
+    a, b = _matrices(9, 30, 0.05, 0.5)
+    # 'train' (labelId 31) only in the first image's GT and predictions.
+    extra = np.zeros((NUM_LABEL_IDS, NUM_LABEL_IDS + 1), dtype=np.int64)
+    extra[31, 31] = 50
+    a[0] = SparseCounts.from_dense(a[0].dense() + extra)
+    b[0] = SparseCounts.from_dense(b[0].dense() + extra // 2)
+    result = paired_bootstrap(a, b, EVAL_TRAINIDS)
+    train = result.classes[EVAL_TRAINIDS.names.index("train")]
+    assert 0.5 < train.defined < 0.8  # 1 - (29/30)**30 of the resamples draw image 0
+    verdict = significant_drop(result, class_name="train")
+    assert verdict.status == "too_small" and "'train' is in only" in verdict.message
+    assert significant_drop(result).fails  # the mIoU drop is still significant
+
+
+def test_unstable_interval_is_too_small_to_tell():
+    from app.analysis.bootstrap import _too_small
+
+    rng = np.random.default_rng(0)
+    steady = rng.normal(0.01, 0.002, size=2000)
+    assert _too_small(50, steady, 0.95) == (False, None)
+    drifting = np.concatenate([steady[:1000], steady[1000:] + 0.01])  # halves disagree by 2.5 widths
+    small, reason = _too_small(50, drifting, 0.95)
+    assert small and "unstable" in (reason or "")

@@ -33,6 +33,7 @@ MIN_IMAGES = 5
 # (after at least STABLE_FLOOR mIoU points, so zero-width intervals of identical models stay stable).
 UNSTABLE_SHARE = 0.25
 STABLE_FLOOR = 1e-3
+MIN_DEFINED_SHARE = 0.95  # a class's interval needs the class in this share of the resamples
 _CHUNK = 256  # images made dense at once (256 x 1,190 cells x 8 bytes = 2.4 MB for labelIds)
 
 
@@ -323,18 +324,23 @@ def significant_drop(
     result: PairedBootstrap, confidence: float = 0.95, *, class_name: str | None = None
 ) -> Verdict:
     """Whether B − A (pooled mIoU, or one class's IoU) is significantly below 0 at `confidence`: the upper
-    end of the two-sided percentile interval is below zero. Too few images: status 'too_small', no fail."""
+    end of the two-sided percentile interval (the one the report quotes) is below zero. With too few images,
+    or a class absent from more than 5 % of the resamples, the status is 'too_small' and nothing fails."""
+    reason = result.reason
     if class_name is None:
         label, point, samples = "mIoU", result.delta_miou.value, result.samples
     else:
         index = result.class_names.index(class_name)
         label, point = f"IoU of {class_name!r}", result.classes[index].value
         samples = result.class_samples[:, index]
+        share = result.classes[index].defined
+        if reason is None and share < MIN_DEFINED_SHARE:
+            reason = f"{class_name!r} is in only {share:.0%} of the resampled image sets"
     low, high = interval_at(samples, confidence)
     where = f"{result.candidate} − {result.baseline} {label} on {result.images} images"
     span = f"{point:+.4f}, {confidence:.0%} interval [{low:+.4f}, {high:+.4f}]"
-    if result.too_small or math.isnan(high):
-        reason = result.reason or "the difference is undefined on this image set"
+    if reason is not None or math.isnan(high):
+        reason = reason or "the difference is undefined on this image set"
         return Verdict("too_small", confidence, point, low, high, f"{where}: too small to tell ({reason})")
     if high < 0:
         return Verdict("significant_drop", confidence, point, low, high, f"{where}: {span}: significant drop")
