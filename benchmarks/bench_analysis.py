@@ -9,8 +9,9 @@ the confusion matrix of the same image is the yardstick, and the ratios are what
 
 Per image (a generated 1024x2048 Cityscapes scene, two predictions made from it: shifted by 2 px and
 sprinkled with 40 wrong blocks each): boundary_counts (Boundary IoU d = 2 % of the diagonal and BF
-θ = 0.75 %), find_label_errors, instance_recalls (two models). Per dataset: paired_bootstrap of N images'
-per-image matrices (trainids, 19 classes) with R resamples.
+θ = 0.75 %), find_label_errors, instance_recalls (two models), and analyze_image (all of it for two
+models, the ground truth's boundary part made once: what the evaluation service calls per image).
+Per dataset: paired_bootstrap of N images' per-image matrices (trainids, 19 classes) with R resamples.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.analysis.bootstrap import paired_bootstrap  # noqa: E402
 from app.analysis.boundary import boundary_counts  # noqa: E402
+from app.analysis.compare import analyze_image  # noqa: E402
 from app.analysis.instances import instance_recalls  # noqa: E402
 from app.analysis.label_errors import find_label_errors  # noqa: E402
 from app.core.labels import EVAL_TRAINIDS, NUM_LABEL_IDS  # noqa: E402
@@ -64,6 +66,9 @@ def _per_image(size: tuple[int, int], repeats: int) -> None:
         "boundary_counts": lambda: boundary_counts(gt, a, EVAL_TRAINIDS),
         "find_label_errors": lambda: find_label_errors(gt, a, b, EVAL_TRAINIDS, key="x"),
         "instance_recalls (2 models)": lambda: instance_recalls(inst, [a, b], EVAL_TRAINIDS, key="x"),
+        "analyze_image (2 models, all)": lambda: analyze_image(
+            "x", gt, [a, b], EVAL_TRAINIDS, instances=inst
+        ),
     }
     times: dict[str, list[float]] = {name: [] for name in kernels}
     for fn in kernels.values():

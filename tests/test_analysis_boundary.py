@@ -10,6 +10,7 @@ import pytest
 from app.analysis.boundary import (
     BoundaryCounts,
     boundary_counts,
+    boundary_counts_many,
     boundary_scores,
     default_width,
     mean_image_scores,
@@ -193,3 +194,16 @@ def test_prediction_only_class_scores_zero():
     scores = boundary_scores(_check(gt, pred, d=1, theta=1), EVAL_TRAINIDS)
     car = EVAL_TRAINIDS.names.index("car")
     assert scores.boundary_iou[car] == 0.0 and scores.bf[car] == 0.0
+
+
+def test_several_models_share_the_ground_truth_side():
+    rng = np.random.default_rng(9)
+    gt = np.kron(rng.choice([VOID, ROAD, CAR, PERSON], size=(5, 6)), np.ones((5, 5), np.uint8)).astype(
+        np.uint8
+    )
+    preds = [np.roll(gt, s, axis=1) for s in (0, 1, -2)]
+    many = boundary_counts_many(gt, preds, EVAL_TRAINIDS, width=3, tolerance=1)
+    for pred, counts in zip(preds, many, strict=True):
+        single = _check(gt, pred, d=3, theta=1)
+        for name in ("biou_inter", "biou_union", "bf_pred", "bf_pred_matched", "bf_gt", "bf_gt_matched"):
+            np.testing.assert_array_equal(getattr(counts, name), getattr(single, name))

@@ -8,7 +8,8 @@ summed in class order). Both models see the same resampled images: the interval 
 difference B − A, much narrower than two separate intervals.
 
 Fast because every class's tp, fp and fn are linear in the matrix: per image they form one row of a
-(n, 3K) table, and all resamples' sums are one (R, n) x (n, 6K + 4) product of resample counts (made 250 resamples at a time).
+(n, 3K) table, and all resamples' sums are one (R, n) x (n, 6K + 4) product of resample counts (made 250
+resamples at a time).
 
 Interval: the 2.5 and 97.5 percentiles of the resampled differences (linear interpolation). With fewer than
 `MIN_IMAGES` images, or when two halves of the resamples disagree about the interval (Monte Carlo noise),

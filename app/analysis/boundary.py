@@ -26,7 +26,7 @@ an evaluated class by construction). Those pixels still shape the masks: a road 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -119,39 +119,72 @@ def boundary_counts(
     tolerance: int | None = None,
 ) -> BoundaryCounts:
     """Boundary IoU and BF counts of one image: GT and prediction in the scheme's id space (uint8)."""
-    if gt_ids.shape != pred_ids.shape or gt_ids.ndim != 2:
-        raise ValueError(f"GT {gt_ids.shape} and prediction {pred_ids.shape} must be equal 2-D shapes")
-    shape = (int(gt_ids.shape[0]), int(gt_ids.shape[1]))
+    return boundary_counts_many(gt_ids, [pred_ids], scheme, width=width, tolerance=tolerance)[0]
+
+
+@dataclass(frozen=True)
+class _Side:
+    """One label map's part of the counts: its classes, boundary region, contour and matching targets."""
+
+    labels: np.ndarray  # scheme classes (IGNORE: none)
+    region: np.ndarray  # boundary region within d, counted pixels only
+    contour: np.ndarray  # contour pixels, counted pixels only
+    near: np.ndarray  # (words, H, W) class bits of contours within θ (all contour pixels)
+
+
+def _side(
+    ids: np.ndarray, lut: np.ndarray, valid: np.ndarray, band: np.ndarray, d: int, theta: int, k: int
+) -> _Side:
+    labels = np.take(lut, ids)
+    edges = differs_within(labels, 1)
+    counted = valid & (labels != IGNORE)
+    # Matching targets are whole contours; only the pixels counted skip ignored ground truth.
+    near = _near(edges, labels, theta, k)
+    return _Side(labels, (dilate(edges, d - 1) | band) & counted, edges & counted, near)
+
+
+def boundary_counts_many(
+    gt_ids: np.ndarray,
+    predictions: Sequence[np.ndarray],
+    scheme: EvalScheme,
+    *,
+    width: int | None = None,
+    tolerance: int | None = None,
+) -> tuple[BoundaryCounts, ...]:
+    """boundary_counts of several models' predictions of one image, the ground truth's part made once."""
+    shape = (int(gt_ids.shape[0]), int(gt_ids.shape[-1]))
+    if gt_ids.ndim != 2 or any(p.shape != gt_ids.shape for p in predictions):
+        raise ValueError(
+            f"GT {gt_ids.shape} and predictions {[p.shape for p in predictions]} must be equal 2-D shapes"
+        )
     d = default_width(shape, BIOU_RATIO) if width is None else width
     theta = default_width(shape, BF_RATIO) if tolerance is None else tolerance
     if d < 1 or theta < 0:
         raise ValueError(f"boundary width must be >= 1 and tolerance >= 0, got {d} and {theta}")
-    lut = scheme.id_to_class()
-    gt, pred = np.take(lut, gt_ids), np.take(lut, pred_ids)
-    k = scheme.num_classes
-    valid = gt != IGNORE
+    lut, k = scheme.id_to_class(), scheme.num_classes
     band = border_band(shape, d)
-    gt_edges, pred_edges = differs_within(gt, 1), differs_within(pred, 1)
-    gt_region = (dilate(gt_edges, d - 1) | band) & valid
-    pred_region = (dilate(pred_edges, d - 1) | band) & valid & (pred != IGNORE)
-    both = gt_region & pred_region & (gt == pred)
-    gt_n, inter = _per_class_pair(gt, gt_region, both, k)
-    pred_n = _per_class_pair(pred, pred_region, None, k)[0]
-    gt_contour = gt_edges & valid
-    pred_contour = pred_edges & valid & (pred != IGNORE)
-    # Matching targets are whole contours; only the pixels counted skip ignored ground truth.
-    gt_near = _near(gt_contour, gt, theta, k)
-    pred_near = _near(pred_edges, pred, theta, k)
-    return BoundaryCounts(
-        biou_inter=inter,
-        biou_union=gt_n + pred_n - inter,
-        bf_pred=_per_class(pred_contour, pred, k),
-        bf_pred_matched=_matched(pred_contour, pred, gt_near, k),
-        bf_gt=_per_class(gt_contour, gt, k),
-        bf_gt_matched=_matched(gt_contour, gt, pred_near, k),
-        width=d,
-        tolerance=theta,
-    )
+    valid = np.take(lut, gt_ids) != IGNORE
+    gt = _side(gt_ids, lut, valid, band, d, theta, k)
+    gt_n = _region_counts(gt.labels, gt.region, k)
+    gt_contour_n = _per_class(gt.contour, gt.labels, k)
+    out = []
+    for pred_ids in predictions:
+        pred = _side(pred_ids, lut, valid, band, d, theta, k)
+        inter = _region_counts(gt.labels, gt.region & pred.region & (gt.labels == pred.labels), k)
+        pred_n = _region_counts(pred.labels, pred.region, k)
+        out.append(
+            BoundaryCounts(
+                biou_inter=inter,
+                biou_union=gt_n + pred_n - inter,
+                bf_pred=_per_class(pred.contour, pred.labels, k),
+                bf_pred_matched=_matched(pred.contour, pred.labels, gt.near, k),
+                bf_gt=gt_contour_n,
+                bf_gt_matched=_matched(gt.contour, gt.labels, pred.near, k),
+                width=d,
+                tolerance=theta,
+            )
+        )
+    return tuple(out)
 
 
 def _per_class(mask: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
@@ -169,17 +202,11 @@ def _histogram(values: np.ndarray, length: int) -> np.ndarray:
     return np.bincount(values[starts], weights=lengths, minlength=length).astype(np.int64)
 
 
-def _per_class_pair(
-    labels: np.ndarray, first: np.ndarray, second: np.ndarray | None, k: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per class, the pixels of `first` and of `second` (a subset of first): one histogram of
-    label * 4 + flags instead of two masked selections."""
-    code = labels.astype(np.uint16) << 2
-    code |= first
-    if second is not None:
-        code |= second.view(np.uint8).astype(np.uint16) << 1
-    hist = _histogram(code.ravel(), 1024).reshape(256, 4)
-    return (hist[:k, 1] + hist[:k, 3]).astype(np.int64), hist[:k, 3].astype(np.int64)
+def _region_counts(labels: np.ndarray, mask: np.ndarray, k: int) -> np.ndarray:
+    """Per class, the pixels of a large mask: one run-length histogram of label * 2 + in-mask."""
+    code = labels.astype(np.uint16) << 1
+    code |= mask
+    return _histogram(code.ravel(), 512).reshape(256, 2)[:k, 1].astype(np.int64)
 
 
 def _near(contour: np.ndarray, labels: np.ndarray, theta: int, k: int) -> np.ndarray:

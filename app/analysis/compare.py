@@ -19,7 +19,7 @@ from app.analysis.bootstrap import DEFAULT_RESAMPLES, PairedBootstrap, paired_bo
 from app.analysis.boundary import (
     BoundaryCounts,
     BoundaryScores,
-    boundary_counts,
+    boundary_counts_many,
     boundary_scores,
     mean_image_scores,
     sum_counts,
@@ -54,9 +54,7 @@ def analyze_image(
 ) -> ImageAnalysis:
     """Analyze one image: GT and predictions in the scheme's id space (uint8, GT resolution), optional
     instanceIds and per-model confidence maps. Boundary width and tolerance default from the image size."""
-    boundary = tuple(
-        boundary_counts(gt_ids, pred, scheme, width=width, tolerance=tolerance) for pred in predictions
-    )
+    boundary = boundary_counts_many(gt_ids, predictions, scheme, width=width, tolerance=tolerance)
     errors: tuple[LabelErrorRegion, ...] = ()
     if len(predictions) >= 2:
         pair = (None, None) if scores is None else (scores[0], scores[1])
