@@ -223,7 +223,7 @@ def _near(contour: np.ndarray, labels: np.ndarray, theta: int, k: int) -> np.nda
         where = np.flatnonzero(contour)  # contours are a few % of the pixels: fill only those
         plane.ravel()[where] = bits[labels.ravel()[where]]
         planes.append(window_reduce(plane, theta, np.bitwise_or, 0))
-    return np.stack(planes)
+    return planes[0][None] if len(planes) == 1 else np.stack(planes)
 
 
 def _matched(contour: np.ndarray, labels: np.ndarray, near: np.ndarray, k: int) -> np.ndarray:
