@@ -12,6 +12,7 @@ from app.analysis.bootstrap import (
     paired_bootstrap,
     paired_by_key,
     significant_drop,
+    summary,
 )
 from app.core.labels import EVAL_CATEGORIES, EVAL_TRAINIDS, NUM_LABEL_IDS
 from app.core.metrics import SparseCounts, compute_scores, confusion
@@ -185,3 +186,14 @@ def test_unstable_interval_is_too_small_to_tell():
     drifting = np.concatenate([steady[:1000], steady[1000:] + 0.01])  # halves disagree by 2.5 widths
     small, reason = _too_small(50, drifting, 0.95)
     assert small and "unstable" in (reason or "")
+
+
+def test_summary_line_quotes_the_interval():
+    a, b = _matrices(10, 20, 0.3, 0.1)
+    result = paired_bootstrap(a, b, EVAL_TRAINIDS, names=("unet", "segformer"))
+    line = summary(result)
+    value = 100 * result.delta_miou.value
+    assert line.startswith(f"segformer − unet: {value:+.1f} mIoU points (95 % interval ")
+    assert f"{100 * result.delta_miou.low:+.1f} to {100 * result.delta_miou.high:+.1f}" in line
+    assert "20 images, 2000 resamples, trainids" in line and "too small" not in line
+    assert "too small to tell" in summary(paired_bootstrap(a[:3], b[:3], EVAL_TRAINIDS))

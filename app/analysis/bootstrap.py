@@ -316,6 +316,19 @@ def _too_small(n: int, deltas: np.ndarray, confidence: float) -> tuple[bool, str
     return False, None
 
 
+def summary(result: PairedBootstrap) -> str:
+    """One line for the window's verdict and the report, in mIoU points (x100), saying what it is from."""
+    delta = result.delta_miou
+    text = (
+        f"{result.candidate} − {result.baseline}: {100 * delta.value:+.1f} mIoU points "
+        f"(95 % interval {100 * delta.low:+.1f} to {100 * delta.high:+.1f}; paired bootstrap over "
+        f"{result.images} images, {result.resamples} resamples, {result.scheme})"
+    )
+    if result.too_small:
+        text += f"; too small to tell: {result.reason}"
+    return text
+
+
 @dataclass(frozen=True)
 class Verdict:
     """What the gate decides from a bootstrap: fail only on a significant drop."""
