@@ -207,3 +207,30 @@ def test_several_models_share_the_ground_truth_side():
         single = _check(gt, pred, d=3, theta=1)
         for name in ("biou_inter", "biou_union", "bf_pred", "bf_pred_matched", "bf_gt", "bf_gt_matched"):
             np.testing.assert_array_equal(getattr(counts, name), getattr(single, name))
+
+
+def test_boundary_bootstrap_matches_naive_resampling():
+    from app.analysis.boundary_bootstrap import paired_boundary_bootstrap
+
+    rng = np.random.default_rng(12)
+    counts_a, counts_b = [], []
+    for _ in range(12):
+        gt = np.kron(rng.choice([ROAD, CAR, PERSON, 23], size=(4, 5)), np.ones((6, 6), np.uint8)).astype(
+            np.uint8
+        )
+        counts_a.append(boundary_counts(gt, np.roll(gt, 2, axis=1), EVAL_TRAINIDS, width=2, tolerance=1))
+        counts_b.append(boundary_counts(gt, np.roll(gt, 1, axis=0), EVAL_TRAINIDS, width=2, tolerance=1))
+    result = paired_boundary_bootstrap(counts_a, counts_b, EVAL_TRAINIDS, resamples=1000, seed=4)
+    draws = np.random.default_rng(4).integers(0, 12, size=(1000, 12))
+    deltas = []
+    for row in draws:
+        a = boundary_scores(sum_counts(counts_a[i] for i in row), EVAL_TRAINIDS)
+        b = boundary_scores(sum_counts(counts_b[i] for i in row), EVAL_TRAINIDS)
+        deltas.append(b.mean_boundary_iou - a.mean_boundary_iou)
+    low, high = np.percentile(deltas, [2.5, 97.5])
+    assert (result.delta_boundary_iou.low, result.delta_boundary_iou.high) == (low, high)
+    total_a = boundary_scores(sum_counts(counts_a), EVAL_TRAINIDS)
+    total_b = boundary_scores(sum_counts(counts_b), EVAL_TRAINIDS)
+    assert result.delta_boundary_iou.value == total_b.mean_boundary_iou - total_a.mean_boundary_iou
+    data = result.to_dict()
+    assert set(data["delta_boundary_iou"]) == {"value", "ci95"} and "car" in data["classes"]

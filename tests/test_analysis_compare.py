@@ -55,6 +55,7 @@ def test_collector_matches_the_functions_it_wraps():
     )  # fmt: skip
     assert data["comparison"]["delta_miou"] == direct.to_dict()["delta_miou"]
     assert data["comparison"]["unpaired_images"] == 1
+    assert set(data["comparison"]["boundary"]["delta_boundary_iou"]) == {"value", "ci95"}
     total = sum_counts(boundary_counts(gt, b, EVAL_TRAINIDS) for _, gt, _, _, b in images)
     assert total is not None
     assert data["boundary"]["b"]["boundary_iou"] == pytest.approx(

@@ -137,7 +137,7 @@ def paired_bootstrap(
     _check_arguments(len(matrices_a), len(matrices_b), resamples, confidence)
     n = len(matrices_a)
     table_a, table_b = _image_table(matrices_a, scheme), _image_table(matrices_b, scheme)
-    image_a, image_b = _class_mean(_iou(table_a)), _class_mean(_iou(table_b))
+    image_a, image_b = class_mean(_iou(table_a)), class_mean(_iou(table_b))
     # One product for everything resampled: both models' class totals and per-image mIoU sums and counts.
     width = table_a.shape[1]
     per_image = np.stack(
@@ -145,16 +145,16 @@ def paired_bootstrap(
     )
     sums = resample_sums(np.hstack([table_a, table_b, per_image]), resamples, seed)
     iou_a, iou_b = _iou(sums[:, :width]), _iou(sums[:, width : 2 * width])
-    miou_a, miou_b = _class_mean(iou_a), _class_mean(iou_b)
+    miou_a, miou_b = class_mean(iou_a), class_mean(iou_b)
     mean_a, mean_b = (_ratio(sums[:, 2 * width + c], sums[:, 2 * width + c + 1]) for c in (0, 2))
     point_a = compute_scores(_dense_sum(matrices_a, scheme), scheme)
     point_b = compute_scores(_dense_sum(matrices_b, scheme), scheme)
     point_mean = (_mean_defined(image_a), _mean_defined(image_b))
     deltas = miou_b - miou_a
     class_deltas = iou_b - iou_a
-    delta_miou = _interval(point_b.miou - point_a.miou, deltas, confidence)
+    delta_miou = percentile_interval(point_b.miou - point_a.miou, deltas, confidence)
     classes = tuple(
-        _interval(float(point_b.iou[k] - point_a.iou[k]), class_deltas[:, k], confidence)
+        percentile_interval(float(point_b.iou[k] - point_a.iou[k]), class_deltas[:, k], confidence)
         for k in range(scheme.num_classes)
     )
     too_small, reason = _too_small(n, deltas, confidence)
@@ -168,7 +168,7 @@ def paired_bootstrap(
         confidence=confidence,
         class_names=scheme.names,
         delta_miou=delta_miou,
-        delta_mean_image_miou=_interval(point_mean[1] - point_mean[0], mean_b - mean_a, confidence),
+        delta_mean_image_miou=percentile_interval(point_mean[1] - point_mean[0], mean_b - mean_a, confidence),
         classes=classes,
         pooled_miou=(point_a.miou, point_b.miou),
         mean_image_miou=point_mean,
@@ -256,7 +256,7 @@ def _iou(totals: np.ndarray) -> np.ndarray:
     return out
 
 
-def _class_mean(iou: np.ndarray) -> np.ndarray:
+def class_mean(iou: np.ndarray) -> np.ndarray:
     """Mean over the defined classes of each row, summed in class order as compute_scores does, so a
     resample's mIoU equals compute_scores(...).miou to the last bit."""
     total = np.zeros(iou.shape[0])
@@ -282,7 +282,8 @@ def _mean_defined(values: np.ndarray) -> float:
     return float(defined.mean()) if defined.size else math.nan
 
 
-def _interval(value: float, samples: np.ndarray, confidence: float) -> Interval:
+def percentile_interval(value: float, samples: np.ndarray, confidence: float) -> Interval:
+    """`value` with the percentile interval of the defined (non-NaN) `samples` at `confidence`."""
     defined = samples[~np.isnan(samples)]
     share = defined.size / samples.size if samples.size else 0.0
     if defined.size == 0:
@@ -294,7 +295,7 @@ def _interval(value: float, samples: np.ndarray, confidence: float) -> Interval:
 
 def interval_at(samples: np.ndarray, confidence: float) -> tuple[float, float]:
     """The percentile interval of resampled differences at `confidence` (NaN, NaN when none is defined)."""
-    interval = _interval(math.nan, samples, confidence)
+    interval = percentile_interval(math.nan, samples, confidence)
     return interval.low, interval.high
 
 

@@ -24,6 +24,7 @@ from app.analysis.boundary import (
     mean_image_scores,
     sum_counts,
 )
+from app.analysis.boundary_bootstrap import BoundaryBootstrap, paired_boundary_bootstrap
 from app.analysis.instances import InstanceRecall, MissedObjects, compare_instances, instance_recalls
 from app.analysis.label_errors import DEFAULT_LIMIT, LabelErrorRegion, find_label_errors, rank_label_errors
 from app.core.labels import EvalScheme
@@ -75,13 +76,15 @@ class Comparison:
     boundary: tuple[BoundaryScores | None, ...]  # per model, pooled over the images
     mean_image_boundary: tuple[tuple[float, float], ...]  # per model: (Boundary IoU, BF) averaged by image
     bootstrap: PairedBootstrap | None  # models 0 -> 1; None with one model
+    boundary_bootstrap: BoundaryBootstrap | None  # Boundary IoU, models 0 -> 1, over the analyzed images
     unpaired_images: int  # images one of the two models has no matrix for (left out of the bootstrap)
     label_errors: tuple[LabelErrorRegion, ...]
     missed: MissedObjects | None
 
     def to_dict(self) -> dict[str, object]:
         """`{"comparison": bootstrap | null, "boundary": {model: {...}}, "label_errors": [...],
-        "missed_objects": {...} | null}`; per model `boundary_iou` is the mean over classes."""
+        "missed_objects": {...} | null}`; per model `boundary_iou` is the mean over classes; the
+        comparison holds the Boundary IoU bootstrap under "boundary"."""
         boundary: dict[str, object] = {}
         for name, scores, (biou, bf) in zip(
             self.models, self.boundary, self.mean_image_boundary, strict=True
@@ -92,9 +95,11 @@ class Comparison:
                     "mean_image_boundary_iou": _num(biou),
                     "mean_image_bf": _num(bf),
                 }
-        comparison = None
+        comparison: dict[str, object] | None = None
         if self.bootstrap is not None:
             comparison = {**self.bootstrap.to_dict(), "unpaired_images": self.unpaired_images}
+            if self.boundary_bootstrap is not None:
+                comparison["boundary"] = self.boundary_bootstrap.to_dict()
         return {
             "comparison": comparison,
             "boundary": boundary,
@@ -156,6 +161,12 @@ class ComparisonCollector:
                 left, right, self.scheme, names=(self.models[0], self.models[1]),
                 resamples=resamples, seed=seed, confidence=confidence,
             )  # fmt: skip
+        boundary_bootstrap = None
+        if len(self.models) >= 2 and per_image:
+            boundary_bootstrap = paired_boundary_bootstrap(
+                [row[0] for row in per_image], [row[1] for row in per_image], self.scheme,
+                names=(self.models[0], self.models[1]), resamples=resamples, seed=seed, confidence=confidence,
+            )  # fmt: skip
         missed = None
         if instances and len(self.models) >= 2:
             missed = compare_instances(instances, self.scheme, models=(self.models[0], self.models[1]))
@@ -166,6 +177,7 @@ class ComparisonCollector:
             boundary=tuple(boundary),
             mean_image_boundary=tuple(mean_image),
             bootstrap=bootstrap,
+            boundary_bootstrap=boundary_bootstrap,
             unpaired_images=unpaired,
             label_errors=rank_label_errors(errors, self.limit),
             missed=missed,
