@@ -193,8 +193,12 @@ def paired_by_key(
 ) -> tuple[list[str], list[SparseCounts], list[SparseCounts]]:
     """The images both models were counted on (sorted keys) and their matrices, aligned for the bootstrap;
     images one model failed on (or without ground truth) are left out: the caller reports how many."""
-    keys = sorted(k for k in counts_a.keys() & counts_b.keys() if counts_a[k] and counts_b[k])
-    return keys, [counts_a[k] for k in keys], [counts_b[k] for k in keys]  # type: ignore[misc]
+    pairs = sorted(
+        (key, a, b)
+        for key in counts_a.keys() & counts_b.keys()
+        if (a := counts_a[key]) is not None and (b := counts_b[key]) is not None
+    ), key=lambda pair: pair[0])
+    return [p[0] for p in pairs], [p[1] for p in pairs], [p[2] for p in pairs]
 
 
 def resample_sums(table: np.ndarray, resamples: int, seed: int) -> np.ndarray:
