@@ -193,11 +193,11 @@ def paired_by_key(
 ) -> tuple[list[str], list[SparseCounts], list[SparseCounts]]:
     """The images both models were counted on (sorted keys) and their matrices, aligned for the bootstrap;
     images one model failed on (or without ground truth) are left out: the caller reports how many."""
-    pairs = sorted(
+    pairs = [
         (key, a, b)
-        for key in counts_a.keys() & counts_b.keys()
+        for key in sorted(counts_a.keys() & counts_b.keys())
         if (a := counts_a[key]) is not None and (b := counts_b[key]) is not None
-    ), key=lambda pair: pair[0])
+    ]
     return [p[0] for p in pairs], [p[1] for p in pairs], [p[2] for p in pairs]
 
 
