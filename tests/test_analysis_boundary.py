@@ -234,3 +234,14 @@ def test_boundary_bootstrap_matches_naive_resampling():
     assert result.delta_boundary_iou.value == total_b.mean_boundary_iou - total_a.mean_boundary_iou
     data = result.to_dict()
     assert set(data["delta_boundary_iou"]) == {"value", "ci95"} and "car" in data["classes"]
+
+
+def test_label_maps_outside_the_id_space_are_refused():
+    gt = np.full((8, 8), ROAD, np.uint8)
+    wide = gt.astype(np.int32)
+    assert boundary_counts(wide, wide, EVAL_TRAINIDS, width=1, tolerance=1).bf_gt.sum() == 0  # 0..255: fine
+    wide[0, 0] = 300
+    with pytest.raises(ValueError, match=r"prediction holds values outside 0\.\.255"):
+        boundary_counts(gt, wide, EVAL_TRAINIDS)
+    with pytest.raises(ValueError, match="ground truth must hold integers"):
+        boundary_counts(gt.astype(np.float32), gt, EVAL_TRAINIDS)

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from app.analysis.classes import class_map
 from app.analysis.morphology import border_band, differs_within, dilate, window_reduce
 from app.core.labels import IGNORE, EvalScheme
 
@@ -132,10 +133,7 @@ class _Side:
     near: np.ndarray  # (words, H, W) class bits of contours within θ (all contour pixels)
 
 
-def _side(
-    ids: np.ndarray, lut: np.ndarray, valid: np.ndarray, band: np.ndarray, d: int, theta: int, k: int
-) -> _Side:
-    labels = np.take(lut, ids)
+def _side(labels: np.ndarray, valid: np.ndarray, band: np.ndarray, d: int, theta: int, k: int) -> _Side:
     edges = differs_within(labels, 1)
     counted = valid & (labels != IGNORE)
     # Matching targets are whole contours; only the pixels counted skip ignored ground truth.
@@ -161,15 +159,16 @@ def boundary_counts_many(
     theta = default_width(shape, BF_RATIO) if tolerance is None else tolerance
     if d < 1 or theta < 0:
         raise ValueError(f"boundary width must be >= 1 and tolerance >= 0, got {d} and {theta}")
-    lut, k = scheme.id_to_class(), scheme.num_classes
+    k = scheme.num_classes
     band = border_band(shape, d)
-    valid = np.take(lut, gt_ids) != IGNORE
-    gt = _side(gt_ids, lut, valid, band, d, theta, k)
+    gt_classes = class_map(gt_ids, scheme, what="ground truth")
+    valid = gt_classes != IGNORE
+    gt = _side(gt_classes, valid, band, d, theta, k)
     gt_n = _region_counts(gt.labels, gt.region, k)
     gt_contour_n = _per_class(gt.contour, gt.labels, k)
     out = []
     for pred_ids in predictions:
-        pred = _side(pred_ids, lut, valid, band, d, theta, k)
+        pred = _side(class_map(pred_ids, scheme, what="prediction"), valid, band, d, theta, k)
         inter = _region_counts(gt.labels, gt.region & pred.region & (gt.labels == pred.labels), k)
         pred_n = _region_counts(pred.labels, pred.region, k)
         out.append(

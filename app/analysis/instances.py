@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from app.analysis.classes import class_map
 from app.core.errors import InputError
 from app.core.labels import IGNORE, NUM_LABEL_IDS, EvalScheme
 
@@ -79,7 +80,8 @@ def instance_recalls(
     areas = np.bincount(inverse, minlength=count)
     recalls = []
     for prediction in predictions:
-        hit = lut[prediction.ravel()[where]] == classes[inverse]
+        predicted = class_map(prediction.ravel()[where], scheme, what=f"{key}: prediction")
+        hit = predicted == classes[inverse]
         recalls.append(np.bincount(inverse, weights=hit, minlength=count) / areas)
     rows, cols = np.divmod(where, width)
     y0, y1 = _extent(inverse, rows, count, height)

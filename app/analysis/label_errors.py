@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from app.analysis.classes import class_map
 from app.analysis.morphology import connected_components, open_mask
 from app.core.fileutil import atomic_write_text
 from app.core.labels import IGNORE, EvalScheme
@@ -137,8 +138,9 @@ def _error_pixels(
     if not gt_ids.shape == pred_a.shape == pred_b.shape or gt_ids.ndim != 2:
         raise ValueError(f"{key}: GT {gt_ids.shape} and predictions {pred_a.shape}, {pred_b.shape} differ")
     shape = (int(gt_ids.shape[0]), int(gt_ids.shape[1]))
-    lut = scheme.id_to_class()
-    gt, a, b = np.take(lut, gt_ids), np.take(lut, pred_a), np.take(lut, pred_b)
+    gt = class_map(gt_ids, scheme, what=f"{key}: ground truth")
+    a = class_map(pred_a, scheme, what=f"{key}: prediction A")
+    b = class_map(pred_b, scheme, what=f"{key}: prediction B")
     mask = (a == b) & (a != gt) & (gt != IGNORE)
     confidence = _min_confidence(scores, shape, key)
     if confidence is not None:
