@@ -62,6 +62,10 @@ def test_collector_matches_the_functions_it_wraps():
         boundary_scores(total, EVAL_TRAINIDS).mean_boundary_iou
     )
     assert set(data["boundary"]) == {"a", "b"} and "mean_image_bf" in data["boundary"]["a"]
+    row = analyses[0].to_dict(EVAL_TRAINIDS)
+    assert row["key"] == "img0" and len(row["boundary_iou"]) == 2 and row["label_errors"] >= 1
+    assert row["instances_missed"][0] == sum(r.recall[0] < 0.5 for r in analyses[0].instances)
+    json.dumps(row, allow_nan=False)
     top = data["label_errors"][:6]
     assert sorted(r["key"] for r in top) == [k for k, *_ in images]
     assert all(r["ground_truth"] == "bicycle" and r["area"] >= 0.8 * 800 for r in top)

@@ -25,7 +25,13 @@ from app.analysis.boundary import (
     sum_counts,
 )
 from app.analysis.boundary_bootstrap import BoundaryBootstrap, paired_boundary_bootstrap
-from app.analysis.instances import InstanceRecall, MissedObjects, compare_instances, instance_recalls
+from app.analysis.instances import (
+    DEFAULT_THRESHOLD,
+    InstanceRecall,
+    MissedObjects,
+    compare_instances,
+    instance_recalls,
+)
 from app.analysis.label_errors import DEFAULT_LIMIT, LabelErrorRegion, find_label_errors, rank_label_errors
 from app.core.labels import EvalScheme
 from app.core.metrics import SparseCounts
@@ -40,6 +46,21 @@ class ImageAnalysis:
     boundary: tuple[BoundaryCounts, ...]  # per model
     label_errors: tuple[LabelErrorRegion, ...]  # models 0 and 1; () with one model
     instances: tuple[InstanceRecall, ...]  # () without instanceIds or outside the Cityscapes id space
+
+    def to_dict(self, scheme: EvalScheme, threshold: float = DEFAULT_THRESHOLD) -> dict[str, object]:
+        """The image's row for per-image JSON and the image table: per model (in order) the mean Boundary IoU
+        and BF of this image and the instances missed; the label-error regions found here."""
+        scores = [boundary_scores(counts, scheme) for counts in self.boundary]
+        models = range(len(self.boundary))
+        return {
+            "key": self.key,
+            "boundary_iou": [_num(s.mean_boundary_iou) for s in scores],
+            "bf": [_num(s.mean_bf) for s in scores],
+            "instances": len(self.instances),
+            "instances_missed": [sum(r.recall[m] < threshold for r in self.instances) for m in models],
+            "label_errors": len(self.label_errors),
+            "label_error_pixels": sum(r.area for r in self.label_errors),
+        }
 
 
 def analyze_image(
