@@ -43,7 +43,7 @@ def test_import_contracts() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("layer", ["core", "inference"])
+@pytest.mark.parametrize("layer", ["core", "inference", "analysis"])
 def test_qt_free_layers_do_not_import_qt(layer: str) -> None:
     """A second, dependency-free check of the contract: parse every module's imports."""
     forbidden = ("PySide6", "PyQt5", "PyQt6", "pyqtgraph", "app.views", "app.controllers")
@@ -61,7 +61,7 @@ def test_qt_free_layers_do_not_import_qt(layer: str) -> None:
 
 def test_headless_import_does_not_load_qt_or_frameworks() -> None:
     code = (
-        "import sys, app.cli, app.core.domain.metrics, app.evaluation.service;"
+        "import sys, app.cli, app.core.domain.metrics, app.evaluation.service, app.analysis.compare;"
         "bad=[m for m in ('PySide6','torch','tensorflow','transformers','fastapi') if m in sys.modules];"
         "print(','.join(bad))"
     )
