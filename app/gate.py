@@ -59,6 +59,9 @@ class Thresholds:
     classes: tuple[str, ...] = ()  # empty: every evaluated class
     max_latency_ratio: float | None = None  # None: not checked (latency is noisy on shared CI machines)
     max_skipped: int = 0  # images not scored for both models (unreadable, no labels, a model failed)
+    # With a confidence (e.g. 0.95), an mIoU drop past max_miou_drop fails only when the paired bootstrap
+    # says it is significant at that confidence; a set too small to tell passes and says so.
+    require_confidence: float | None = None
 
 
 def _points(ref: float, cand: float) -> float | None:
@@ -73,6 +76,8 @@ def check_rules(
     """The rules on the reference's and the candidate's results (same run, same scheme); with the whole
     `run`, also the rule on skipped images (--max-skipped)."""
     rules = [_miou_rule(ref, cand, limits)]
+    if limits.require_confidence is not None:
+        rules[0] = _with_significance(rules[0], run, limits.require_confidence)
     known = list(ref.scheme.names)
     for name in limits.classes or tuple(known):
         rules.append(_class_rule(known.index(name), name, ref, cand, limits))
@@ -81,6 +86,26 @@ def check_rules(
     if run is not None:
         rules.append(skipped_rule(run, limits.max_skipped))
     return rules
+
+
+def _with_significance(rule: RuleResult, run: EvaluationResult | None, confidence: float) -> RuleResult:
+    """The mIoU rule judged with the paired bootstrap of the run: a drop past the limit fails only when
+    it is significant; the interval is always quoted."""
+    from app.analysis.bootstrap import significant_drop
+
+    bootstrap = None if run is None or run.analysis is None else run.analysis.bootstrap
+    if bootstrap is None:
+        return RuleResult(rule.name, rule.passed, f"{rule.message}; no bootstrap (needs two models)",
+                          rule.value, rule.threshold)  # fmt: skip
+    verdict = significant_drop(bootstrap, confidence)
+    details = (verdict.message,)
+    if rule.passed is not False:
+        return RuleResult(rule.name, rule.passed, rule.message, rule.value, rule.threshold, details)
+    if verdict.fails:
+        return RuleResult(rule.name, False, f"{rule.message}; significant at {confidence:.0%}",
+                          rule.value, rule.threshold, details)  # fmt: skip
+    why = "too small to tell" if verdict.status == "too_small" else f"not significant at {confidence:.0%}"
+    return RuleResult(rule.name, True, f"{rule.message}; {why}", rule.value, rule.threshold, details)
 
 
 def skipped_images(run: EvaluationResult) -> dict[str, str]:
@@ -225,6 +250,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, help="write the gate result and the full run as JSON here")
     p.add_argument("--report", type=Path, help="write the comparison report (.html or .pdf) here")
     p.add_argument(
+        "--require-confidence",
+        type=_confidence,
+        metavar="C",
+        help="fail an mIoU drop past --max-miou-drop only when the paired bootstrap finds it significant at "
+        "confidence C (e.g. 0.95); a set too small to tell passes and says so",
+    )
+    p.add_argument(
         "--max-skipped",
         type=nonnegative_int,
         default=0,
@@ -270,10 +302,25 @@ def _check_targets(args: argparse.Namespace) -> None:
             check_output_file(path, what)
 
 
+def _confidence(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a confidence is a number like 0.95, not {text!r}") from None
+    if not 0.5 <= value < 1:
+        raise argparse.ArgumentTypeError(f"a confidence lies in [0.5, 1), e.g. 0.95, not {value:g}")
+    return value
+
+
 def _thresholds(args: argparse.Namespace) -> Thresholds:
     classes = tuple(c.strip() for c in (args.classes or "").split(",") if c.strip())
     return Thresholds(
-        args.max_miou_drop, args.max_class_drop, classes, args.max_latency_ratio, args.max_skipped
+        args.max_miou_drop,
+        args.max_class_drop,
+        classes,
+        args.max_latency_ratio,
+        args.max_skipped,
+        args.require_confidence,
     )
 
 

@@ -278,3 +278,58 @@ def test_saved_predictions_are_scored_without_decoding_the_images(
     from_model = evaluate(EvaluationRequest(dataset=scenes, models=(a,)))
     assert len(decoded) == 5
     np.testing.assert_array_equal(from_files.models[0].matrix, from_model.models[0].matrix)
+
+
+def _perfect_predictions(root: Path, out: Path) -> Path:
+    """The ground truth itself as saved predictions: a model that is always right."""
+    import shutil
+
+    out.mkdir()
+    for label in root.rglob("*_gtFine_labelIds.png"):
+        shutil.copy(label, out / label.name)
+    return out
+
+
+def test_two_models_get_a_paired_bootstrap_and_analysis_on_request(scenes, models, tmp_path) -> None:
+    a, b = str(models[0]), str(models[1])
+    plain = evaluate(EvaluationRequest(dataset=scenes, models=(a, b)))
+    doc = json.loads(json.dumps(result_document(plain), allow_nan=False))
+    comparison = doc["comparison"]
+    value = plain.models[1].scores.miou - plain.models[0].scores.miou
+    assert comparison["delta_miou"]["value"] == pytest.approx(value, abs=1e-12)
+    low, high = comparison["delta_miou"]["ci95"]
+    assert low <= high and comparison["images"] == 5
+    assert doc["boundary"] == {} and doc["models"][0]["boundary_iou"] is None  # not asked
+    analyzed = evaluate(EvaluationRequest(dataset=scenes, models=(a, b), analysis=True))
+    doc = json.loads(json.dumps(result_document(analyzed), allow_nan=False))
+    assert all(isinstance(m["boundary_iou"], float) for m in doc["models"])
+    assert set(doc["boundary"]) == {m["name"] for m in doc["models"]}
+    # The statistics never change the counts.
+    np.testing.assert_array_equal(analyzed.models[0].matrix, plain.models[0].matrix)
+
+
+def test_gate_fails_a_drop_only_when_it_is_significant(scenes, models, tmp_path, capsys) -> None:
+    from app.gate import Thresholds, check_rules
+
+    a = str(models[0])
+    same = ["--dataset", str(scenes), "--reference", a, "--candidate", a, "-q", "--no-cache",
+            "--max-class-drop", "100", "--max-miou-drop", "-1"]  # fmt: skip
+    assert gate_main(same) == 1  # no change at all is "a drop past -1 points"
+    capsys.readouterr()
+    assert gate_main([*same, "--require-confidence", "0.95"]) == 0  # ... but not a significant one
+    assert "not significant at 95%" in capsys.readouterr().out
+    # A perfect reference (the ground truth saved as predictions) against the random model's saved masks:
+    # a large, consistent drop, significant however the images are resampled.
+    perfect = _perfect_predictions(scenes, tmp_path / "perfect")
+    saved = tmp_path / "saved"
+    assert (
+        main(["evaluate", "--dataset", str(scenes), "--model", a, "-q", "--save-predictions", str(saved)])
+        == 0
+    )
+    run = evaluate(EvaluationRequest(dataset=scenes, predictions=(str(perfect), str(next(saved.iterdir())))))
+    reference, candidate = run.models
+    assert reference.scores.miou == 1.0 > candidate.scores.miou
+    limits = Thresholds(max_miou_drop=0.5, max_class_drop=100, require_confidence=0.95)
+    rule = check_rules(reference, candidate, limits, run)[0]
+    assert rule.passed is False and "significant at 95%" in rule.message
+    assert any("interval" in line for line in rule.details)

@@ -48,8 +48,10 @@ def add_dataset_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_run_options(parser: argparse.ArgumentParser, *, cache_default: bool) -> None:
-    """--limit, --workers, --quiet, --onnx-runtime and the cache options."""
+def add_run_options(
+    parser: argparse.ArgumentParser, *, cache_default: bool, analysis_default: bool = False
+) -> None:
+    """--limit, --workers, --quiet, --onnx-runtime, --analysis and the cache options."""
     parser.add_argument("--limit", type=positive_int, help="evaluate only the first N images")
     parser.add_argument("--workers", type=workers_arg, default=2, help=WORKERS_HELP)
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
@@ -57,6 +59,14 @@ def add_run_options(parser: argparse.ArgumentParser, *, cache_default: bool) -> 
         "--onnx-runtime",
         action="store_true",
         help="run Keras/Hugging Face models through an ONNX export (cached by digest, fidelity checked)",
+    )
+    parser.add_argument(
+        "--analysis",
+        action=argparse.BooleanOptionalAction,
+        default=analysis_default,
+        help="per image: Boundary IoU / BF, likely label errors, missed objects (~80 ms per image at "
+        f"1024x2048; default {'on' if analysis_default else 'off'}). The paired bootstrap of B - A is "
+        "always computed for two models",
     )
     state = "on" if cache_default else "off"
     parser.add_argument(
@@ -109,6 +119,7 @@ def request_from_args(
         limit=args.limit,
         save_predictions=save_predictions,
         measure_memory=measure_memory,
+        analysis=bool(args.analysis),
     )
 
 

@@ -6,6 +6,7 @@ disagree. Deltas are B - A in percentage points.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -36,6 +37,8 @@ class Comparison:
     latency_a: float | None  # P50 ms
     latency_b: float | None
     basis: str  # what the numbers were computed on (scheme, ground truth, images, skipped)
+    interval: tuple[float, float] | None = None  # 95 % paired-bootstrap interval of delta_miou (points)
+    too_small: bool = False  # the bootstrap says the image set is too small to tell
 
     @property
     def worse(self) -> list[ClassDelta]:
@@ -89,6 +92,10 @@ class Comparison:
                 f"{winner} better by {abs(self.delta_miou):.1f} mIoU points "
                 f"(B {_pct(self.miou_b, 1)} vs A {_pct(self.miou_a, 1)})"
             )
+        if self.interval is not None:
+            low, high = self.interval
+            head += f", 95 % CI {low:+.1f} to {high:+.1f}"
+            head += " (too few images to tell)" if self.too_small else ""
         worse = self.worse
         where = f"; B worse on {', '.join(c.name for c in worse[:3])}" if worse else ""
         if len(worse) > 3:
@@ -97,8 +104,14 @@ class Comparison:
 
 
 def compare(result: EvaluationResult, a: int = 0, b: int = 1) -> Comparison:
-    """Model `b` against model `a` of `result`."""
-    return compare_models(result.models[a], result.models[b], result.basis())
+    """Model `b` against model `a` of `result` (with the run's bootstrap interval for A and B)."""
+    comparison = compare_models(result.models[a], result.models[b], result.basis())
+    bootstrap = None if result.analysis is None else result.analysis.bootstrap
+    if bootstrap is None or (a, b) != (0, 1):
+        return comparison
+    delta = bootstrap.delta_miou
+    interval = (delta.low * 100, delta.high * 100)
+    return dataclasses.replace(comparison, interval=interval, too_small=bootstrap.too_small)
 
 
 def compare_models(a: ModelResult, b: ModelResult, basis: str) -> Comparison:

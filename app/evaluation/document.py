@@ -35,12 +35,21 @@ def result_document(result: EvaluationResult) -> dict[str, object]:
         "skipped": [{"key": s.key, "model": s.model, "reason": s.reason} for s in result.skipped()],
         "images_without_labels": result.unlabelled(),
         "write_errors": list(result.write_errors),
-        "models": [model_document(m) for m in result.models],
+        "models": [model_document(m, _boundary_iou(result, i)) for i, m in enumerate(result.models)],
+        **_analysis_sections(result),
     }
 
 
-def model_document(model: ModelResult) -> dict[str, object]:
-    """One model's entry in the document."""
+def _analysis_sections(result: EvaluationResult) -> dict[str, object]:
+    """`comparison` (paired bootstrap of B - A), `boundary`, `label_errors`, `missed_objects`: null or
+    empty when not computed (one model; --no-analysis)."""
+    if result.analysis is None:
+        return {"comparison": None, "boundary": {}, "label_errors": [], "missed_objects": None}
+    return result.analysis.to_dict()
+
+
+def model_document(model: ModelResult, boundary_iou: float | None = None) -> dict[str, object]:
+    """One model's entry in the document (`boundary_iou`: mean over classes, from the run's analysis)."""
     info = model.info
     names = model.scheme.names
     per_image = [
@@ -69,11 +78,19 @@ def model_document(model: ModelResult) -> dict[str, object]:
         "images_evaluated": model.images_evaluated,
         "errors": dict(model.errors),
         "metrics": model.scores.to_dict(),
+        "boundary_iou": boundary_iou,
         "latency_ms": model.latency.to_dict(),
         "memory_bytes": model.memory_bytes,
         "cache": None if model.cache is None else {"hits": model.cache.hits, "misses": model.cache.misses},
         "per_image": per_image,
     }
+
+
+def _boundary_iou(result: EvaluationResult, index: int) -> float | None:
+    if result.analysis is None or index >= len(result.analysis.boundary):
+        return None
+    scores = result.analysis.boundary[index]
+    return None if scores is None else nan_to_none(scores.mean_boundary_iou)
 
 
 def format_summary(result: EvaluationResult) -> str:
@@ -102,6 +119,10 @@ def format_summary(result: EvaluationResult) -> str:
     lines.append(row("category mIoU", [m.scores.mean_category_iou for m in models]))
     lat = "".join(f"{_ms(m.latency.p50):>19}" for m in models)
     lines.append(f"{'latency p50':<16}{lat}")
+    if result.analysis is not None and result.analysis.bootstrap is not None:
+        from app.analysis.bootstrap import summary
+
+        lines.append(summary(result.analysis.bootstrap))
     lines.append(f"computed on: {result.basis()}")
     return "\n".join(lines)
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -28,6 +28,9 @@ from app.core.domain.metrics import (
 )
 from app.core.io.datasets import Dataset, Sample, SampleRef
 from app.evaluation.predictors import SamplePredictor, sample_shape
+
+if TYPE_CHECKING:
+    from app.analysis.compare import Comparison, ImageAnalysis
 from app.inference.base import ModelInfo, Prediction, Timings
 
 
@@ -215,6 +218,7 @@ class SampleOutcome:
     predictions: tuple[np.ndarray | None, ...]
     errors: tuple[str | None, ...]
     sample_error: str | None
+    analysis: ImageAnalysis | None = None  # boundary, label errors, instance recalls (when asked)
 
 
 GroundTruthKind = Literal["original", "edited"]
@@ -257,6 +261,7 @@ class EvaluationResult:
     ground_truth: GroundTruth = GroundTruth()
     engine: str = "local"
     write_errors: tuple[str, ...] = ()  # saved-prediction files that could not be written, each named
+    analysis: Comparison | None = None  # B vs A statistics (bootstrap; boundary etc. when analyzed)
 
     @property
     def images_done(self) -> int:

@@ -68,6 +68,7 @@ class EvaluationRequest:
     limit: int | None = None  # the first N images only
     save_predictions: Path | None = None
     measure_memory: bool = False  # resident-memory growth of opening each model
+    analysis: bool = False  # per image: boundary quality, likely label errors, missed objects
 
     def __post_init__(self) -> None:
         if not self.models and not self.predictions:
@@ -109,6 +110,7 @@ class EvaluationSession:
             save_predictions=request.save_predictions,
             ground_truth=ground_truth,
             engine=engine,
+            analyze=request.analysis,
         )
         self.refs = dataset.refs[: request.limit] if request.limit else list(dataset.refs)
         self._closers = list(closers)

@@ -34,7 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--csv", type=Path, metavar="DIR", help="folder for per_class.csv and per_image.csv")
     parser.add_argument("--json", type=Path, help="full results and findings as JSON")
     parser.add_argument("--top", type=int, default=5, help="regressions/improvements to show (default 5)")
-    add_run_options(parser, cache_default=True)
+    add_run_options(parser, cache_default=True, analysis_default=True)
     return parser
 
 

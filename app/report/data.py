@@ -236,6 +236,11 @@ def verdict_lines(data: ReportData) -> list[str]:
             f"Largest regression on image {worst.key}: {points(worst.delta, 1)} mIoU points "
             f"({pct(worst.miou[0], 1)} -> {pct(worst.miou[1], 1)})."
         )
+    bootstrap = None if data.result.analysis is None else data.result.analysis.bootstrap
+    if bootstrap is not None:
+        from app.analysis.bootstrap import summary
+
+        lines.append(summary(bootstrap) + ".")
     lines += [c.speed_line(), basis]
     return lines
 
