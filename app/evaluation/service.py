@@ -178,9 +178,12 @@ def _ground_truth(
     """The dataset as the request wants its labels: original, or seen through a project's edits. With
     original labels, a note when the dataset's project holds edits the run does not use."""
     from app.core.storage.edited import EditedDataset, find_project
-    from app.core.storage.project import Project
 
     path = request.project or find_project(dataset.root)
+    if path is None and request.ground_truth == "original":
+        return dataset, GroundTruth(), None
+    from app.core.storage.project import Project  # only when there is a project to read
+
     if request.ground_truth == "original":
         if path is not None and request.project is None:
             try:
@@ -256,7 +259,7 @@ def load_predictors(
 ) -> tuple[list[SamplePredictor], list[int | None]]:
     """Open each model (then each saved-prediction folder); also returns each one's RSS growth on load
     (bytes; None when not measured). On an error every model opened so far is closed."""
-    if loader is None:
+    if loader is None and models:
         from app.inference.registry import load_model
 
         loader = load_model
@@ -266,6 +269,7 @@ def load_predictors(
     memory: list[int | None] = []
     try:
         for model in models:
+            assert loader is not None
             before = rss_bytes() if measure_memory else None
             segmenter = loader(model)
             after = rss_bytes() if measure_memory else None

@@ -77,3 +77,11 @@ def missing_framework_hint(what: str, extra: str, module: str | None) -> str:
             f"({install}), or convert there with `seglens export MODEL --out x.onnx` and open the .onnx here"
         )
     return f"the {extra} backend needs {module or 'its framework'}: {install}"
+
+
+PROJECT_FILE_NAME = "seglens-project.sqlite"
+
+
+def default_project_path(dataset_root: str | Path) -> Path:
+    """Where a dataset's project lives unless the user chooses: `<dataset>/seglens-project.sqlite`."""
+    return Path(dataset_root) / PROJECT_FILE_NAME

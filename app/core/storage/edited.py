@@ -7,10 +7,13 @@ import dataclasses
 import hashlib
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app.core.io.datasets import Dataset, Sample, SampleRef
-from app.core.io.paths import cache_dir
-from app.core.storage.project import Project, default_project_path
+from app.core.io.paths import cache_dir, default_project_path
+
+if TYPE_CHECKING:
+    from app.core.storage.project import Project
 
 _log = logging.getLogger(__name__)
 
@@ -56,6 +59,8 @@ def open_project(dataset: Dataset) -> Project:
     """The dataset's project, created on first use; in the user data folder if the dataset is read-only.
     A project that exists but cannot be used (damaged, newer, open in another process) is refused with
     its SegLensError and never replaced by an empty one."""
+    from app.core.storage.project import Project  # sqlite and the label editor: only when a project opens
+
     path = default_project_path(dataset.root)
     try:
         if path.is_file() and path.stat().st_size > 0:

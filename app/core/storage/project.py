@@ -44,6 +44,8 @@ from app.core.domain.review import FlagVocabulary, ImageReview, reviews_to_csv, 
 from app.core.io.datasets import SampleRef
 from app.core.io.fileutil import atomic_write_bytes, atomic_write_text, clean_stale_temps
 from app.core.io.imageio import encode_label_png, read_label
+from app.core.io.paths import PROJECT_FILE_NAME as PROJECT_FILE_NAME
+from app.core.io.paths import default_project_path as default_project_path
 
 # Autosaver, SavedEdit and ExportSummary live in their own modules (which do not import this one) and
 # are re-exported here, their historical home.
@@ -57,7 +59,6 @@ from app.core.storage.project_lock import ProjectInUseError as ProjectInUseError
 from app.core.storage.project_lock import ProjectLock
 
 SCHEMA_VERSION = 1
-PROJECT_FILE_NAME = "seglens-project.sqlite"
 EDITS_DIR_NAME = "edits"
 EDIT_SUFFIX = "_gtFine_labelIds.png"
 _SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -76,11 +77,6 @@ CREATE TABLE edit_log (
     id INTEGER PRIMARY KEY AUTOINCREMENT, image_key TEXT NOT NULL, action TEXT NOT NULL, at REAL NOT NULL
 );
 """
-
-
-def default_project_path(dataset_root: str | Path) -> Path:
-    """Where a dataset's project lives unless the user chooses: `<dataset>/seglens-project.sqlite`."""
-    return Path(dataset_root) / PROJECT_FILE_NAME
 
 
 @dataclass(frozen=True)
