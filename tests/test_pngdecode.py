@@ -15,7 +15,7 @@ from app.core.domain.labels import LABELIDS
 from app.core.io import pngdecode
 from app.core.io.imageio import image_size, read_image, read_instances, read_label
 
-imagecodecs = pytest.importorskip("imagecodecs", reason="the fast decoder is the optional extra 'fast'")
+imagecodecs = pytest.importorskip("imagecodecs", reason="imagecodecs (a dependency) is not installed here")
 
 
 @pytest.fixture(autouse=True)

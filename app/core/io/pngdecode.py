@@ -3,8 +3,8 @@
 Decoding is the floor of every evaluation. On a 2048x1024 RGB PNG imagecodecs' png_decode (libpng with
 zlib-ng) takes about 0.6x of Pillow's time, and it releases the GIL for the whole decode, where Pillow
 takes the GIL back between 64 KiB blocks and starves beside a busy Python thread (benchmarks/
-bench_decode.py measures both). imagecodecs is an optional extra (`pip install seglens[fast]`, a 26 MB
-wheel); without it, or with $SEGLENS_PNG_DECODER=pillow, every file goes through Pillow as before.
+bench_decode.py measures both). imagecodecs is a dependency (a 26 MB wheel); where it cannot be
+imported, or with $SEGLENS_PNG_DECODER=pillow, every file goes through Pillow as before.
 
 Only the kinds whose result is known to equal Pillow's bit for bit are taken here: 8-bit RGB and RGBA,
 8-bit and 16-bit greyscale, non-interlaced or interlaced (tests/test_imageio.py checks each against
