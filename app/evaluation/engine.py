@@ -211,6 +211,11 @@ class Evaluator:
             self.write_errors.append(f"{path}: {exc.strerror or exc}")  # list.append is atomic
 
     @property
+    def models_in_process(self) -> bool:
+        """Some model's calls run on this machine's cores (ONNX Runtime, Keras, torch)."""
+        return any(p.info.backend in _IN_PROCESS - {"files"} for p in self.predictors)
+
+    @property
     def local(self) -> bool:
         """Every model call runs in this process (and already uses every core)."""
         return all(p.info.backend in _IN_PROCESS for p in self.predictors)
@@ -276,10 +281,13 @@ class LocalEngine:
             return evaluator.finish(work.index, work.sample, work.steps, work.raw)
 
         workers = evaluator.workers
+        # Decoding and counting yield the CPU to in-process model calls (lowest priority); with nothing
+        # but saved masks or remote models there is no model to yield to, and they run at normal priority.
+        background = evaluator.models_in_process
         stages = [
-            Stage(load, workers, "load", background=True),
+            Stage(load, workers, "load", background=background),
             Stage(_infer, 1 if evaluator.local else workers, "infer"),
-            Stage(finish, workers, "count", background=True),
+            Stage(finish, workers, "count", background=background),
         ]
         yield from run_pipeline(enumerate(refs), stages, cancel=cancel, name="seglens-eval")
 
