@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from typing import TextIO
 
 from app.evaluation.engine import ImageCallback
 from app.evaluation.results import EvaluationResult, SampleOutcome
@@ -20,17 +21,22 @@ def run_with_progress(
 ) -> EvaluationResult:
     """session.run() with a progress bar (hidden when `quiet`); every skipped image or failed prediction
     written above it when `report_skipped`; `on_image` called per finished image."""
-    from tqdm import tqdm
+    write = _plain_write
+    bar = None
+    if not quiet:  # tqdm (and importlib.metadata behind it) costs ~20 ms of start-up: only for a bar
+        from tqdm import tqdm
 
-    bar = tqdm(total=len(session.refs), unit="img", disable=quiet, file=sys.stderr)
+        bar = tqdm(total=len(session.refs), unit="img", file=sys.stderr)
+        write = tqdm.write
 
     def on_outcome(outcome: SampleOutcome) -> None:
-        bar.update(1)
+        if bar is not None:
+            bar.update(1)
         if on_image is not None:
             on_image(outcome)
         for message in (outcome.sample_error, *outcome.errors):
             if message and report_skipped:
-                tqdm.write(f"skipped: {message}", file=sys.stderr)
+                write(f"skipped: {message}", file=sys.stderr)
 
     cancel = threading.Event()
     try:
@@ -39,4 +45,9 @@ def run_with_progress(
         cancel.set()
         raise
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
+
+
+def _plain_write(text: str, file: TextIO = sys.stderr) -> None:
+    print(text, file=file)

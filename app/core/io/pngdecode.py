@@ -81,14 +81,19 @@ def _load_decoder() -> Decoder | None:
         if _decoder_name is None:
             chosen: Decoder | None = None
             if os.environ.get(DECODER_ENV, "").strip().lower() != "pillow":
-                try:
-                    import imagecodecs
-                except ImportError:
-                    imagecodecs = None
-                chosen = None if imagecodecs is None else imagecodecs.png_decode
+                chosen = _import_decoder()
             _decoder = chosen
             _decoder_name = "pillow" if chosen is None else "imagecodecs"
     return _decoder
+
+
+def _import_decoder() -> Decoder | None:
+    try:
+        import imagecodecs
+    except ImportError:
+        return None
+    decoder: Decoder = imagecodecs.png_decode
+    return decoder
 
 
 def reset() -> None:
