@@ -333,3 +333,35 @@ def test_gate_fails_a_drop_only_when_it_is_significant(scenes, models, tmp_path,
     rule = check_rules(reference, candidate, limits, run)[0]
     assert rule.passed is False and "significant at 95%" in rule.message
     assert any("interval" in line for line in rule.details)
+
+
+def test_report_shows_and_exports_what_the_analysis_found(tmp_path) -> None:
+    # Two models that agree with each other against the labels somewhere: the "models" are the ground truth
+    # of the scenes with one rectangle relabelled, identical in both, so that rectangle is a label error.
+    from PIL import Image
+
+    root = generate(tmp_path / "data", 3, size=(96, 192), seed=9)
+    folders = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        out.mkdir()
+        for label in root.rglob("*_gtFine_labelIds.png"):
+            ids = np.array(Image.open(label))
+            ids[10:40, 20:80] = 26  # labelId 26 = car, the same wrong region in both models
+            Image.fromarray(ids).save(out / label.name)
+        folders.append(str(out))
+    out = tmp_path / "r.html"
+    args = ["--dataset", str(root), "--predictions", folders[0], "--predictions", folders[1], "-q"]
+    assert (
+        report_main(
+            [*args, "--out", str(out), "--csv", str(tmp_path / "csv"), "--json", str(tmp_path / "r.json")]
+        )
+        == 0
+    )
+    page = out.read_text()
+    for section in ("Per-class comparison", "Boundary quality", "Likely label errors"):
+        assert section in page
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert doc["label_errors"] and doc["label_errors"][0]["predicted"] == "car"
+    assert doc["comparison"]["delta_miou"]["value"] == 0.0
+    assert (tmp_path / "csv" / "label_errors.csv").read_text().count("\n") == len(doc["label_errors"]) + 1

@@ -8,10 +8,7 @@ forbids scripts and every network load, so even a missed escape could not run co
 from __future__ import annotations
 
 import base64
-import html
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +30,11 @@ from app.report.data import (
     size_text,
 )
 from app.report.figures import Example, Figures
+from app.report.html_analysis import boundary_section, label_error_section, missed_section, seed_table
+from app.report.markup import Cell
+from app.report.markup import delta_cell as _delta_cell
+from app.report.markup import esc as _e
+from app.report.markup import table as _table
 
 _CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
@@ -61,36 +63,6 @@ details { margin: 8px 0; } summary { cursor: pointer; color: #1565c0; }
 """
 
 
-def _e(value: object) -> str:
-    """Escape anything for text and attribute positions."""
-    return html.escape(str(value), quote=True)
-
-
-@dataclass(frozen=True)
-class Cell:
-    """A table cell with a CSS class (both escaped on output)."""
-
-    text: str
-    css: str = ""
-
-
-def _delta_cell(delta: float | None) -> Cell:
-    css = "" if delta is None else ("neg" if delta < 0 else "pos" if delta > 0 else "")
-    return Cell(points(delta), css)
-
-
-def _table(table_id: str, headers: Sequence[str], rows: Sequence[Sequence[str | Cell]]) -> str:
-    head = "".join(f'<th class="{"text" if i == 0 else ""}">{_e(h)}</th>' for i, h in enumerate(headers))
-    body = []
-    for row in rows:
-        cells = []
-        for i, value in enumerate(row):
-            cell = value if isinstance(value, Cell) else Cell(value, "text" if i == 0 else "")
-            cells.append(f'<td class="{_e(cell.css)}">{_e(cell.text)}</td>')
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return f'<table id="{_e(table_id)}"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
-
-
 def _img(data: bytes, alt: str) -> str:
     uri = f"data:{mime_type(data)};base64,{base64.b64encode(data).decode('ascii')}"
     return f'<img src="{uri}" alt="{_e(alt)}">'
@@ -103,8 +75,12 @@ def render_html(data: ReportData, figures: Figures) -> str:
         _header(data, names),
         _verdict(data, figures),
         _summary(data),
+        seed_table(data),
         _per_class(data),
         _categories(data),
+        boundary_section(data),
+        label_error_section(data),
+        missed_section(data),
         _heatmaps(data, figures),
         _examples("Largest regressions (B worse than A)", "regressions", figures.regressions, data),
         _examples("Largest improvements (B better than A)", "improvements", figures.improvements, data),

@@ -72,9 +72,21 @@ def per_image_csv(data: ReportData) -> str:
 
 
 def write_csv(data: ReportData, folder: str | Path, prefix: str = "") -> list[Path]:
-    """Write `<prefix>per_class.csv` and `<prefix>per_image.csv` into `folder`; returns both paths."""
+    """Write `<prefix>per_class.csv` and `<prefix>per_image.csv` into `folder`, and with the run's analysis
+    `label_errors.csv` and `missed_objects.csv` (the full ranked lists); returns the paths written."""
     root = Path(folder)
     paths = [root / f"{prefix}per_class.csv", root / f"{prefix}per_image.csv"]
     atomic_write_text(paths[0], per_class_csv(data))
     atomic_write_text(paths[1], per_image_csv(data))
+    analysis = data.result.analysis
+    if analysis is not None and analysis.label_errors:
+        from app.analysis.label_errors import label_errors_csv
+
+        paths.append(root / f"{prefix}label_errors.csv")
+        atomic_write_text(paths[-1], label_errors_csv(analysis.label_errors))
+    if analysis is not None and analysis.missed is not None:
+        from app.analysis.instances import missed_objects_csv
+
+        paths.append(root / f"{prefix}missed_objects.csv")
+        atomic_write_text(paths[-1], missed_objects_csv(analysis.missed))
     return paths
