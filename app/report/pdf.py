@@ -138,7 +138,8 @@ def _page_summary(pdf: _Pdf, data: ReportData, names: str) -> None:
              f"SegLens {__version__} - {data.created}", 8)  # fmt: skip
     pdf.ln(3)
     pdf.set_fill_color(240, 244, 251)
-    for i, line in enumerate(data.verdict):
+    # The basis ("Computed on: ...") is in the line above; the page keeps room for the chart below.
+    for i, line in enumerate(v for v in data.verdict if not v.startswith("Computed on:")):
         pdf.set_font("Helvetica", "B" if i == 0 else "", 13 if i == 0 else 10)
         pdf.multi_cell(0, 6.5 if i == 0 else 5.2, _t(line), fill=True, new_x="LMARGIN", new_y="NEXT")
     pdf.ln(4)
