@@ -1,0 +1,179 @@
+"""What runs on a Ray worker: an actor holding the request's models, evaluating one image per task with
+the per-image steps every engine shares (see engine_ray for the driver's side)."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import shutil
+import socket
+import tempfile
+import threading
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from app.core.datasets import Dataset, Sample, SampleRef
+from app.core.errors import InputError, SegLensError
+from app.core.labels import EvalScheme
+from app.evaluation.engine import Evaluator, error_text
+from app.evaluation.results import SampleOutcome
+from app.inference.base import PendingPrediction
+
+if TYPE_CHECKING:
+    from app.evaluation.service import EvaluationRequest
+
+PATH_FIELDS = ("image_path", "gt_path", "instance_path")
+
+Packed = tuple[tuple[int, ...], str, bytes]  # shape, dtype, zlib bytes
+Shipped = tuple[str, bytes]  # ("file", bytes) | ("dir", b"") | ("missing", b"")
+
+def pack(array: np.ndarray) -> Packed:
+    """A label map for the trip back to the driver (label maps are long runs: zlib level 1, ~20-40x)."""
+    data = np.ascontiguousarray(array)
+    return tuple(data.shape), data.dtype.str, zlib.compress(data.tobytes(), 1)
+
+
+def unpack(packed: Packed) -> np.ndarray:
+    shape, dtype, data = packed
+    return np.frombuffer(zlib.decompress(data), dtype=np.dtype(dtype)).reshape(shape)
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What one actor needs to build its Evaluator: the request (as workers open it: original labels, no
+    saving: the driver writes), the dataset without its listing, the run's scheme, its threads."""
+
+    request: EvaluationRequest
+    dataset: Dataset  # refs empty: a worker loads the refs it is sent
+    scheme: EvalScheme
+    threads: int  # onnxruntime intra-op threads: the actor's CPUs
+    in_process: bool  # model calls use the CPU: one at a time per actor, decoding beside them
+    probe: tuple[str, int] | None  # a dataset file and its size: does this worker see the data?
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """One image's outcome as it travels back: predictions packed (or left behind), cache use per model."""
+
+    outcome: SampleOutcome  # predictions ()
+    predictions: tuple[Packed | None, ...] | None
+    cache: tuple[tuple[int, int], ...]  # per model: (hits, misses) added by this task
+
+
+class EvalWorker:
+    """A Ray actor (wrapped by ray.remote at run time): the request's models, opened once."""
+
+    def __init__(self, spec: WorkerSpec) -> None:
+        from app.inference.onnx_backend import THREADS_ENV
+
+        os.environ[THREADS_ENV] = str(spec.threads)
+        self.spec = spec
+        self.error: str | None = None
+        self.evaluator: Evaluator | None = None
+        self._infer_lock = threading.Lock()
+        self._stats_lock = threading.Lock()
+        self._scratch = Path(tempfile.mkdtemp(prefix="seglens-ray-"))
+        try:
+            from app.evaluation.service import open_predictors
+
+            predictors, _memory, _notes = open_predictors(spec.request, spec.dataset)
+            self.evaluator = Evaluator(spec.dataset, predictors, spec.scheme, workers=1)
+        except SegLensError as exc:  # reported by the driver, naming this node
+            self.error = str(exc)
+
+    def describe(self) -> dict[str, Any]:
+        """pid, node, whether this worker sees the dataset's files, and why its models did not open."""
+        sees = False
+        if self.spec.probe is not None:
+            path, size = self.spec.probe
+            with contextlib.suppress(OSError):
+                sees = Path(path).stat().st_size == size
+        return {"pid": os.getpid(), "node": socket.gethostname(), "sees_data": sees, "error": self.error}
+
+    def evaluate(
+        self,
+        index: int,
+        ref: SampleRef,
+        files: dict[str, Shipped] | None,
+        edited_gt: Packed | None,
+        with_predictions: bool,
+    ) -> TaskResult:
+        """Decode `ref` (from `files` when shipped), predict with every model and count."""
+        evaluator = self.evaluator
+        if evaluator is None:
+            raise SegLensError(self.error or "the worker's models are not open")
+        before = self._cache_counts()
+        try:
+            sample = self._load(index, ref, files)
+        except SegLensError as exc:
+            return TaskResult(SampleOutcome(index, ref, (), (), (), str(exc)), None, self._delta(before))
+        if edited_gt is not None:
+            sample = dataclasses.replace(sample, gt=unpack(edited_gt))
+        steps = evaluator.begin(sample)
+        raw: dict[int, object] = {}
+        with self._infer_lock if self.spec.in_process else contextlib.nullcontext():
+            for i, step in enumerate(steps):
+                if isinstance(step, PendingPrediction):
+                    try:
+                        raw[i] = step.infer()
+                    except Exception as exc:  # one model's failure on one image must not end the run
+                        steps[i] = error_text(ref, exc)
+        outcome = evaluator.finish(index, sample, steps, raw)
+        packed = None
+        if with_predictions:
+            packed = tuple(None if ids is None else pack(ids) for ids in outcome.predictions)
+        return TaskResult(dataclasses.replace(outcome, predictions=()), packed, self._delta(before))
+
+    def _load(self, index: int, ref: SampleRef, files: dict[str, Shipped] | None) -> Sample:
+        assert self.evaluator is not None
+        if files is None:
+            return self.evaluator.load(ref)
+        # The shipped bytes are decoded from files by the very code a local run uses; messages name the
+        # driver's paths, as a local run's do.
+        folder = self._scratch / str(index)
+        folder.mkdir(parents=True, exist_ok=True)
+        local: dict[str, Path | None] = {}
+        originals: dict[Path, Path] = {}
+        for name in PATH_FIELDS:
+            source: Path | None = getattr(ref, name)
+            if source is None:
+                local[name] = None
+                continue
+            target = folder / f"{name}-{source.name}"
+            kind, data = files[name]
+            if kind == "file":
+                target.write_bytes(data)
+            elif kind == "dir":
+                target.mkdir()
+            local[name] = target
+            originals[target] = source
+        try:
+            sample = self.evaluator.load(dataclasses.replace(ref, **local))
+        except InputError as exc:
+            path = originals.get(exc.path, exc.path) if exc.path is not None else None
+            raise InputError(path, exc.problem) from None
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        return dataclasses.replace(sample, ref=ref)
+
+    def _cache_counts(self) -> list[tuple[int, int]]:
+        assert self.evaluator is not None
+        with self._stats_lock:
+            return [
+                (int(getattr(p, "hits", 0)), int(getattr(p, "misses", 0))) for p in self.evaluator.predictors
+            ]
+
+    def _delta(self, before: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+        # Tasks run side by side on an actor, so one task's delta may hold its neighbour's lookups: the
+        # sums over the run are exact, which is what the result reports.
+        after = self._cache_counts()
+        return tuple((h1 - h0, m1 - m0) for (h0, m0), (h1, m1) in zip(before, after, strict=True))
+
+    def close(self) -> None:
+        shutil.rmtree(self._scratch, ignore_errors=True)
+
