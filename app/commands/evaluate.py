@@ -34,7 +34,10 @@ def run(args: argparse.Namespace) -> int:
     if not args.model and not args.predictions:
         print("seglens evaluate: give at least one --model or --predictions", file=sys.stderr)
         return 2
-    request = request_from_args(args, args.model, args.predictions, save_predictions=args.save_predictions)
+    # Nothing here shows the masks: a cluster leaves them on the workers (the driver saves them if asked).
+    request = request_from_args(
+        args, args.model, args.predictions, save_predictions=args.save_predictions, outcome_predictions=False
+    )
     with open_session(request) as session:
         for note in session.notes:
             print(note, file=sys.stderr)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 import shutil
 import socket
@@ -62,7 +63,7 @@ class TaskResult:
 
     outcome: SampleOutcome  # predictions ()
     predictions: tuple[Packed | None, ...] | None
-    cache: tuple[tuple[int, int], ...]  # per model: (hits, misses) added by this task
+    cache: tuple[tuple[int, int], ...]  # per model: this task's (hits, misses) of the prediction cache
 
 
 class EvalWorker:
@@ -76,13 +77,16 @@ class EvalWorker:
         self.error: str | None = None
         self.evaluator: Evaluator | None = None
         self._infer_lock = threading.Lock()
-        self._stats_lock = threading.Lock()
+        self._task = threading.local()
         self._scratch = Path(tempfile.mkdtemp(prefix="seglens-ray-"))
         try:
             from app.evaluation.service import open_predictors
 
             predictors, _memory, _notes = open_predictors(spec.request, spec.dataset)
             self.evaluator = Evaluator(spec.dataset, predictors, spec.scheme, workers=1)
+            for i, predictor in enumerate(predictors):
+                if hasattr(predictor, "on_count"):  # the prediction cache's hits and misses
+                    predictor.on_count = functools.partial(self._tally, i)
         except SegLensError as exc:  # reported by the driver, naming this node
             self.error = str(exc)
 
@@ -107,11 +111,11 @@ class EvalWorker:
         evaluator = self.evaluator
         if evaluator is None:
             raise SegLensError(self.error or "the worker's models are not open")
-        before = self._cache_counts()
+        self._task.counts = [[0, 0] for _ in evaluator.predictors]
         try:
             sample = self._load(index, ref, files)
         except SegLensError as exc:
-            return TaskResult(SampleOutcome(index, ref, (), (), (), str(exc)), None, self._delta(before))
+            return TaskResult(SampleOutcome(index, ref, (), (), (), str(exc)), None, self._counts())
         if edited_gt is not None:
             sample = dataclasses.replace(sample, gt=unpack(edited_gt))
         steps = evaluator.begin(sample)
@@ -127,7 +131,7 @@ class EvalWorker:
         packed = None
         if with_predictions:
             packed = tuple(None if ids is None else pack(ids) for ids in outcome.predictions)
-        return TaskResult(dataclasses.replace(outcome, predictions=()), packed, self._delta(before))
+        return TaskResult(dataclasses.replace(outcome, predictions=()), packed, self._counts())
 
     def _load(self, index: int, ref: SampleRef, files: dict[str, Shipped] | None) -> Sample:
         assert self.evaluator is not None
@@ -161,18 +165,15 @@ class EvalWorker:
             shutil.rmtree(folder, ignore_errors=True)
         return dataclasses.replace(sample, ref=ref)
 
-    def _cache_counts(self) -> list[tuple[int, int]]:
-        assert self.evaluator is not None
-        with self._stats_lock:
-            return [
-                (int(getattr(p, "hits", 0)), int(getattr(p, "misses", 0))) for p in self.evaluator.predictors
-            ]
+    def _tally(self, model: int, hit: bool) -> None:
+        # A task runs in one thread from decode to count, so a thread's tally is exactly its own task's
+        # cache use (tasks run side by side on an actor).
+        counts = getattr(self._task, "counts", None)
+        if counts is not None:
+            counts[model][0 if hit else 1] += 1
 
-    def _delta(self, before: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
-        # Tasks run side by side on an actor, so one task's delta may hold its neighbour's lookups: the
-        # sums over the run are exact, which is what the result reports.
-        after = self._cache_counts()
-        return tuple((h1 - h0, m1 - m0) for (h0, m0), (h1, m1) in zip(before, after, strict=True))
+    def _counts(self) -> tuple[tuple[int, int], ...]:
+        return tuple((hits, misses) for hits, misses in self._task.counts)
 
     def close(self) -> None:
         shutil.rmtree(self._scratch, ignore_errors=True)
