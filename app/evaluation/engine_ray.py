@@ -17,6 +17,7 @@ Ray is an optional extra (`pip install -e '.[ray]'`), imported only when this en
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import importlib.util
@@ -32,7 +33,16 @@ from app.core.errors import InputError, SegLensError
 from app.core.imageio import write_label_png
 from app.evaluation.engine import Evaluator, error_text
 from app.evaluation.outputs import prediction_path
-from app.evaluation.ray_worker import PATH_FIELDS, EvalWorker, Packed, Shipped, TaskResult, WorkerSpec, pack, unpack
+from app.evaluation.ray_worker import (
+    PATH_FIELDS,
+    EvalWorker,
+    Packed,
+    Shipped,
+    TaskResult,
+    WorkerSpec,
+    pack,
+    unpack,
+)
 from app.evaluation.results import SampleOutcome
 
 if TYPE_CHECKING:
@@ -76,9 +86,10 @@ def connect(address: str | None) -> ModuleType:
                 log_to_driver=False,
             )
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise InputError(None, f"cannot connect to the Ray cluster at {target or 'a local Ray'}: {exc}") from exc
+        raise InputError(
+            None, f"cannot connect to the Ray cluster at {target or 'a local Ray'}: {exc}"
+        ) from exc
     return ray
-
 
 
 @dataclass(frozen=True)
@@ -111,7 +122,9 @@ class RayEngine:
     def __init__(self, request: EvaluationRequest) -> None:
         require_ray()  # a missing extra is reported before any model opens
         if request.ray.data not in DATA_MODES:
-            raise InputError(None, f"--ray-data must be one of {', '.join(DATA_MODES)}, not {request.ray.data!r}")
+            raise InputError(
+                None, f"--ray-data must be one of {', '.join(DATA_MODES)}, not {request.ray.data!r}"
+            )
         self.request = request
         self.workers: list[dict[str, Any]] = []
 
@@ -143,7 +156,9 @@ class RayEngine:
         actors = max(1, min(total // cpus, images))
         return Plan(actors, cpus, concurrency, concurrency + 1)
 
-    def _spec(self, evaluator: Evaluator, refs: Sequence[SampleRef], ray: ModuleType) -> tuple[WorkerSpec, Plan]:
+    def _spec(
+        self, evaluator: Evaluator, refs: Sequence[SampleRef], ray: ModuleType
+    ) -> tuple[WorkerSpec, Plan]:
         cpus = int(ray.cluster_resources().get("CPU", 1))
         plan = self.plan(evaluator, cpus, len(refs))
         # Workers count against the original files; edits and saving stay with the driver.
@@ -166,7 +181,12 @@ class RayEngine:
         return spec, plan
 
     def _stream(
-        self, ray: ModuleType, pool: _Pool, evaluator: Evaluator, refs: Sequence[SampleRef], cancel: threading.Event | None
+        self,
+        ray: ModuleType,
+        pool: _Pool,
+        evaluator: Evaluator,
+        refs: Sequence[SampleRef],
+        cancel: threading.Event | None,
     ) -> Iterator[SampleOutcome]:
         todo = deque(enumerate(refs))
         edited = _Edited(evaluator.dataset, refs)
@@ -202,7 +222,9 @@ class RayEngine:
                     if attempts[index] < _ATTEMPTS:
                         todo.appendleft((index, ref))
                     else:
-                        message = f"{ref.image_path}: the Ray worker evaluating this image died {_ATTEMPTS} times"
+                        message = (
+                            f"{ref.image_path}: the Ray worker evaluating this image died {_ATTEMPTS} times"
+                        )
                         yield SampleOutcome(index, ref, (), (), (), message)
                     continue
                 yield _rebuild(evaluator, result)
@@ -244,8 +266,9 @@ class _Pool:
                 slot.info["ships"] = slot.ship
             if waiting and waited > _START_TIMEOUT_S:
                 raise SegLensError(
-                    f"Ray could not start {len(waiting)} of {len(self.slots)} workers of {self.plan.cpus} CPUs "
-                    f"in {_START_TIMEOUT_S:.0f} s: the cluster's CPUs are busy (try --ray-cpus-per-worker)"
+                    f"Ray could not start {len(waiting)} of {len(self.slots)} workers of {self.plan.cpus} "
+                    f"CPUs in {_START_TIMEOUT_S:.0f} s: the cluster's CPUs are busy "
+                    "(try --ray-cpus-per-worker)"
                 )
         return [slot.info for slot in self.slots]
 
@@ -257,8 +280,7 @@ class _Pool:
         if self.replaced > 2 * len(self.slots) + 2:
             raise SegLensError(f"Ray workers keep dying ({self.replaced} replaced; last: {exc})")
         self._kill(actor)
-        slot.actor = self._cls.remote(self.spec)
-        slot.load = 0
+        slot.actor = self._cls.remote(self.spec)  # its dead twin's tasks each fail and are counted off
 
     def shutdown(self) -> None:
         """Kill every actor: nothing of this run keeps running on the cluster (cancel, error or end)."""
@@ -267,10 +289,8 @@ class _Pool:
         self.slots = []
 
     def _kill(self, actor: Any) -> None:
-        try:
+        with contextlib.suppress(Exception):  # already gone, or the cluster with it
             self.ray.kill(actor, no_restart=True)
-        except Exception:  # noqa: BLE001  (already gone, or the cluster with it)
-            pass
 
 
 class _Edited:
@@ -334,8 +354,8 @@ def _rebuild(evaluator: Evaluator, result: TaskResult) -> SampleOutcome:
     outcome = result.outcome
     for predictor, (hits, misses) in zip(evaluator.predictors, result.cache, strict=False):
         if hasattr(predictor, "hits") and hasattr(predictor, "misses"):
-            predictor.hits += hits  # type: ignore[attr-defined]
-            predictor.misses += misses  # type: ignore[attr-defined]
+            predictor.hits += hits
+            predictor.misses += misses
     if result.predictions is None:
         return outcome
     predictions = tuple(None if p is None else unpack(p) for p in result.predictions)
@@ -344,7 +364,9 @@ def _rebuild(evaluator: Evaluator, result: TaskResult) -> SampleOutcome:
         for i, (predictor, ids) in enumerate(zip(evaluator.predictors, predictions, strict=True)):
             if ids is not None:
                 try:
-                    write_label_png(prediction_path(evaluator.save_predictions, predictor.info.name, outcome.ref), ids)
+                    write_label_png(
+                        prediction_path(evaluator.save_predictions, predictor.info.name, outcome.ref), ids
+                    )
                 except Exception as exc:  # as in a local run: this model's error on this image
                     errors[i] = error_text(outcome.ref, exc)
     return dataclasses.replace(outcome, predictions=predictions, errors=tuple(errors))

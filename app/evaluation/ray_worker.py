@@ -33,6 +33,7 @@ PATH_FIELDS = ("image_path", "gt_path", "instance_path")
 Packed = tuple[tuple[int, ...], str, bytes]  # shape, dtype, zlib bytes
 Shipped = tuple[str, bytes]  # ("file", bytes) | ("dir", b"") | ("missing", b"")
 
+
 def pack(array: np.ndarray) -> Packed:
     """A label map for the trip back to the driver (label maps are long runs: zlib level 1, ~20-40x)."""
     data = np.ascontiguousarray(array)
@@ -141,23 +142,26 @@ class EvalWorker:
         # driver's paths, as a local run's do.
         folder = self._scratch / str(index)
         folder.mkdir(parents=True, exist_ok=True)
-        local: dict[str, Path | None] = {}
         originals: dict[Path, Path] = {}
-        for name in PATH_FIELDS:
-            source: Path | None = getattr(ref, name)
-            if source is None:
-                local[name] = None
-                continue
+
+        def stage(name: str, source: Path) -> Path:
             target = folder / f"{name}-{source.name}"
             kind, data = files[name]
             if kind == "file":
                 target.write_bytes(data)
             elif kind == "dir":
                 target.mkdir()
-            local[name] = target
             originals[target] = source
+            return target
+
+        here = dataclasses.replace(
+            ref,
+            image_path=stage("image_path", ref.image_path),
+            gt_path=None if ref.gt_path is None else stage("gt_path", ref.gt_path),
+            instance_path=None if ref.instance_path is None else stage("instance_path", ref.instance_path),
+        )
         try:
-            sample = self.evaluator.load(dataclasses.replace(ref, **local))
+            sample = self.evaluator.load(here)
         except InputError as exc:
             path = originals.get(exc.path, exc.path) if exc.path is not None else None
             raise InputError(path, exc.problem) from None
@@ -177,4 +181,3 @@ class EvalWorker:
 
     def close(self) -> None:
         shutil.rmtree(self._scratch, ignore_errors=True)
-
