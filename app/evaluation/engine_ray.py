@@ -31,8 +31,11 @@ from typing import TYPE_CHECKING, Any
 from app.core.datasets import Dataset, SampleRef
 from app.core.errors import InputError, SegLensError
 from app.core.imageio import write_label_png
+from app.core.labels import EvalScheme
+from app.core.prediction_cache import PredictionCache
 from app.evaluation.engine import Evaluator, error_text
 from app.evaluation.outputs import prediction_path
+from app.evaluation.predictors import SamplePredictor
 from app.evaluation.ray_worker import (
     PATH_FIELDS,
     EvalWorker,
@@ -119,13 +122,14 @@ class RayEngine:
 
     name = "ray"
 
-    def __init__(self, request: EvaluationRequest) -> None:
+    def __init__(self, request: EvaluationRequest, *, order: tuple[int, ...] | None = None) -> None:
         require_ray()  # a missing extra is reported before any model opens
         if request.ray.data not in DATA_MODES:
             raise InputError(
                 None, f"--ray-data must be one of {', '.join(DATA_MODES)}, not {request.ray.data!r}"
             )
         self.request = request
+        self.order = order  # the driver's predictor i is the worker's order[i] (default: the same)
         self.workers: list[dict[str, Any]] = []
 
     def outcomes(
@@ -177,6 +181,7 @@ class RayEngine:
             threads=plan.cpus,
             in_process=evaluator.local,
             probe=_probe(refs),
+            order=self.order,
         )
         return spec, plan
 
@@ -370,3 +375,37 @@ def _rebuild(evaluator: Evaluator, result: TaskResult) -> SampleOutcome:
                 except Exception as exc:  # as in a local run: this model's error on this image
                     errors[i] = error_text(outcome.ref, exc)
     return dataclasses.replace(outcome, predictions=predictions, errors=tuple(errors))
+
+
+def engine_for_window(
+    address: str, dataset: Dataset, predictors: Sequence[SamplePredictor], scheme: EvalScheme
+) -> RayEngine:
+    """A Ray engine for models the window has open: workers open the same sources (model files,
+    manifests, prediction folders) and use the same prediction cache folder. `address` 'local': $RAY_ADDRESS
+    or a Ray started here."""
+    from app.evaluation.service import CachePolicy, EvaluationRequest, RayOptions
+
+    models: list[str] = []
+    folders: list[str] = []
+    slots: list[tuple[bool, int]] = []  # (is a folder, its index among its kind), per predictor
+    cache = CachePolicy()
+    for predictor in predictors:
+        store = getattr(predictor, "cache", None)
+        if isinstance(store, PredictionCache):
+            cache = CachePolicy(use=True, folder=store.root, max_bytes=store.max_bytes)
+        kind = folders if predictor.info.backend == "files" else models
+        slots.append((kind is folders, len(kind)))
+        kind.append(predictor.info.source)
+    request = EvaluationRequest(
+        dataset=dataset.root,
+        models=tuple(models),
+        predictions=tuple(folders),
+        gt_scheme=dataset.gt_scheme,
+        scheme=scheme.key if scheme.is_cityscapes else None,
+        cache=cache,
+        engine="ray",
+        ray=RayOptions(address=None if address == "local" else address),
+    )
+    # Workers open models first, then folders: map the window's order onto theirs.
+    order = tuple(index + (len(models) if is_folder else 0) for is_folder, index in slots)
+    return RayEngine(request, order=order)

@@ -56,6 +56,7 @@ class WorkerSpec:
     threads: int  # onnxruntime intra-op threads: the actor's CPUs
     in_process: bool  # model calls use the CPU: one at a time per actor, decoding beside them
     probe: tuple[str, int] | None  # a dataset file and its size: does this worker see the data?
+    order: tuple[int, ...] | None = None  # the driver's predictor i is the request's order[i]
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,8 @@ class EvalWorker:
             from app.evaluation.service import open_predictors
 
             predictors, _memory, _notes = open_predictors(spec.request, spec.dataset)
+            if spec.order is not None:
+                predictors = [predictors[i] for i in spec.order]
             self.evaluator = Evaluator(spec.dataset, predictors, spec.scheme, workers=1)
             for i, predictor in enumerate(predictors):
                 if hasattr(predictor, "on_count"):  # the prediction cache's hits and misses
