@@ -34,6 +34,7 @@ def start_local_ray() -> Any:
     import ray
 
     ray.init(
+        address="local",  # never a cluster some `ray start` left on this machine
         num_cpus=2,
         include_dashboard=False,
         object_store_memory=OBJECT_STORE_BYTES,

@@ -83,6 +83,7 @@ def connect(address: str | None) -> ModuleType:
             ray.init(address=target, log_to_driver=False)
         else:
             ray.init(
+                address="local",  # a new Ray, never one a `ray start` left on this machine
                 num_cpus=os.cpu_count() or 1,
                 include_dashboard=False,
                 object_store_memory=LOCAL_OBJECT_STORE_BYTES,

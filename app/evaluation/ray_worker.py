@@ -101,7 +101,16 @@ class EvalWorker:
             path, size = self.spec.probe
             with contextlib.suppress(OSError):
                 sees = Path(path).stat().st_size == size
-        return {"pid": os.getpid(), "node": socket.gethostname(), "sees_data": sees, "error": self.error}
+        import ray
+
+        node_id = ray.get_runtime_context().get_node_id()
+        return {
+            "pid": os.getpid(),
+            "node": socket.gethostname(),
+            "node_id": node_id,
+            "sees_data": sees,
+            "error": self.error,
+        }
 
     def evaluate(
         self,
