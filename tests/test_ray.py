@@ -230,6 +230,18 @@ def test_a_real_head_through_ray_address(scenes, models, tmp_path) -> None:
     assert ray_doc["engine"] == "ray" and without_timings(ray_doc) == without_timings(local_doc)
 
 
+def _without_run_facts(document: dict) -> dict:
+    """A report's or gate's JSON without what describes the run rather than the models: when, the command
+    line, seconds, memory, and the verdict's latency sentence."""
+    report = document.get("report")
+    if isinstance(report, dict):
+        for key in ("created", "settings", "memory_rss_bytes"):
+            report.pop(key, None)
+        report["verdict"] = [line for line in report.get("verdict", []) if "latency" not in line]
+    document.pop("seconds", None)
+    return document
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -239,3 +251,29 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
     except OSError:
         return False
+
+
+def test_report_and_gate_on_ray_write_the_local_json(ray_local, scenes, models, tmp_path, capsys) -> None:
+    from app.gate import main as gate_main
+    from app.report.cli import main as report_main
+
+    base = ["--dataset", str(scenes), "-q", "--no-cache"]
+    docs = {}
+    for engine in ("local", "ray"):
+        report, gate = tmp_path / f"report-{engine}.json", tmp_path / f"gate-{engine}.json"
+        args = ["--engine", engine]
+        assert (
+            report_main([*base, *args, "--model", models[0], "--model", models[1], "--json", str(report)])
+            == 0
+        )
+        rules = ["--max-miou-drop", "100", "--max-class-drop", "100"]
+        code = gate_main(
+            [*base, *args, "--reference", models[0], "--candidate", models[1], "--json", str(gate), *rules]
+        )
+        assert code == 0
+        docs[engine] = [_without_run_facts(json.loads(p.read_text())) for p in (report, gate)]
+    assert docs["ray"][0]["engine"] == "ray"
+    assert without_timings(docs["ray"]) == without_timings(docs["local"])
+    # A --ray-* option without --engine ray is refused rather than silently ignored.
+    assert main(["evaluate", "--dataset", str(scenes), "--model", models[0], "--ray-address", "x:1"]) == 2
+    assert "need --engine ray" in capsys.readouterr().err

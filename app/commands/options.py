@@ -106,13 +106,14 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
 
 def ray_options(args: argparse.Namespace) -> RayOptions:
     """The RayOptions of the options add_engine_options added."""
+    from app.core.errors import InputError
     from app.evaluation.service import RayOptions
 
     cpus = args.ray_cpus_per_worker
     if cpus is not None and cpus < 1:
-        from app.core.errors import InputError
-
         raise InputError(None, f"--ray-cpus-per-worker must be 1 or more, not {cpus}")
+    if args.engine != "ray" and (args.ray_address or cpus is not None or args.ray_data != "auto"):
+        raise InputError(None, "the --ray-* options need --engine ray")
     return RayOptions(address=args.ray_address, data=args.ray_data, cpus_per_worker=cpus)
 
 
