@@ -22,6 +22,7 @@ import copy
 import dataclasses
 import importlib.util
 import os
+import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -257,12 +258,11 @@ class _Pool:
         where they could not be."""
         self.slots = [_Slot(self._cls.remote(self.spec)) for _ in range(self.plan.actors)]
         waiting = {slot.actor.describe.remote(): slot for slot in self.slots}
-        waited = 0.0
+        deadline = time.monotonic() + _START_TIMEOUT_S
         while waiting:
             if cancel is not None and cancel.is_set():
                 return []
             ready, _ = self.ray.wait(list(waiting), num_returns=len(waiting), timeout=0.5)
-            waited += 0.5
             for task in ready:
                 slot = waiting.pop(task)
                 slot.info = self.ray.get(task)
@@ -270,7 +270,7 @@ class _Pool:
                     raise SegLensError(f"Ray worker on {slot.info['node']}: {slot.info['error']}")
                 slot.ship = self.data == "ship" or (self.data == "auto" and not slot.info["sees_data"])
                 slot.info["ships"] = slot.ship
-            if waiting and waited > _START_TIMEOUT_S:
+            if waiting and time.monotonic() > deadline:
                 raise SegLensError(
                     f"Ray could not start {len(waiting)} of {len(self.slots)} workers of {self.plan.cpus} "
                     f"CPUs in {_START_TIMEOUT_S:.0f} s: the cluster's CPUs are busy "
