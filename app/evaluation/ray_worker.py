@@ -80,7 +80,6 @@ class EvalWorker:
         self.evaluator: Evaluator | None = None
         self._infer_lock = threading.Lock()
         self._task = threading.local()
-        self._scratch = Path(tempfile.mkdtemp(prefix="seglens-ray-"))
         try:
             from app.evaluation.service import open_predictors
 
@@ -152,8 +151,7 @@ class EvalWorker:
             return self.evaluator.load(ref)
         # The shipped bytes are decoded from files by the very code a local run uses; messages name the
         # driver's paths, as a local run's do.
-        folder = self._scratch / str(index)
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix=f"seglens-ray-{index}-"))  # removed below: actors get killed
         originals: dict[Path, Path] = {}
 
         def stage(name: str, source: Path) -> Path:
@@ -190,6 +188,3 @@ class EvalWorker:
 
     def _counts(self) -> tuple[tuple[int, int], ...]:
         return tuple((hits, misses) for hits, misses in self._task.counts)
-
-    def close(self) -> None:
-        shutil.rmtree(self._scratch, ignore_errors=True)
