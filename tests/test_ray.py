@@ -89,6 +89,9 @@ def test_numbers_equal_local_exactly(ray_local: ModuleType, scenes, models, save
         workers = s.evaluator.engine.workers  # type: ignore[attr-defined]
     _same(result, local)
     assert [w["ships"] for w in workers] == [data == "ship"] * len(workers)
+    # Without a shared filesystem the models travel too: opened from the copy the driver sent.
+    sources = [source for w in workers for source in w["models"][:2]]
+    assert all(("seglens-ray-models" in s) == (data == "ship") for s in sources) and sources
     # The bad file is reported as a local run reports it, naming the driver's path (also when shipped).
     bad = open_dataset(scenes).refs[3]
     assert result.sample_errors[bad.key].startswith(str(bad.image_path))

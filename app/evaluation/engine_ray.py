@@ -20,12 +20,14 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import hashlib
 import importlib.util
 import os
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -176,6 +178,11 @@ class RayEngine:
             save_predictions=None,
             measure_memory=False,
         )
+        files, key = None, ""
+        if self.request.ray.data == "ship":  # no shared filesystem: the models travel too
+            request = dataclasses.replace(request, models=tuple(_absolute(m) for m in request.models))
+            shipped = model_files(request.models)
+            files, key = ray.put(shipped), _files_key(shipped)
         spec = WorkerSpec(
             request=request,
             dataset=_template(evaluator.dataset),
@@ -184,6 +191,8 @@ class RayEngine:
             in_process=evaluator.local,
             probe=_probe(refs),
             order=self.order,
+            model_files=files,
+            model_key=key,
         )
         return spec, plan
 
@@ -325,6 +334,47 @@ def _template(dataset: Dataset) -> Dataset:
     template.refs = []
     vars(template)["_by_key"] = None
     return template
+
+
+def _absolute(model: str) -> str:
+    path = Path(model)
+    return str(path.resolve()) if path.exists() else model  # a URL or a missing file: as given
+
+
+def model_files(models: Sequence[str]) -> list[tuple[str, bytes]]:
+    """The files the models are read from (absolute path, bytes): a model file and the manifest beside
+    it, a manifest and the model file it names, or every file of a model folder."""
+    from app.inference.manifest import MANIFEST_SUFFIXES, find_manifest, load_manifest
+
+    paths: list[Path] = []
+    for model in models:
+        path = Path(model)
+        if path.is_dir():
+            paths += [p for p in sorted(path.rglob("*")) if p.is_file()]
+        elif path.is_file():
+            paths.append(path)
+            beside = find_manifest(path)
+            if beside is not None:
+                paths.append(beside)
+            if path.name.lower().endswith(MANIFEST_SUFFIXES):
+                target = load_manifest(path).path
+                if target is not None and target.is_file():
+                    paths.append(target)
+    files: dict[str, bytes] = {}
+    for path in paths:
+        try:
+            files[str(path.resolve())] = path.read_bytes()
+        except OSError as exc:
+            raise InputError(path, f"cannot read the model file to send to the Ray workers: {exc}") from exc
+    return sorted(files.items())
+
+
+def _files_key(files: Sequence[tuple[str, bytes]]) -> str:
+    digest = hashlib.sha256()
+    for name, data in files:
+        digest.update(name.encode())
+        digest.update(hashlib.sha256(data).digest())
+    return digest.hexdigest()[:20]
 
 
 def _probe(refs: Sequence[SampleRef]) -> tuple[str, int] | None:

@@ -57,6 +57,10 @@ class WorkerSpec:
     in_process: bool  # model calls use the CPU: one at a time per actor, decoding beside them
     probe: tuple[str, int] | None  # a dataset file and its size: does this worker see the data?
     order: tuple[int, ...] | None = None  # the driver's predictor i is the request's order[i]
+    # --ray-data ship: the models' files (absolute path -> bytes, in the object store) and a key naming
+    # that set, so the actors of a node write them once into a folder mirroring the driver's paths.
+    model_files: Any = None
+    model_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,8 @@ class EvalWorker:
         try:
             from app.evaluation.service import open_predictors
 
-            predictors, _memory, _notes = open_predictors(spec.request, spec.dataset)
+            request = spec.request if spec.model_files is None else _shipped_models(spec)
+            predictors, _memory, _notes = open_predictors(request, spec.dataset)
             if spec.order is not None:
                 predictors = [predictors[i] for i in spec.order]
             self.evaluator = Evaluator(spec.dataset, predictors, spec.scheme, workers=1)
@@ -94,7 +99,8 @@ class EvalWorker:
             self.error = str(exc)
 
     def describe(self) -> dict[str, Any]:
-        """pid, node, whether this worker sees the dataset's files, and why its models did not open."""
+        """pid, node, whether this worker sees the dataset's files, where its models were opened from, and
+        why they could not be."""
         sees = False
         if self.spec.probe is not None:
             path, size = self.spec.probe
@@ -108,6 +114,7 @@ class EvalWorker:
             "node": socket.gethostname(),
             "node_id": node_id,
             "sees_data": sees,
+            "models": [p.info.source for p in self.evaluator.predictors] if self.evaluator else [],
             "error": self.error,
         }
 
@@ -188,3 +195,21 @@ class EvalWorker:
 
     def _counts(self) -> tuple[tuple[int, int], ...]:
         return tuple((hits, misses) for hits, misses in self._task.counts)
+
+
+def _shipped_models(spec: WorkerSpec) -> EvaluationRequest:
+    """The request with its models opened from the files the driver shipped, written (atomically, once per
+    node and set of files) under a folder that mirrors the driver's absolute paths: a manifest's relative
+    path to its model still holds."""
+    import ray
+
+    from app.core.fileutil import atomic_write_bytes
+
+    root = Path(tempfile.gettempdir()) / "seglens-ray-models" / spec.model_key
+    files: list[tuple[str, bytes]] = ray.get(spec.model_files)
+    for name, data in files:
+        target = root / name.lstrip("/")
+        if not target.is_file() or target.stat().st_size != len(data):
+            atomic_write_bytes(target, data)
+    models = tuple(str(root / m.lstrip("/")) if Path(m).is_absolute() else m for m in spec.request.models)
+    return dataclasses.replace(spec.request, models=models)
