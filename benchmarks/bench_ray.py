@@ -7,7 +7,9 @@ cluster (ray.cluster_utils.Cluster) giving the local numbers exactly.
    without a cluster gets it) as subprocesses, interleaved, on the first N/3 and N images of the same
    synthetic Cityscapes data with a random-weight ONNX model: the per-image time of each (the slope
    between the two sizes), the Ray path's per-image overhead and ratio, and its fixed start-up cost.
-2. A two-node cluster of one CPU each in this process (Cluster: two raylets), the same evaluation with data
+2. The same in one process with a warm Ray (as with a long-lived cluster: only the run's actors start),
+   interleaved with the local engine: per-image time of each, and the fixed cost of starting the actors.
+3. A two-node cluster of one CPU each in this process (Cluster: two raylets), the same evaluation with data
    read from the path and shipped as bytes: wall time, where the actors ran, and the confusion matrices
    compared with the local run (they must be equal).
 """
@@ -69,8 +71,45 @@ def whole_process(data: Path, model: Path, images: int, repeats: int) -> None:
     print(f"  whole run of {large} images: ray / local = {med[('ray', large)] / med[('local', large)]:.2f}x")
 
 
+def warm_cluster(data: Path, model: Path, images: int, repeats: int) -> None:
+    """Part 2: a Ray already running (a cluster's case); the engines interleaved in one process."""
+    import ray
+
+    from app.evaluation.service import EvaluationRequest, evaluate
+
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    ray.init(
+        address="local",
+        num_cpus=os.cpu_count() or 1,
+        include_dashboard=False,
+        object_store_memory=300 * 1024**2,
+        log_to_driver=False,
+    )
+    request = EvaluationRequest(dataset=data, models=(str(model),), outcome_predictions=False)
+    sizes = (max(2, images // 3), images)
+    times: dict[tuple[str, int], list[float]] = {}
+    try:
+        for _ in range(repeats):
+            for n in sizes:
+                for engine in ("local", "ray"):
+                    result = evaluate(replace(request, engine=engine, limit=n))
+                    times.setdefault((engine, n), []).append(result.wall_s)
+    finally:
+        ray.shutdown()
+    med = {key: statistics.median(values) for key, values in times.items()}
+    small, large = sizes
+    slope = {e: (med[(e, large)] - med[(e, small)]) / (large - small) for e in ("local", "ray")}
+    fixed = {e: med[(e, small)] - slope[e] * small for e in ("local", "ray")}
+    print(f"warm Ray, in one process, median of {repeats}:")
+    print(
+        f"  per image: local {slope['local'] * 1000:.1f} ms, ray {slope['ray'] * 1000:.1f} ms: overhead "
+        f"{1000 * (slope['ray'] - slope['local']):+.1f} ms ({slope['ray'] / slope['local']:.2f}x); "
+        f"starting the run's actors {fixed['ray'] - fixed['local']:+.2f} s"
+    )
+
+
 def multi_node(data: Path, model: Path, images: int) -> None:
-    """Part 2: two one-CPU nodes (two raylets) in this process; numbers equal to the local run."""
+    """Part 3: two one-CPU nodes (two raylets) in this process; numbers equal to the local run."""
     import numpy as np
     import ray
     from ray.cluster_utils import Cluster
@@ -133,6 +172,7 @@ def main() -> None:
             f"model {model.stat().st_size} B"
         )
         whole_process(data, model, args.images, args.repeats)
+        warm_cluster(data, model, args.images, args.repeats)
         multi_node(data, model, args.images)
 
 

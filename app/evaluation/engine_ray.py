@@ -144,7 +144,7 @@ class RayEngine:
         ray = connect(self.request.ray.address)
         pool = _Pool(ray, self._spec(evaluator, refs, ray), self.request.ray.data)
         try:
-            self.workers = pool.start(len(refs), cancel)
+            self.workers = pool.start(cancel)
             yield from self._stream(ray, pool, evaluator, refs, cancel)
         finally:
             pool.shutdown()
@@ -262,7 +262,7 @@ class _Pool:
             max_concurrency=self.plan.concurrency,
         )(EvalWorker)
 
-    def start(self, images: int, cancel: threading.Event | None) -> list[dict[str, Any]]:
+    def start(self, cancel: threading.Event | None) -> list[dict[str, Any]]:
         """Start the actors and wait until their models are open; raises SegLensError naming the node
         where they could not be."""
         self.slots = [_Slot(self._cls.remote(self.spec)) for _ in range(self.plan.actors)]

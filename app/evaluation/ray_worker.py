@@ -41,8 +41,9 @@ def pack(array: np.ndarray) -> Packed:
 
 
 def unpack(packed: Packed) -> np.ndarray:
+    """The label map `pack` packed; writable, as a local run's predictions are."""
     shape, dtype, data = packed
-    return np.frombuffer(zlib.decompress(data), dtype=np.dtype(dtype)).reshape(shape)
+    return np.frombuffer(bytearray(zlib.decompress(data)), dtype=np.dtype(dtype)).reshape(shape)
 
 
 @dataclass(frozen=True)
