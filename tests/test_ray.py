@@ -89,6 +89,7 @@ def test_numbers_equal_local_exactly(ray_local: ModuleType, scenes, models, save
         workers = s.evaluator.engine.workers  # type: ignore[attr-defined]
     _same(result, local)
     assert [w["ships"] for w in workers] == [data == "ship"] * len(workers)
+    assert [w["inference_threads"] for w in workers] == [2]  # one actor holding both CPUs of this Ray
     # Without a shared filesystem the models travel too: opened from the copy the driver sent.
     sources = [source for w in workers for source in w["models"][:2]]
     assert all(("seglens-ray-models" in s) == (data == "ship") for s in sources) and sources
@@ -147,6 +148,42 @@ def test_a_killed_worker_is_restarted_and_the_run_completes(ray_local, scenes, m
     assert killed and not _alive(killed[0])
     assert result.images_done == 9 and len(result.sample_errors) == 1 and not result.cancelled
     _same(result, evaluate(EvaluationRequest(dataset=scenes, models=models)))
+
+
+def test_workers_dying_for_good_are_replaced_and_no_image_is_lost(ray_local, scenes, models) -> None:
+    """After the first outcome the actor is killed for good (no Ray restart), then each replacement as soon
+    as it exists, four deaths in all: the images caught in three of them are reported as skipped (not
+    lost, no hang), the rest are evaluated on the fourth actor with the local numbers."""
+    kills: list[object] = []
+    first = threading.Event()
+
+    def killer(engine: object) -> None:
+        deadline = time.monotonic() + 60
+        first.wait(60)
+        while len(kills) < 4 and time.monotonic() < deadline:
+            slots = engine.pool.slots if engine.pool is not None else []  # type: ignore[attr-defined]
+            if slots and all(slots[0].actor is not killed for killed in kills):
+                ray_local.kill(slots[0].actor, no_restart=True)
+                kills.append(slots[0].actor)
+            time.sleep(0.01)
+
+    with open_session(EvaluationRequest(dataset=scenes, models=models, engine="ray")) as session:
+        thread = threading.Thread(target=killer, args=(session.evaluator.engine,))
+        thread.start()
+        try:
+            result = session.run(on_image=lambda _o: first.set())
+        finally:
+            first.set()
+            thread.join(timeout=70)
+    local = evaluate(EvaluationRequest(dataset=scenes, models=models))
+    assert len(kills) == 4 and not result.cancelled
+    died = {k: v for k, v in result.sample_errors.items() if k not in local.sample_errors}
+    assert 1 <= len(died) <= 3  # the images in flight at the first death (depth 3 per actor)
+    assert all(v.endswith("the Ray worker evaluating this image died 3 times") for v in died.values())
+    for r, m in zip(result.models, local.models, strict=True):
+        assert set(r.images) | set(died) == set(m.images)  # every image: evaluated or reported
+        for key, image in r.images.items():
+            np.testing.assert_array_equal(image.matrix, m.images[key].matrix)
 
 
 def test_cancel_stops_the_cluster_work(ray_local, scenes, models) -> None:

@@ -135,6 +135,7 @@ class RayEngine:
         self.request = request
         self.order = order  # the driver's predictor i is the worker's order[i] (default: the same)
         self.workers: list[dict[str, Any]] = []
+        self.pool: _Pool | None = None  # the running run's actors
 
     def outcomes(
         self, evaluator: Evaluator, refs: Sequence[SampleRef], cancel: threading.Event | None
@@ -142,7 +143,7 @@ class RayEngine:
         if not refs:
             return
         ray = connect(self.request.ray.address)
-        pool = _Pool(ray, self._spec(evaluator, refs, ray), self.request.ray.data)
+        pool = self.pool = _Pool(ray, self._spec(evaluator, refs, ray), self.request.ray.data)
         try:
             self.workers = pool.start(cancel)
             yield from self._stream(ray, pool, evaluator, refs, cancel)

@@ -24,6 +24,7 @@ from app.core.labels import EvalScheme
 from app.evaluation.engine import Evaluator, error_text
 from app.evaluation.results import SampleOutcome
 from app.inference.base import PendingPrediction
+from app.inference.onnx_backend import THREADS_ENV, inference_threads
 
 if TYPE_CHECKING:
     from app.evaluation.service import EvaluationRequest
@@ -77,8 +78,8 @@ class EvalWorker:
     """A Ray actor (wrapped by ray.remote at run time): the request's models, opened once."""
 
     def __init__(self, spec: WorkerSpec) -> None:
-        from app.inference.onnx_backend import THREADS_ENV
-
+        # Ray sets OMP_NUM_THREADS=1 while onnxruntime would size its pool to the whole node: every actor
+        # of a node would then oversubscribe its cores.
         os.environ[THREADS_ENV] = str(spec.threads)
         self.spec = spec
         self.error: str | None = None
@@ -116,6 +117,7 @@ class EvalWorker:
             "node_id": node_id,
             "sees_data": sees,
             "models": [p.info.source for p in self.evaluator.predictors] if self.evaluator else [],
+            "inference_threads": inference_threads(),  # onnxruntime's intra-op pool: the actor's CPUs
             "error": self.error,
         }
 
