@@ -94,7 +94,8 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
         choices=("auto", "shared", "ship"),
         default="auto",
         help="how workers get the images: read the dataset's path (shared), or bytes sent from here "
-        "(ship); auto: ship to the workers that do not see the path",
+        "(ship: no shared filesystem, the model files are sent too); auto (default): ship images to the "
+        "workers that do not see the path",
     )
     parser.add_argument(
         "--ray-cpus-per-worker",
