@@ -317,3 +317,31 @@ def test_report_and_gate_on_ray_write_the_local_json(ray_local, scenes, models, 
     # A --ray-* option without --engine ray is refused rather than silently ignored.
     assert main(["evaluate", "--dataset", str(scenes), "--model", models[0], "--ray-address", "x:1"]) == 2
     assert "need --engine ray" in capsys.readouterr().err
+
+
+def test_custom_scheme_folder_on_ray_equals_local(ray_local, tmp_path) -> None:
+    """A plain folder in a custom class scheme: the scheme travels to the workers (built-in schemes are
+    compared by identity, custom ones stay one object per run) and the JSON is the local one."""
+    from modelzoo import centroids_from_colors
+    from test_custom_scheme import COLORS, NAMES, _folder
+
+    data = _folder(tmp_path / "data", count=4)
+    scheme = tmp_path / "fruit-classes.json"  # not fruit.json: that would be the model's manifest
+    classes = [{"name": n, "color": list(c)} for n, c in zip(NAMES, COLORS, strict=True)]
+    scheme.write_text(json.dumps({"name": "fruit", "classes": classes}), encoding="utf-8")
+    model = make_onnx_segmenter(
+        tmp_path / "fruit.onnx",
+        [NAMES[i] for i in (2, 0, 1)],
+        input_size=None,
+        weights="centroid",
+        centroids=centroids_from_colors([COLORS[i] for i in (2, 0, 1)]),
+        downsample=1,
+    )
+    docs = []
+    for engine in ("local", "ray"):
+        out = tmp_path / f"{engine}.json"
+        args = ["evaluate", "--dataset", str(data), "--gt-scheme", str(scheme), "--model", str(model)]
+        assert main([*args, "--json", str(out), "-q", "--engine", engine]) == 0
+        docs.append(json.loads(out.read_text()))
+    assert docs[1]["scheme"] == "custom:fruit" and docs[1]["engine"] == "ray"
+    assert without_timings(docs[1]) == without_timings(docs[0])
