@@ -339,7 +339,8 @@ def _template(dataset: Dataset) -> Dataset:
 
 def _absolute(model: str) -> str:
     path = Path(model)
-    return str(path.resolve()) if path.exists() else model  # a URL or a missing file: as given
+    # absolute(), not resolve(): a symlinked model keeps its name and the manifest beside it
+    return str(path.absolute()) if path.exists() else model  # a URL or a missing file: as given
 
 
 def model_files(models: Sequence[str]) -> list[tuple[str, bytes]]:
@@ -364,7 +365,7 @@ def model_files(models: Sequence[str]) -> list[tuple[str, bytes]]:
     files: dict[str, bytes] = {}
     for path in paths:
         try:
-            files[str(path.resolve())] = path.read_bytes()
+            files[str(path.absolute())] = path.read_bytes()
         except OSError as exc:
             raise InputError(path, f"cannot read the model file to send to the Ray workers: {exc}") from exc
     return sorted(files.items())
