@@ -345,3 +345,24 @@ def test_custom_scheme_folder_on_ray_equals_local(ray_local, tmp_path) -> None:
         docs.append(json.loads(out.read_text()))
     assert docs[1]["scheme"] == "custom:fruit" and docs[1]["engine"] == "ray"
     assert without_timings(docs[1]) == without_timings(docs[0])
+
+
+@pytest.mark.parametrize(
+    ("local", "cpus", "workers", "expected"),
+    [
+        (True, None, 2, (4, 4, 2, 3)),  # 16 CPUs: four actors of 4 CPUs (= onnxruntime threads)
+        (True, 1, 2, (10, 1, 2, 3)),  # one CPU each, but never more actors than images
+        (False, None, 3, (10, 1, 3, 4)),  # hosted models: one CPU and --workers lanes per actor
+    ],
+)
+def test_plan_sizes_actors_to_the_cluster(scenes, models, local, cpus, workers, expected) -> None:
+    pytest.importorskip("ray")
+    from types import SimpleNamespace
+
+    from app.evaluation.engine_ray import RayEngine
+
+    request = EvaluationRequest(
+        dataset=scenes, models=models, workers=workers, ray=RayOptions(cpus_per_worker=cpus)
+    )
+    plan = RayEngine(request).plan(SimpleNamespace(local=local), cluster_cpus=16, images=10)  # type: ignore[arg-type]
+    assert (plan.actors, plan.cpus, plan.concurrency, plan.depth) == expected
