@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -39,3 +40,14 @@ def _private_user_folders(tmp_path_factory: pytest.TempPathFactory, monkeypatch:
     root = tmp_path_factory.mktemp("user")
     monkeypatch.setenv("SEGLENS_CACHE", str(root / "cache"))
     monkeypatch.setenv("SEGLENS_CONFIG", str(root / "config"))
+
+
+@pytest.fixture(scope="session")
+def ray_local() -> Iterator[ModuleType]:
+    """One local Ray (2 CPUs, small object store) shared by every Ray test of the run: started once."""
+    require("ray")
+    from ray_cluster import start_local_ray
+
+    ray = start_local_ray()
+    yield ray
+    ray.shutdown()

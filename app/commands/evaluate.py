@@ -41,7 +41,10 @@ def run(args: argparse.Namespace) -> int:
         print("seglens evaluate: give at least one --model or --predictions", file=sys.stderr)
         return 2
     check_outputs(json_file=args.json, predictions_dir=args.save_predictions)
-    request = request_from_args(args, args.model, args.predictions, save_predictions=args.save_predictions)
+    # Nothing here shows the masks: a cluster leaves them on the workers (the driver saves them if asked).
+    request = request_from_args(
+        args, args.model, args.predictions, save_predictions=args.save_predictions, outcome_predictions=False
+    )
     with open_session(request) as session:
         print_listing_notes(session.dataset, "seglens evaluate")
         for note in session.notes:

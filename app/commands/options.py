@@ -1,6 +1,7 @@
 """The options every evaluating command shares (evaluate, report, gate), parsed into one EvaluationRequest,
 so each works the same everywhere: dataset and split, ground-truth scheme, evaluation scheme, image
-limit, workers, the prediction cache, and running Keras/HF models through ONNX Runtime."""
+limit, workers, the prediction cache, running Keras/HF models through ONNX Runtime, and the engine (this
+process or a Ray cluster)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from app.core.runtime.argtypes import WORKERS_HELP, positive_int, workers_arg
 if TYPE_CHECKING:
     from app.core.domain.labels import ClassScheme
     from app.core.io.datasets import Dataset
-    from app.evaluation.service import CachePolicy, EvaluationRequest
+    from app.evaluation.service import CachePolicy, EvaluationRequest, RayOptions
 
 GT_SCHEME_HELP = (
     "what the ground-truth masks hold: 'labelids' (Cityscapes, default) or a custom scheme JSON "
@@ -83,6 +84,50 @@ def add_run_options(
     parser.add_argument(
         "--cache-max-mb", type=int, default=2048, help="prediction cache bound (default 2048 MB)"
     )
+    add_engine_options(parser)
+
+
+def add_engine_options(parser: argparse.ArgumentParser) -> None:
+    """--engine and the Ray cluster's options (the `ray` extra)."""
+    parser.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="where images are evaluated: this process (default) or a Ray cluster (pip install -e '.[ray]')",
+    )
+    parser.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="the Ray cluster (host:port or ray://host:10001); default $RAY_ADDRESS, else a local Ray "
+        "with this machine's cores",
+    )
+    parser.add_argument(
+        "--ray-data",
+        choices=("auto", "shared", "ship"),
+        default="auto",
+        help="how workers get the images: read the dataset's path (shared), or bytes sent from here "
+        "(ship: no shared filesystem, the model files are sent too); auto (default): ship images to the "
+        "workers that do not see the path",
+    )
+    parser.add_argument(
+        "--ray-cpus-per-worker",
+        type=int,
+        metavar="N",
+        help="CPUs (= onnxruntime threads) per Ray worker (default: up to 4; 1 for remote models)",
+    )
+
+
+def ray_options(args: argparse.Namespace) -> RayOptions:
+    """The RayOptions of the options add_engine_options added."""
+    from app.core.domain.errors import InputError
+    from app.evaluation.service import RayOptions
+
+    cpus = args.ray_cpus_per_worker
+    if cpus is not None and cpus < 1:
+        raise InputError(None, f"--ray-cpus-per-worker must be 1 or more, not {cpus}")
+    if args.engine != "ray" and (args.ray_address or cpus is not None or args.ray_data != "auto"):
+        raise InputError(None, "the --ray-* options need --engine ray")
+    return RayOptions(address=args.ray_address, data=args.ray_data, cpus_per_worker=cpus)
 
 
 def cache_policy(args: argparse.Namespace) -> CachePolicy:
@@ -100,6 +145,7 @@ def request_from_args(
     *,
     save_predictions: Path | None = None,
     measure_memory: bool = False,
+    outcome_predictions: bool = True,
 ) -> EvaluationRequest:
     """The EvaluationRequest of the shared options plus the command's own model list."""
     from app.evaluation.service import EvaluationRequest
@@ -120,6 +166,9 @@ def request_from_args(
         save_predictions=save_predictions,
         measure_memory=measure_memory,
         analysis=bool(args.analysis),
+        engine=args.engine,
+        ray=ray_options(args),
+        outcome_predictions=outcome_predictions,
     )
 
 

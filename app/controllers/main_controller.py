@@ -304,9 +304,9 @@ class MainController(QObject):
         if isinstance(view, EditedDataset):
             truth = GroundTruth("edited", view.project.path, len(view.edited_keys()))
         try:
-            evaluator = Evaluator(
-                view, [self._on_disk(p) for _, p in active], self.scheme, ground_truth=truth
-            )
+            predictors = [self._on_disk(p) for _, p in active]
+            engine = self.preferences.evaluation_engine(view, predictors, self.scheme)
+            evaluator = Evaluator(view, predictors, self.scheme, ground_truth=truth, engine=engine)
         except SegLensError as exc:
             self._log(str(exc))
             self.window.show_message(str(exc), 10000)

@@ -3,6 +3,7 @@ shortcuts help."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,11 +12,16 @@ from PySide6.QtWidgets import QApplication, QDockWidget, QMenu
 
 from app.core.io.paths import config_dir
 from app.core.storage.settings import Settings, load_settings, save_settings
+from app.views.ray_dialog import RayClusterDialog
 from app.views.shortcuts_dialog import ShortcutsDialog
 from app.views.theme import apply_theme
 
 if TYPE_CHECKING:
     from app.controllers.main_controller import MainController
+    from app.core.domain.labels import EvalScheme
+    from app.core.io.datasets import Dataset
+    from app.evaluation.engine import Engine
+    from app.evaluation.predictors import SamplePredictor
 
 
 def window_settings() -> QSettings:
@@ -63,6 +69,7 @@ class PreferencesController(QObject):
         main.dataset_loaded.connect(lambda dataset: self._remember_dataset(dataset.root))
         main.model_loaded.connect(lambda _slot, predictor: self._remember_model(predictor.info.source))
         w.shortcuts_action.triggered.connect(self.show_shortcuts)
+        w.ray_action.triggered.connect(self.choose_ray_cluster)
         self._fill_menus()
 
     def restore_view(self) -> None:
@@ -112,6 +119,26 @@ class PreferencesController(QObject):
             action = menu.addAction(path)
             action.triggered.connect(lambda _checked=False, p=path: open_path(p))  # type: ignore[operator]
         menu.setEnabled(bool(paths))
+
+    def choose_ray_cluster(self) -> None:
+        """The setting "Run evaluations on a Ray cluster (address)"; used from the next evaluation on."""
+        dialog = RayClusterDialog(self.settings.ray_address, self.main.window)
+        if dialog.exec() == RayClusterDialog.DialogCode.Accepted:
+            self.settings.ray_address = dialog.value()
+            save_settings(self.settings)
+            where = f"on the Ray cluster {dialog.value()}" if dialog.value() else "in this process"
+            self.main.window.show_message(f"Evaluations run {where}", 5000)
+
+    def evaluation_engine(
+        self, dataset: Dataset, predictors: Sequence[SamplePredictor], scheme: EvalScheme
+    ) -> Engine | None:
+        """The Ray engine when the setting names a cluster; None: this process. Raises SegLensError (the
+        ray extra missing) before anything runs."""
+        if not self.settings.ray_address:
+            return None
+        from app.evaluation.engine_ray import engine_for_window
+
+        return engine_for_window(self.settings.ray_address, dataset, predictors, scheme)
 
     def show_shortcuts(self) -> None:
         ShortcutsDialog(self.main.window.actions(), self.main.window).exec()

@@ -49,6 +49,15 @@ class CachePolicy:
 
 
 @dataclass(frozen=True)
+class RayOptions:
+    """Where and how the Ray engine runs (ignored by the local engine)."""
+
+    address: str | None = None  # None: $RAY_ADDRESS, else a local Ray with this machine's cores
+    data: str = "auto"  # "shared": workers read the dataset's path; "ship": the driver sends the bytes
+    cpus_per_worker: int | None = None  # None: up to 4 for in-process models, 1 for remote ones
+
+
+@dataclass(frozen=True)
 class EvaluationRequest:
     """What to evaluate and how. Models are files/manifests/folders opened through the registry;
     `predictions` are folders of saved labelIds PNGs, listed after the models."""
@@ -63,12 +72,16 @@ class EvaluationRequest:
     project: Path | None = None  # the project holding the edits (default: the dataset's own project)
     cache: CachePolicy = field(default_factory=CachePolicy)
     accelerate: bool = False  # Keras / Hugging Face models through an ONNX export (fidelity checked)
-    engine: str = "local"
+    engine: str = "local"  # or "ray" (the optional extra)
+    ray: RayOptions = field(default_factory=RayOptions)
     workers: int = 2
     limit: int | None = None  # the first N images only
     save_predictions: Path | None = None
     measure_memory: bool = False  # resident-memory growth of opening each model
     analysis: bool = False  # per image: boundary quality, likely label errors, missed objects
+    # Each SampleOutcome carries the predictions (the report's top masks, the window's display); False
+    # lets a cluster engine leave them on the workers.
+    outcome_predictions: bool = True
 
     def __post_init__(self) -> None:
         if not self.models and not self.predictions:
@@ -146,30 +159,44 @@ def open_session(request: EvaluationRequest, *, loader: ModelLoader | None = Non
     dataset = open_dataset(request.dataset, split=request.split, gt_scheme=request.gt_scheme)
     if not dataset.refs:
         raise InputError(dataset.root, "the dataset has no images")
-    engine = engine_by_name(request.engine)
+    engine = engine_by_name(request.engine, request)
     notes: list[str] = []
     refs = dataset.refs[: request.limit] if request.limit else dataset.refs
     dataset, truth, project = _ground_truth(request, dataset, refs, notes)
     closers = [project.close] if project is not None else []
     try:
-        predictors, memory = load_predictors(
-            request.models, request.predictions, dataset, loader, measure_memory=request.measure_memory
-        )
+        predictors, memory, opened = open_predictors(request, dataset, loader)
     except BaseException:
         for closer in closers:
             closer()
         raise
     try:
-        if request.accelerate:
-            predictors = _accelerated(request.models, predictors, notes)
-        if request.cache.use:
-            predictors = _cached(predictors, request.cache)
-        return EvaluationSession(request, dataset, predictors, memory, notes, engine, truth, closers)
+        return EvaluationSession(request, dataset, predictors, memory, notes + opened, engine, truth, closers)
     except BaseException:
         close_all(predictors)
         for closer in closers:
             closer()
         raise
+
+
+def open_predictors(
+    request: EvaluationRequest, dataset: Dataset, loader: ModelLoader | None = None
+) -> tuple[list[SamplePredictor], list[int | None], list[str]]:
+    """The request's models and prediction folders, accelerated and cached as it asks: (predictors, RSS
+    growth of each on load, notes). A cluster engine's workers open theirs with this too."""
+    predictors, memory = load_predictors(
+        request.models, request.predictions, dataset, loader, measure_memory=request.measure_memory
+    )
+    notes: list[str] = []
+    try:
+        if request.accelerate:
+            predictors = _accelerated(request.models, predictors, notes)
+        if request.cache.use:
+            predictors = _cached(predictors, request.cache)
+    except BaseException:
+        close_all(predictors)
+        raise
+    return predictors, memory, notes
 
 
 def _ground_truth(
@@ -219,11 +246,20 @@ def evaluate(
         return session.run(on_image, cancel)
 
 
-def engine_by_name(name: str) -> Engine:
-    """The engine a request names ('local'; others come from optional extras)."""
+_ENGINES = {"local": "", "ray": "app.evaluation.engine_ray:RayEngine"}
+"""Engines by name: the local one, and those of optional extras (imported only when named)."""
+
+
+def engine_by_name(name: str, request: EvaluationRequest | None = None) -> Engine:
+    """The engine a request names; an engine of an optional extra is built from the request."""
     if name == "local":
         return LocalEngine()
-    raise InputError(Path(name), f"unknown evaluation engine {name!r} (known: local)")
+    target = _ENGINES.get(name)
+    if not target or request is None:
+        raise InputError(Path(name), f"unknown evaluation engine {name!r} (known: {', '.join(_ENGINES)})")
+    module, _, attr = target.partition(":")
+    engine: Engine = getattr(importlib.import_module(module), attr)(request)
+    return engine
 
 
 # --- models ---------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Callable
 from dataclasses import asdict
 
 from app.core.io.datasets import Sample
@@ -30,6 +31,7 @@ class CachedPredictor:
         self.misses = 0
         self._lock = threading.Lock()
         self._preprocessing = preprocessing_key(predictor.info)
+        self.on_count: Callable[[bool], None] | None = None  # told of each hit (True) or miss (False)
 
     @property
     def info(self) -> ModelInfo:
@@ -92,3 +94,5 @@ class CachedPredictor:
                 self.hits += 1
             else:
                 self.misses += 1
+        if self.on_count is not None:
+            self.on_count(hit)

@@ -107,6 +107,7 @@ class MainWindow(QMainWindow):
         self.benchmark_action = self._action("Benchmark A and B", "Ctrl+B", "Latency, size, memory")
         self.export_action = self._action("Export model A to ONNX…", None, "Keras or Hugging Face model A")
         self.quantize_action = self._action("Quantize model A to INT8…", None, "Static INT8, measured")
+        self.ray_action = self._action("Run evaluations on a Ray cluster…", None, "The cluster's address")
         self.report_action = self._action(
             "Export report…", "Ctrl+E", "HTML, PDF, CSV and JSON of this comparison"
         )
@@ -175,6 +176,8 @@ class MainWindow(QMainWindow):
         tools.addSeparator()
         for action in (self.benchmark_action, self.export_action, self.quantize_action):
             tools.addAction(action)
+        tools.addSeparator()
+        tools.addAction(self.ray_action)
         view = self.menuBar().addMenu("&View")
         for action in (
             self.next_action,

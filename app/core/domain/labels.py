@@ -164,6 +164,13 @@ class ClassScheme:
     def num_classes(self) -> int:
         return len(self.names)
 
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        # Built-in schemes are compared by identity (`is LABELIDS`): unpickled (on a Ray worker) they must
+        # be this module's objects again, not equal copies.
+        if BUILTIN_SCHEMES.get(self.key) is self:
+            return scheme_by_key, (self.key,)
+        return ClassScheme, (self.key, self.names, self.colors, self.ignore_value)
+
     def palette(self) -> np.ndarray:
         """A 256x3 uint8 lookup table: class value -> colour. Unknown values are black."""
         lut = np.zeros((256, 3), dtype=np.uint8)
@@ -379,6 +386,12 @@ class EvalScheme:
     @property
     def num_classes(self) -> int:
         return len(self.names)
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        # As ClassScheme's: the built-in evaluation schemes unpickle as this module's objects.
+        if EVAL_SCHEMES.get(self.key) is self:
+            return eval_scheme_by_key, (self.key,)
+        return EvalScheme, (self.key, self.id_space, self.names, self.colors, self.members, self.accepts)
 
     @property
     def is_cityscapes(self) -> bool:

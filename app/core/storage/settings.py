@@ -29,6 +29,7 @@ class Settings:
     theme: str = "system"
     recent_datasets: list[str] = field(default_factory=list)
     recent_models: list[str] = field(default_factory=list)
+    ray_address: str = ""  # evaluations on a Ray cluster: "" this process, "local", or an address
 
     def remember_dataset(self, path: str | Path) -> None:
         self.recent_datasets = _push(self.recent_datasets, str(path))
@@ -67,6 +68,8 @@ def load_settings(path: Path | None = None) -> Settings:
 
 
 def _validate(settings: Settings) -> None:
+    if not isinstance(settings.ray_address, str):
+        raise ValueError("ray_address must be a string")
     if not 0.0 <= float(settings.opacity) <= 1.0:
         raise ValueError(f"opacity {settings.opacity} is not in 0..1")
     for name in ("recent_datasets", "recent_models"):
