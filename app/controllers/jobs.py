@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -12,9 +13,9 @@ from app.controllers.workers import JobContext
 from app.core.datasets import Dataset, SampleRef
 from app.core.labels import ClassMapping, EvalScheme
 from app.evaluation.engine import Evaluator
-from app.evaluation.frames import Frame, Highlight, PredictionCache, cache_key, compose_frame, render_layers
+from app.evaluation.frames import Frame, Highlight, compose_frame, render_layers
 from app.evaluation.predictors import SamplePredictor
-from app.evaluation.results import EvaluationResult, SampleOutcome
+from app.evaluation.results import EvaluationResult, ImageEval, SampleOutcome
 
 
 class OutcomeSink(Protocol):
@@ -24,9 +25,10 @@ class OutcomeSink(Protocol):
 
 
 def short_name(ref: SampleRef) -> str:
-    """The frame without its city prefix (the city has its own column)."""
-    if ref.city and ref.frame.startswith(f"{ref.city}_"):
-        return ref.frame[len(ref.city) + 1 :]
+    """The frame name as the user knows the file: with its city ("aachen_000000_000019"; frames of
+    different cities share their numbers), the city prefixed when the file name lacks it."""
+    if ref.city and not ref.frame.startswith(f"{ref.city}_"):
+        return f"{ref.city}/{ref.frame}"
     return ref.frame
 
 
@@ -36,19 +38,15 @@ def run_evaluation(
     cancel: threading.Event,
     bridge: OutcomeSink,
     generation: int,
-    cache: PredictionCache,
 ) -> EvaluationResult:
+    """The window's evaluation on a worker: per-image outcomes go to the GUI thread as they finish (the
+    predictions themselves land in the prediction store, through the cached predictors)."""
     total = len(evaluator.dataset)
     done = 0
 
     def on_image(outcome: SampleOutcome) -> None:
         nonlocal done
         done += 1
-        for predictor, ids, image_eval in zip(
-            evaluator.predictors, outcome.predictions, outcome.evals, strict=False
-        ):
-            if ids is not None and image_eval is not None:
-                cache.put(cache_key(predictor, evaluator.scheme, outcome.ref), (ids, image_eval))
         # The GUI needs the scores, not the pixels: queued signals must not hold masks while it is busy.
         bridge.emit(generation, dataclasses.replace(outcome, predictions=()))
         ctx.progress(done, total, outcome.ref.key)
@@ -64,21 +62,23 @@ def render_frame(
     predictors: list[SamplePredictor],
     mappings: list[ClassMapping],
     scheme: EvalScheme,
-    cache: PredictionCache,
+    known: Sequence[Mapping[str, ImageEval] | None],
     slots: list[int],
     mode: str = "classes",
     highlight: Highlight | None = None,
     hidden: frozenset[int] = frozenset(),
     with_gt: bool = True,
     styles: tuple[str, str, str] | None = None,
+    palette: str = "cityscapes",
     cached_only: bool = False,
 ) -> tuple[Frame, np.ndarray, list[np.ndarray | None], str] | None:
     """Worker side of showing one image: the frame, its RGBA layers (GT, A, B; `styles` per panel) and a
     one-line summary. With `cached_only`, None when a prediction would have to be made."""
-    frame = compose_frame(dataset, ref, predictors, mappings, scheme, cache, cached_only=cached_only)
+    frame = compose_frame(dataset, ref, predictors, mappings, scheme, known, cached_only=cached_only)
     if frame is None:
         return None
-    masks, summary = render_layers(frame, scheme, slots, mode, highlight, hidden, with_gt, styles)
+    frame = dataclasses.replace(frame, slots=tuple(slots))
+    masks, summary = render_layers(frame, scheme, slots, mode, highlight, hidden, with_gt, styles, palette)
     return frame, frame.image, masks, summary
 
 

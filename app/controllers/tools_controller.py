@@ -5,11 +5,12 @@ from __future__ import annotations
 import importlib
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject
-from PySide6.QtWidgets import QDialog, QFileDialog
+from PySide6.QtWidgets import QDialog
 
 from app.core.errors import InputError
 from app.core.fileutil import atomic_write_text
@@ -17,7 +18,7 @@ from app.core.paths import config_dir
 from app.views.remote_dialog import RemoteModelDialog, RemoteModelRequest
 
 if TYPE_CHECKING:
-    from app.controllers.main_controller import MainController
+    from app.controllers.workbench import Workbench
 
 
 def keyring_available() -> bool:
@@ -66,15 +67,17 @@ def save_remote(request: RemoteModelRequest, folder: Path | None = None) -> Path
 class ToolsController(QObject):
     """Owns the Tools menu actions of the main window."""
 
-    def __init__(self, main: MainController) -> None:
-        super().__init__(main)
+    def __init__(self, main: Workbench, review: Callable[[], dict[str, dict[str, Any]]]) -> None:
+        super().__init__(main)  # type: ignore[arg-type]
         self.main = main
+        self.review = review  # the review flags and notes a report carries
         w = main.window
         w.add_remote_action.triggered.connect(self.add_remote)
         w.benchmark_action.triggered.connect(self.benchmark)
-        w.export_action.triggered.connect(self.export_a)
-        w.quantize_action.triggered.connect(self.quantize_a)
-        w.report_action.triggered.connect(self.export_report)
+        w.export_action.triggered.connect(lambda _checked=False: self.export_a())
+        w.quantize_action.triggered.connect(lambda _checked=False: self.quantize_a())
+        # A lambda, not the method: triggered(bool) would arrive as the output path.
+        w.report_action.triggered.connect(lambda _checked=False: self.export_report())
 
     def add_remote(self) -> None:
         dialog = RemoteModelDialog(keyring_available(), self.main.window)
@@ -101,7 +104,7 @@ class ToolsController(QObject):
 
         def run() -> str:
             # Every model scored on the window's scheme, so the column matches the main comparison.
-            dataset, scheme = self.main.dataset, self.main.scheme.key
+            dataset, scheme = self.main.dataset, self.main.state.view.scheme.key
             segmenters = [p.segmenter for _, p in active]
             results = benchmark_models(segmenters, runs=10, dataset=dataset, limit=10, scheme=scheme)
             return format_table(results)
@@ -125,8 +128,8 @@ class ToolsController(QObject):
             return
         source = Path(predictor.info.source)
         source_kind(source)
-        out, _ = QFileDialog.getSaveFileName(
-            self.main.window, "Export model A to ONNX", str(source.with_suffix(".onnx")), "ONNX (*.onnx)"
+        out = self.main.window.dialogs.save_file(
+            "Export model A to ONNX", str(source.with_suffix(".onnx")), "ONNX (*.onnx)"
         )
         if not out:
             return
@@ -155,7 +158,7 @@ class ToolsController(QObject):
             return
         source = Path(predictor.info.source)
         default = source.with_name(f"{source.stem}_int8.onnx")
-        out, _ = QFileDialog.getSaveFileName(self.main.window, "INT8 model", str(default), "ONNX (*.onnx)")
+        out = self.main.window.dialogs.save_file("INT8 model", str(default), "ONNX (*.onnx)")
         if not out:
             return
 
@@ -182,12 +185,12 @@ class ToolsController(QObject):
             main.window.show_message("Evaluate first: the report describes a finished evaluation.", 8000)
             return
         if out is None:
-            out, _ = QFileDialog.getSaveFileName(
-                main.window, "Export report", str(Path.home() / "seglens-report.html"), "HTML (*.html)"
+            out = main.window.dialogs.save_file(
+                "Export report", str(Path.home() / "seglens-report.html"), "HTML (*.html)"
             )
             if not out:
                 return
-        predictors = [main._on_disk(p) for _, p in main.active()]
+        predictors = [main.on_disk(p) for _, p in main.scored()]  # the models the result holds
         mappings = [m.mapping for m in result.models]
 
         def masks(index: int, sample: Any) -> Any:
@@ -197,11 +200,12 @@ class ToolsController(QObject):
         settings = {
             "dataset": str(main.dataset.root),
             "split": str(main.dataset.split),
-            "scheme": main.scheme.key,
+            "scheme": result.scheme.key,
+            "ground truth": result.ground_truth.describe(),
             **{f"model {'AB'[i]}": p.info.source for i, p in enumerate(predictors)},
         }
 
-        review = main.annotation.review_dict()
+        review = self.review()
 
         def run() -> list[Path]:
             from app.report.writer import write_report

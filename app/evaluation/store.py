@@ -1,4 +1,6 @@
-"""A SamplePredictor that answers from the on-disk prediction cache and predicts only on a miss."""
+"""The prediction store: recent predictions in memory in front of the on-disk cache, under one key (model
+digest, image pixels, preprocessing); and a SamplePredictor that answers from it and predicts only on a
+miss."""
 
 from __future__ import annotations
 
@@ -6,8 +8,11 @@ import hashlib
 import threading
 from dataclasses import asdict
 
+import numpy as np
+
 from app.core.datasets import Sample
-from app.core.prediction_cache import CacheKey, PredictionCache
+from app.core.lru import LruCache
+from app.core.prediction_cache import CachedMask, CacheKey, PredictionCache
 from app.evaluation.predictors import SamplePredictor, begin_prediction
 from app.inference.base import ModelInfo, PendingPrediction, Prediction, Timings
 
@@ -19,11 +24,42 @@ def preprocessing_key(info: ModelInfo) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+class PredictionStore:
+    """One store for the window and every command: a bytes-bounded LRU of recent predictions in memory in
+    front of the disk cache (optional), both under the same CacheKey. Same `get`/`put` as PredictionCache,
+    so a CachedPredictor takes either. Safe to share between worker threads."""
+
+    def __init__(self, disk: PredictionCache | None, memory_bytes: int = 48 * 1024 * 1024) -> None:
+        self.disk = disk
+        # Tuples, not CachedMask: the LRU measures arrays inside tuples, so the bound is in real bytes.
+        self.memory: LruCache[tuple[np.ndarray, tuple[float, float, float]]] = LruCache(memory_bytes)
+
+    def get(self, key: CacheKey) -> CachedMask | None:
+        """From memory, else from disk (then kept in memory: it is likely asked for again soon)."""
+        held = self.memory.get(key)
+        if held is not None:
+            return CachedMask(*held)
+        entry = self.disk.get(key) if self.disk is not None else None
+        if entry is not None:
+            self.memory.put(key, (entry.labels, entry.timings))
+        return entry
+
+    def put(self, key: CacheKey, labels: np.ndarray, timings: tuple[float, float, float]) -> None:
+        """Keep a prediction in memory and on disk."""
+        self.memory.put(key, (labels, timings))
+        if self.disk is not None:
+            self.disk.put(key, labels, timings)
+
+    def clear_memory(self) -> None:
+        """Forget the in-memory copies (the disk keeps them)."""
+        self.memory.clear()
+
+
 class CachedPredictor:
     """Wraps a predictor; predictions of models without a digest (saved-mask folders) are not cached,
     since reading the file again is as cheap as reading the cache."""
 
-    def __init__(self, predictor: SamplePredictor, cache: PredictionCache) -> None:
+    def __init__(self, predictor: SamplePredictor, cache: PredictionCache | PredictionStore) -> None:
         self.predictor = predictor
         self.cache = cache
         self.hits = 0
