@@ -236,7 +236,7 @@ def bench_next_image(ctrl: Any, steps: int) -> list[Row]:
 
     # The same steps one by one on this thread (worker side first, then the GUI side).
     active = ctrl.active()
-    predictors = [ctrl._on_disk(p) for _, p in active]  # as the window reads them: disk cache behind the LRU
+    predictors = [ctrl.on_disk(p) for _, p in active]  # as the window reads them: disk cache behind the LRU
     slots = [s for s, _ in active]
     mappings = [mapping_for(p.info, dataset.gt_scheme) for p in predictors]
     parts: dict[str, list[float]] = {

@@ -8,29 +8,36 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
-from PySide6.QtGui import QPixmap
 
 from app.controllers.annotation import AnnotationController
 from app.controllers.display import DisplayController
 from app.controllers.drilldown import DrillDownController
 from app.controllers.frame_loader import PREFETCH_AHEAD, FrameLoader
-from app.controllers.jobs import render_frame, run_evaluation, short_name, thumbnail
+from app.controllers.jobs import render_frame, run_evaluation, short_name
 from app.controllers.leaderboard import LeaderboardController
-from app.controllers.panels import hover_text, model_cards
+from app.controllers.opening import Opener
+from app.controllers.panels import hover_text, model_cards, panel_titles
 from app.controllers.preferences import PreferencesController
-from app.controllers.scoring import live_basis, rescore_image, summary_of, verdict_line
+from app.controllers.scoring import (
+    finished_message,
+    live_basis,
+    refusals,
+    rescore_image,
+    summary_of,
+    verdict_line,
+)
 from app.controllers.tools_controller import ToolsController
 from app.controllers.view_state import FRAME_FIELDS, FrameRequest, ViewState
 from app.controllers.workers import ErrorReport, Job, WorkerPool
 from app.core.datasets import Dataset, SampleRef, open_dataset
 from app.core.edited import EditedDataset
 from app.core.errors import SegLensError
-from app.core.labels import LABELIDS, ClassScheme, custom_eval_scheme, eval_scheme_by_key
+from app.core.labels import LABELIDS, ClassScheme, EvalScheme, custom_eval_scheme, eval_scheme_by_key
 from app.core.paths import cache_dir
 from app.core.prediction_cache import PredictionCache as DiskPredictionCache
 from app.core.render import matrix_view
@@ -40,9 +47,8 @@ from app.evaluation.predictors import SegmenterPredictor, mapping_for
 from app.evaluation.results import EvaluationResult, GroundTruth, ImageEval, ModelAccumulator, SampleOutcome
 from app.evaluation.store import CachedPredictor, PredictionStore
 from app.inference.registry import load_model
-from app.views.image_list import THUMBNAIL_SIZE
 from app.views.image_panel import rgb_to_qimage, rgba_to_qimage
-from app.views.main_window import MODEL_SUFFIXES, MainWindow
+from app.views.main_window import MainWindow
 from app.views.metrics_panel import ModelSummary
 
 _SLOTS = ("A", "B")
@@ -98,6 +104,7 @@ class MainController(QObject):
         # What evaluation and display read: the dataset, or it with edited labels (annotation sets it).
         self.dataset_view: Callable[[Dataset], Dataset] = lambda dataset: dataset
         self._connect_callbacks()
+        self.opener = Opener(self)
         self.tools = ToolsController(self, lambda: self.annotation.review_dict())
         self.display = DisplayController(self)
         self.drilldown = DrillDownController(self)
@@ -110,9 +117,6 @@ class MainController(QObject):
 
     def _connect_callbacks(self) -> None:
         w = self.window
-        w.open_dataset_action.triggered.connect(lambda _checked=False: self._ask_dataset())
-        w.model_a_action.triggered.connect(lambda _checked=False: self._ask_model(0))
-        w.model_b_action.triggered.connect(lambda _checked=False: self._ask_model(1))
         w.evaluate_action.triggered.connect(lambda _checked=False: self.evaluate())
         w.cancel_action.triggered.connect(lambda _checked=False: self.cancel_evaluation())
         w.next_action.triggered.connect(lambda: w.image_list.step(1))
@@ -128,10 +132,8 @@ class MainController(QObject):
         w.compare.show_gt_changed.connect(lambda shown: self.state.update(show_gt=bool(shown)))
         w.scheme_box.currentIndexChanged.connect(self._on_scheme_box)
         w.image_list.image_selected.connect(self.show_image)
-        w.image_list.model.thumbnail_needed.connect(self._load_thumbnail)
         w.metrics.matrix_model_changed.connect(lambda _i: self._refresh_metrics())
         w.metrics.class_metric.currentIndexChanged.connect(lambda _i: self._refresh_metrics())
-        w.paths_dropped.connect(self.open_paths)
         w.closing.connect(self.shutdown)
         self.pool.error.connect(self._report_error)
         self._bridge.outcome.connect(self._on_outcome)
@@ -139,29 +141,6 @@ class MainController(QObject):
         self.state.changed.connect(self._on_state)
 
     # ----------------------------------------------------------------- user intents
-    def _ask_dataset(self) -> None:
-        folder = self.window.dialogs.existing_directory("Open dataset folder")
-        if folder:
-            self.open_dataset(folder)
-
-    def _ask_model(self, slot: int) -> None:
-        path = self.window.dialogs.open_file(
-            f"Choose model {_SLOTS[slot]}", "", "Models (*.onnx *.json *.yaml *.yml);;All files (*)"
-        )
-        if path:
-            self.set_model(slot, path)
-
-    def open_paths(self, paths: Sequence[Path]) -> None:
-        """Dropped files: folders open as datasets, model files fill A, then B."""
-        free = [i for i, p in enumerate(self.predictors) if p is None] or [1]
-        for path in paths:
-            if path.is_dir():
-                self.open_dataset(path)
-            elif path.suffix.lower() in MODEL_SUFFIXES:
-                self.set_model(free.pop(0) if free else 1, path)
-            else:
-                self._log(f"{path}: not a dataset folder or a model file ({', '.join(MODEL_SUFFIXES)})")
-
     def open_dataset(
         self, path: str | Path, split: str | None = None, gt_scheme: ClassScheme = LABELIDS
     ) -> Job:
@@ -192,8 +171,8 @@ class MainController(QObject):
             self.window.image_list.set_classes(self.state.view.scheme.names)
             self._reset_results()
             self._maybe_evaluate()
-        elif "edited_gt" in names:
-            self._maybe_evaluate()
+        elif "edited_gt" in names and self.dataset is not None and self.active():
+            self.evaluate()  # the user chose other labels: numbers on the old ones must not stay
         if names & FRAME_FIELDS:
             self.show_image(self.current_row)
 
@@ -262,6 +241,11 @@ class MainController(QObject):
         self._maybe_evaluate()
 
     # ----------------------------------------------------------------- evaluation
+    @property
+    def scheme(self) -> EvalScheme:
+        """The evaluation scheme (the view state's)."""
+        return self.state.view.scheme
+
     def active(self) -> list[tuple[int, SegmenterPredictor]]:
         """The loaded models as (slot, predictor), A before B."""
         return [(i, p) for i, p in enumerate(self.predictors) if p is not None]
@@ -308,7 +292,7 @@ class MainController(QObject):
             return None
         self.cancel_evaluation()
         self._reset_results()
-        self.refused = self._check_models()
+        self.refused = refusals(self.predictors, self.state.view.scheme, view.gt_scheme)
         for slot, reason in enumerate(self.refused):
             if reason:
                 self._log(f"model {_SLOTS[slot]} not scored on {self.state.view.scheme.key}: {reason}")
@@ -378,13 +362,7 @@ class MainController(QObject):
         self._eval_job = None
         self.result = result
         self._refresh_metrics()
-        parts = [f"{m.info.name} mIoU {m.scores.miou * 100:.1f}" for m in result.models if m.images]
-        errors = len(result.skipped())
-        text = f"Evaluated {result.images_done} images in {result.wall_s:.1f} s" + (
-            f": {', '.join(parts)} ({result.basis()})" if parts else ""
-        )
-        if errors:
-            text += f" ({errors} problems, see the log)"
+        text = finished_message(result)
         self.window.show_message(text)
         self._log(text)
         self.evaluation_finished.emit(result)
@@ -477,29 +455,14 @@ class MainController(QObject):
         view = matrix_view(
             a, b, str(metrics.matrix_choice.currentData()), str(metrics.matrix_scale.currentData())
         )
-        metrics.heatmap.set_values(view, scheme.names, self._raw_matrix(summaries))
+        raw = summaries[0 if metrics.matrix_choice.currentData() == "A" else 1]  # B - A drills into B
+        ignored = [k for k, ids in enumerate(scheme.members) if not ids]  # void: never evaluated
+        metrics.heatmap.set_values(view, scheme.names, None if raw is None else raw.matrix, ignored)
         total = len(self.dataset) if self.dataset is not None else 0
         basis = live_basis(scheme, self.truth, self.live, total, self._eval_job is not None)
         self.window.compare.set_verdict(verdict_line(self.live, self.refused, basis), basis)
         metrics.basis.setText(f"Computed on {basis}")
         self.leaderboard.refresh()
-
-    def _raw_matrix(self, summaries: Sequence[ModelSummary | None]) -> np.ndarray | None:
-        """The counts behind the heatmap's cells (for its hover values)."""
-        choice = str(self.window.metrics.matrix_choice.currentData())
-        pick = summaries[1] if choice == "B" else summaries[0] if choice == "A" else summaries[1]
-        return None if pick is None else pick.matrix
-
-    def _load_thumbnail(self, row: int) -> None:
-        if self.dataset is None or not 0 <= row < len(self.dataset):
-            return
-        dataset = self.dataset
-        job = self.pool.submit(thumbnail, dataset.refs[row].image_path, THUMBNAIL_SIZE, group="thumbnails")
-        job.signals.result.connect(lambda array, r=row, d=dataset: self._on_thumbnail(d, r, array))
-
-    def _on_thumbnail(self, dataset: Dataset, row: int, array: np.ndarray | None) -> None:
-        if array is not None and dataset is self.dataset:  # not a late answer for a dataset closed since
-            self.window.image_list.model.set_thumbnail(row, QPixmap.fromImage(rgb_to_qimage(array)))
 
     def _refresh_models_panel(self, summaries: list[ModelSummary | None]) -> None:
         gt_scheme = self.dataset.gt_scheme if self.dataset else LABELIDS
@@ -591,24 +554,15 @@ class MainController(QObject):
 
     def _refresh_titles(self, frame: Frame | None = None) -> None:
         compare = self.window.compare
-        scheme = self.state.view.scheme.key
-        for slot, panel in zip((0, 1), (compare.a_panel, compare.b_panel), strict=True):
-            predictor = self.predictors[slot]
-            if predictor is None:
-                panel.title.setText(
-                    f"{_SLOTS[slot]}: no model — use Model {_SLOTS[slot]}… or drop an .onnx file"
-                )
-                continue
-            text = f"{_SLOTS[slot]}: {predictor.info.name}"
-            if self.refused[slot]:
-                text += f"   not scored on {scheme}"
-                panel.title.setToolTip(str(self.refused[slot]))
-            elif frame is not None and slot in frame.slots:
-                image_eval = frame.evals[frame.slots.index(slot)]
-                if image_eval is not None and image_eval.evaluated:
-                    text += f"   mIoU {image_eval.miou * 100:.1f}   {image_eval.timings.total_ms:.0f} ms"
-                    panel.title.setToolTip(f"this image, scheme {scheme}, {self.truth.describe()}")
+        view = self.state.view
+        titles = panel_titles(self.predictors, self.refused, frame, view.scheme.key, self.truth.describe())
+        if view.layout == "swipe" and titles[1][0].startswith("B:"):  # panel A shows both, B right
+            titles[0] = (f"{titles[0][0]}   |   {titles[1][0]}", titles[0][1])
+        elif view.layout == "flicker" and view.flicker_b:
+            titles[0] = titles[1]
+        for panel, (text, tip) in zip((compare.a_panel, compare.b_panel), titles, strict=True):
             panel.title.setText(text)
+            panel.title.setToolTip(tip)
 
     # ----------------------------------------------------------------- errors and shutdown
     def _report_error(self, report: ErrorReport) -> None:

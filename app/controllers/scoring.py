@@ -12,10 +12,16 @@ import numpy as np
 
 from app.core.datasets import Dataset, SampleRef
 from app.core.errors import SegLensError
-from app.core.labels import ClassMapping, EvalScheme
+from app.core.labels import ClassMapping, ClassScheme, EvalScheme
 from app.evaluation.compare import compare_models
-from app.evaluation.predictors import SamplePredictor
-from app.evaluation.results import GroundTruth, ImageEval, ModelAccumulator, count_prediction
+from app.evaluation.predictors import SamplePredictor, SegmenterPredictor, mapping_for
+from app.evaluation.results import (
+    EvaluationResult,
+    GroundTruth,
+    ImageEval,
+    ModelAccumulator,
+    count_prediction,
+)
 from app.views.metrics_panel import ModelSummary
 
 SLOTS = ("A", "B")
@@ -69,6 +75,32 @@ def verdict_line(live: Sequence[ModelAccumulator | None], refused: Sequence[str 
     if not parts and not notes:
         return "No verdict yet: open a dataset and choose models A and B (every number says its basis)."
     return "; ".join(parts + notes) + (f" — {basis}" if parts else "")
+
+
+def refusals(
+    predictors: Sequence[SegmenterPredictor | None], scheme: EvalScheme, gt_scheme: ClassScheme
+) -> list[str | None]:
+    """Per slot: why `scheme` cannot score the model (None: it can, or there is no model)."""
+    reasons: list[str | None] = []
+    for predictor in predictors:
+        reason = None
+        if predictor is not None:
+            try:
+                scheme.check_model(mapping_for(predictor.info, gt_scheme), predictor.info.name)
+            except SegLensError as exc:
+                reason = str(exc)
+        reasons.append(reason)
+    return reasons
+
+
+def finished_message(result: EvaluationResult) -> str:
+    """The status line of a finished evaluation, with its basis."""
+    parts = [f"{m.info.name} mIoU {m.scores.miou * 100:.1f}" for m in result.models if m.images]
+    text = f"Evaluated {result.images_done} images in {result.wall_s:.1f} s" + (
+        f": {', '.join(parts)} ({result.basis()})" if parts else ""
+    )
+    errors = len(result.skipped())
+    return text + (f" ({errors} problems, see the log)" if errors else "")
 
 
 def _pct(value: float) -> str:

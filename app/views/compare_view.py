@@ -181,7 +181,7 @@ class CompareView(QWidget):
             self.layout_box.addItem(text, key)
         self.layout_box.setToolTip(
             "A and B side by side, in one panel with a draggable divider (W cycles), or in one panel "
-            "toggling between them (F)"
+            "toggling between them (V)"
         )
         self.flicker_label = QLabel("")
         self.verdict = QLabel("No verdict yet")
@@ -307,7 +307,7 @@ class CompareView(QWidget):
             self.layout_box.blockSignals(False)
         self.b_panel.setVisible(layout == "side" and not self._editing)
         self.flicker_label.setText(
-            {"flicker": f"showing {'B' if flicker_b else 'A'} (F toggles)", "swipe": "drag the divider"}.get(
+            {"flicker": f"showing {'B' if flicker_b else 'A'} (V toggles)", "swipe": "drag the divider"}.get(
                 layout, ""
             )
         )

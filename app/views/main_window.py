@@ -118,7 +118,7 @@ class MainWindow(QMainWindow):
             "Add models to the leaderboard…", "Ctrl+Shift+M", "Score more models on the same scheme"
         )
         self.layout_action = self._action("Side by side / swipe / flicker", "W", "How A and B are shown")
-        self.flicker_action = self._action("Flicker A / B", "F", "Show B in place of A and back")
+        self.flicker_action = self._action("Flicker A / B", "V", "Show B in place of A and back")
         self.add_remote_action = self._action("Add hosted model…", "Ctrl+Shift+R", "Add a REST or v2 model")
         self.benchmark_action = self._action("Benchmark A and B", "Ctrl+B", "Latency, size, memory")
         self.export_action = self._action("Export model A to ONNX…", None, "Keras or Hugging Face model A")
