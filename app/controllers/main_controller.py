@@ -175,6 +175,8 @@ class MainController(QObject):
             self.evaluate()  # the user chose other labels: numbers on the old ones must not stay
         if names & FRAME_FIELDS:
             self.show_image(self.current_row)
+        if names & {"layout", "flicker_b"}:
+            self._refresh_titles(self.frame)
 
     def _on_hover(self, x: int, y: int) -> None:
         if self.frame is not None:
