@@ -294,6 +294,8 @@ class ImageList(QWidget):
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(False)
         self.table.setMinimumWidth(220)  # scrolls sideways below that
+        # Always there, so the columns fitted to the width never end under a scroll bar that appears later.
+        self.table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOn)
         self._name_width = 0  # the image column's fitted width; it grows to fill a wider dock
         self.table.viewport().installEventFilter(self)
         filters = QHBoxLayout()

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QHBoxLayout,
+    QGridLayout,
     QHeaderView,
     QLabel,
     QPushButton,
@@ -74,10 +74,10 @@ class LeaderboardPanel(QWidget):
             (self.use_b, "Compare the selected model as B"),
         ):
             button.setToolTip(tip)
-        buttons = QHBoxLayout()
-        for button in (self.add_button, self.evaluate_button, self.use_a, self.use_b):
-            buttons.addWidget(button)
-        buttons.addStretch(1)
+        buttons = QGridLayout()  # two by two: the dock stays as narrow as the metrics dock beside it
+        for i, button in enumerate((self.add_button, self.evaluate_button, self.use_a, self.use_b)):
+            buttons.addWidget(button, i // 2, i % 2)
+        buttons.setColumnStretch(2, 1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(buttons)

@@ -153,14 +153,16 @@ class MetricsPanel(QWidget):
             self.splitter.setStretchFactor(self.splitter.count() - 1, stretch)
         # The summary is never taller than its six rows (the room goes to the matrix), and everything can
         # shrink far enough for a 768-pixel-high screen (rows then scroll).
+        row = self.fontMetrics().height() + 4
+        self.summary.verticalHeader().setDefaultSectionSize(row)
         header = self.summary.horizontalHeader().sizeHint().height()
         self.summary.setMaximumHeight(header + 6 * self.summary.verticalHeader().defaultSectionSize() + 4)
         self.summary.setMinimumHeight(90)
-        self.classes.setMinimumHeight(70)
+        self.classes.setMinimumHeight(5 * row)  # a useful part of the class list, at any dock height
         self.heatmap.setMinimumHeight(140)
         self.drill.setMinimumHeight(5 * self.fontMetrics().height())
         # Initial shares (scaled to the dock's height): tables, the matrix, the image list.
-        self.splitter.setSizes([480, 380, 160])
+        self.splitter.setSizes([520, 330, 130])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.splitter)
