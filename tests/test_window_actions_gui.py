@@ -436,3 +436,25 @@ def test_theme_menu(qtbot, controller) -> None:
         assert QApplication.palette().color(QPalette.ColorRole.Window).lightness() < 100
     finally:
         w.theme_actions["system"].trigger()
+
+
+def test_marked_regions_are_drawn_on_the_panels_and_marks_explained(qtbot, controller, scenes, models) -> None:
+    from PySide6.QtWidgets import QGraphicsRectItem
+
+    _open_through_menus(qtbot, controller, scenes, models)
+    w = controller.window
+    w.toggle_gt_action.trigger()
+    view = w.compare.gt_panel.view
+    _answer(controller, "pole hidden by a tree")
+    w.review.box_requested.emit()  # "Mark region", then a drag on the ground-truth panel
+    view.pointer_pressed.emit(10.0, 10.0, Qt.MouseButton.LeftButton)
+    view.pointer_released.emit(60.0, 40.0)
+    for panel in w.compare.panels:
+        frames = [i for i in panel.view.scene().items() if isinstance(i, QGraphicsRectItem) and i.toolTip()]
+        assert [f.toolTip() for f in frames] == ["pole hidden by a tree"]
+        assert frames[0].rect().getRect() == (10.0, 10.0, 50.0, 30.0)
+    w.review.flag_boxes["to-review"].setChecked(True)
+    row = w.image_list.current_row()
+    model = w.image_list.model
+    assert "T" in model.data(model.index(row, 0))
+    assert "initials of the review flags" in model.data(model.index(row, 0), Qt.ItemDataRole.ToolTipRole)

@@ -306,6 +306,9 @@ class AnnotationController(QObject):
         assert self.project is not None
         review = self.project.review(ref.key)
         boxes = [f"{b.x},{b.y} {b.w}×{b.h}: {b.text}" for b in review.boxes]
+        regions = [(b.x, b.y, b.w, b.h, b.text) for b in review.boxes]
+        for panel in self.main.window.compare.panels:  # drawn where the user looks, in every panel
+            panel.view.set_regions(regions)
         edited = " (labels edited)" if self.project.edit_record(ref.key) else ""
         self.main.window.review.show_review(ref.key + edited, review.flags, review.tags, review.note, boxes)
 

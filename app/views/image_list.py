@@ -148,12 +148,16 @@ class ImageTableModel(QAbstractTableModel):
             return None
         if role == Qt.ItemDataRole.ToolTipRole and section >= CLASS_A and self.focus is not None:
             return f"IoU of {self.class_names[self.focus]} on each image (A, B and B−A)"
+        if role == Qt.ItemDataRole.ToolTipRole and section in (MIOU_A, MIOU_B, DELTA):
+            return "mIoU of each image: " + ("model A", "model B", "B minus A (points)")[section - MIOU_A]
+        if role == Qt.ItemDataRole.UserRole and section in (MIOU_A, MIOU_B, DELTA):
+            return ("mIoU A", "mIoU B", "mIoU B−A")[section - MIOU_A]  # what the sort line names
         if role != Qt.ItemDataRole.DisplayRole:
             return None
         short = self.class_names[self.focus] if self.focus is not None else "class"
-        return ("Image", "City", "mIoU A", "mIoU B", "B−A", f"{short} A", f"{short} B", f"{short} B−A")[
-            section
-        ]
+        # Short titles keep the scores in a narrow dock beside names with their city; the tooltip and the
+        # sort line say "mIoU".
+        return ("Image", "City", "A", "B", "B−A", f"{short} A", f"{short} B", f"{short} B−A")[section]
 
     def value(self, row: int, column: int) -> float:
         """The number shown in a score column (NaN when unknown)."""
@@ -360,7 +364,7 @@ class ImageList(QWidget):
         self._name_width = THUMBNAIL_SIZE[0] + name_width + 24
         self.table.setColumnWidth(1, 90)
         for column in range(MIOU_A, CLASS_DELTA + 1):
-            self.table.setColumnWidth(column, metrics.horizontalAdvance("mIoU B") + 18)
+            self.table.setColumnWidth(column, metrics.horizontalAdvance("+00.0") + 18)
         self._fit_class_columns()
         self._fill_width()
 
@@ -400,7 +404,10 @@ class ImageList(QWidget):
         """The focus-class columns as wide as their titles ("traffic light B−A"), never clipped."""
         metrics = self.table.horizontalHeader().fontMetrics()
         for column in (CLASS_A, CLASS_B, CLASS_DELTA):
-            title = str(self.model.headerData(column, Qt.Orientation.Horizontal, Qt.ItemDataRole.DisplayRole))
+            title = str(
+            self.model.headerData(column, Qt.Orientation.Horizontal, Qt.ItemDataRole.UserRole)
+            or self.model.headerData(column, Qt.Orientation.Horizontal, Qt.ItemDataRole.DisplayRole)
+        )
             self.table.setColumnWidth(column, metrics.horizontalAdvance(title) + 24)
 
     def _show_class_columns(self, visible: bool) -> None:
@@ -433,7 +440,10 @@ class ImageList(QWidget):
         order = (
             "lowest first" if header.sortIndicatorOrder() == Qt.SortOrder.AscendingOrder else "highest first"
         )
-        title = str(self.model.headerData(column, Qt.Orientation.Horizontal, Qt.ItemDataRole.DisplayRole))
+        title = str(
+            self.model.headerData(column, Qt.Orientation.Horizontal, Qt.ItemDataRole.UserRole)
+            or self.model.headerData(column, Qt.Orientation.Horizontal, Qt.ItemDataRole.DisplayRole)
+        )
         self.sort_reason.setText(f"Sorted by {title}, {order} (images without a score last)")
 
     def step_to_top(self) -> None:

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QGraphicsPixmapItem,
     QGraphicsRectItem,
     QGraphicsScene,
+    QGraphicsSimpleTextItem,
     QGraphicsView,
     QHBoxLayout,
     QLabel,
@@ -76,6 +77,7 @@ class ImageView(QGraphicsView):
         self.swipe_fraction = 0.5
         self.swiping = False
         self._dragging_divider = False
+        self._regions: list[QGraphicsItem] = []  # the review's marked regions, drawn over the masks
         self._fit = True
         self.editing = False
         self.brush = QGraphicsEllipseItem()
@@ -126,6 +128,26 @@ class ImageView(QGraphicsView):
             return False
         x = self.mapFromScene(self.divider.line().p1()).x()
         return abs(event.position().x() - x) <= 8
+
+    def set_regions(self, regions: list[tuple[int, int, int, int, str]]) -> None:
+        """Draw the review's marked regions (x, y, w, h, comment) as dashed frames with their comment."""
+        for item in self._regions:
+            self.scene().removeItem(item)
+        self._regions = []
+        pen = QPen(QColor(255, 255, 0), 2, Qt.PenStyle.DashLine)
+        pen.setCosmetic(True)  # as thick at any zoom
+        for x, y, w, h, text in regions:
+            frame = QGraphicsRectItem(QRectF(x, y, w, h))
+            frame.setPen(pen)
+            frame.setZValue(8)
+            frame.setToolTip(text or "marked region")
+            self.scene().addItem(frame)
+            self._regions.append(frame)
+            if text:
+                label = QGraphicsSimpleTextItem(text, frame)
+                label.setBrush(QColor(255, 255, 0))
+                label.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations, True)
+                label.setPos(x, max(y - 2, 0))  # a child: removed with its frame
 
     def set_image(self, image: QImage | None) -> None:
         self.set_pixmap(QPixmap.fromImage(image) if image is not None else None)
