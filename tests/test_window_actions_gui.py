@@ -438,7 +438,7 @@ def test_theme_menu(qtbot, controller) -> None:
         w.theme_actions["system"].trigger()
 
 
-def test_marked_regions_are_drawn_on_the_panels_and_marks_explained(qtbot, controller, scenes, models) -> None:
+def test_marked_regions_are_drawn_on_the_panels_and_marks_explained(qtbot, controller, scenes, models):
     from PySide6.QtWidgets import QGraphicsRectItem
 
     _open_through_menus(qtbot, controller, scenes, models)

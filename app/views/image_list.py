@@ -301,6 +301,7 @@ class ImageList(QWidget):
         # Always there, so the columns fitted to the width never end under a scroll bar that appears later.
         self.table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOn)
         self._name_width = 0  # the image column's fitted width; it grows to fill a wider dock
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.table.viewport().installEventFilter(self)
         filters = QHBoxLayout()
         filters.addWidget(self.city, 1)
@@ -382,7 +383,10 @@ class ImageList(QWidget):
             for column in range(header.count())
             if column != 0 and not header.isSectionHidden(column)
         )
-        self.table.setColumnWidth(0, max(self._name_width, self.table.viewport().width() - others))
+        # In a narrow dock the name gives way first (elided in the middle: city and frame number stay),
+        # down to a readable minimum, so the scores stay on screen.
+        least = min(self._name_width, THUMBNAIL_SIZE[0] + self.table.fontMetrics().horizontalAdvance("M") * 9)
+        self.table.setColumnWidth(0, max(least, self.table.viewport().width() - others))
 
     def set_classes(self, classes: Sequence[str]) -> None:
         self.model.set_classes(classes)
@@ -405,9 +409,9 @@ class ImageList(QWidget):
         metrics = self.table.horizontalHeader().fontMetrics()
         for column in (CLASS_A, CLASS_B, CLASS_DELTA):
             title = str(
-            self.model.headerData(column, Qt.Orientation.Horizontal, Qt.ItemDataRole.UserRole)
-            or self.model.headerData(column, Qt.Orientation.Horizontal, Qt.ItemDataRole.DisplayRole)
-        )
+                self.model.headerData(column, Qt.Orientation.Horizontal, Qt.ItemDataRole.UserRole)
+                or self.model.headerData(column, Qt.Orientation.Horizontal, Qt.ItemDataRole.DisplayRole)
+            )
             self.table.setColumnWidth(column, metrics.horizontalAdvance(title) + 24)
 
     def _show_class_columns(self, visible: bool) -> None:
@@ -437,6 +441,8 @@ class ImageList(QWidget):
             return
         if self.table.isColumnHidden(column) and column >= CLASS_A:
             self._show_class_columns(True)
+        if self.proxy.rowCount():  # scrolled sideways to it: the sort key is on screen
+            self.table.scrollTo(self.proxy.index(0, column), QAbstractItemView.ScrollHint.EnsureVisible)
         order = (
             "lowest first" if header.sortIndicatorOrder() == Qt.SortOrder.AscendingOrder else "highest first"
         )

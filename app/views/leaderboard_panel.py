@@ -41,6 +41,17 @@ class LeaderRow:
     note: str = ""
 
 
+class _Number(QTableWidgetItem):
+    """A number shown with its digits ("63.0"), sorted by value (unknown last)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.value = float(text) if text != "–" else math.inf
+
+    def __lt__(self, other: QTableWidgetItem) -> bool:
+        return self.value < getattr(other, "value", math.inf)
+
+
 def _cell(value: float, digits: int = 1, scale: float = 100.0) -> str:
     return "–" if math.isnan(value) else f"{value * scale:.{digits}f}"
 
@@ -120,10 +131,8 @@ class LeaderboardPanel(QWidget):
                 *(_cell(float(v)) for v in row.class_iou),
             ]
             for column, text in enumerate(values, start=2):
-                item = QTableWidgetItem()
-                number = text != "–"
-                item.setData(Qt.ItemDataRole.DisplayRole, float(text) if number else text)
-                if not number and row.note:
+                item = _Number(text)
+                if text == "–" and row.note:
                     item.setToolTip(row.note)
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(i, column, item)
