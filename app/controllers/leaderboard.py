@@ -140,7 +140,10 @@ class LeaderboardController(QObject):
         if not runnable:
             self.refresh()
             return
-        evaluator = Evaluator(view, [self.main.on_disk(e.predictor) for e in runnable], scheme)
+        # The same labels as A and B (the edited ones when those are in use): one basis for the table.
+        evaluator = Evaluator(
+            view, [self.main.on_disk(e.predictor) for e in runnable], scheme, ground_truth=self.main.truth
+        )
         job = self.main.pool.submit(evaluator.run, key="leaderboard-evaluate")
         job.signals.result.connect(lambda result: self._scored(runnable, basis, result))
         self.main.window.show_message(f"Leaderboard: scoring {len(runnable)} model(s)…")

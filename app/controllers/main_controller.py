@@ -448,7 +448,10 @@ class MainController(QObject):
         self._refresh_metrics()
 
     def _refresh_metrics(self) -> None:
-        summaries: list[ModelSummary | None] = [None if m is None else summary_of(m) for m in self.live]
+        scores = [None if m is None else m.scores() for m in self.live]  # computed once per refresh
+        summaries: list[ModelSummary | None] = [
+            None if m is None else summary_of(m, s) for m, s in zip(self.live, scores, strict=True)
+        ]
         scheme = self.state.view.scheme
         metrics = self.window.metrics
         metrics.set_models(summaries, scheme.names)
@@ -462,7 +465,7 @@ class MainController(QObject):
         metrics.heatmap.set_values(view, scheme.names, None if raw is None else raw.matrix, ignored)
         total = len(self.dataset) if self.dataset is not None else 0
         basis = live_basis(scheme, self.truth, self.live, total, self._eval_job is not None)
-        self.window.compare.set_verdict(verdict_line(self.live, self.refused, basis), basis)
+        self.window.compare.set_verdict(verdict_line(self.live, self.refused, basis, scores), basis)
         metrics.basis.setText(f"Computed on {basis}")
         self.leaderboard.refresh()
 

@@ -7,12 +7,14 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
+from types import MappingProxyType
 
 import numpy as np
 
 from app.core.datasets import Dataset, SampleRef
 from app.core.errors import SegLensError
 from app.core.labels import ClassMapping, ClassScheme, EvalScheme
+from app.core.metrics import Scores
 from app.evaluation.compare import compare_models
 from app.evaluation.predictors import SamplePredictor, SegmenterPredictor, mapping_for
 from app.evaluation.results import (
@@ -20,6 +22,7 @@ from app.evaluation.results import (
     GroundTruth,
     ImageEval,
     ModelAccumulator,
+    ModelResult,
     count_prediction,
 )
 from app.views.metrics_panel import ModelSummary
@@ -27,9 +30,24 @@ from app.views.metrics_panel import ModelSummary
 SLOTS = ("A", "B")
 
 
-def summary_of(live: ModelAccumulator) -> ModelSummary:
+def snapshot(live: ModelAccumulator, scores: Scores | None = None) -> ModelResult:
+    """A ModelResult view of the accumulator as it is now, for the verdict; nothing is copied (the
+    per-image scores and the matrix are the live ones) and `scores`, if already computed, is reused."""
+    return ModelResult(
+        info=live.info,
+        mapping=live.mapping,
+        scheme=live.scheme,
+        images=MappingProxyType(live.images),
+        errors=MappingProxyType(live.errors),
+        scores=live.scores() if scores is None else scores,
+        latency=live.latency(),
+        matrix=live.matrix,
+    )
+
+
+def summary_of(live: ModelAccumulator, scores: Scores | None = None) -> ModelSummary:
     """The numbers of one model so far, for the metrics panel."""
-    scores = live.scores()
+    scores = live.scores() if scores is None else scores
     latency = live.latency().p50
     return ModelSummary(
         name=live.info.name,
@@ -63,15 +81,21 @@ def live_basis(
     return text + (" — evaluating…" if running else "")
 
 
-def verdict_line(live: Sequence[ModelAccumulator | None], refused: Sequence[str | None], basis: str) -> str:
-    """The window's verdict: who is better by how much and where B is worse, or why there is none."""
+def verdict_line(
+    live: Sequence[ModelAccumulator | None],
+    refused: Sequence[str | None],
+    basis: str,
+    scores: Sequence[Scores | None] = (None, None),
+) -> str:
+    """The window's verdict: who is better by how much and where B is worse, or why there is none.
+    `scores`: the accumulators' scores when already computed (the metrics panel's)."""
     a, b = live[0], live[1]
     notes = [f"{SLOTS[slot]} not scored: {reason}" for slot, reason in enumerate(refused) if reason]
     if a is not None and b is not None and a.images and b.images:
-        line = compare_models(a.freeze(), b.freeze(), basis).one_line()
+        line = compare_models(snapshot(a, scores[0]), snapshot(b, scores[1]), basis).one_line()
         return "; ".join([line, *notes])
-    scored = [(SLOTS[slot], m) for slot, m in enumerate(live) if m is not None and m.images]
-    parts = [f"{slot} {m.info.name} mIoU {_pct(m.scores().miou)}" for slot, m in scored]
+    scored = [(SLOTS[slot], m, scores[slot]) for slot, m in enumerate(live) if m is not None and m.images]
+    parts = [f"{slot} {m.info.name} mIoU {_pct((s or m.scores()).miou)}" for slot, m, s in scored]
     if not parts and not notes:
         return "No verdict yet: open a dataset and choose models A and B (every number says its basis)."
     return "; ".join(parts + notes) + (f" — {basis}" if parts else "")
