@@ -143,6 +143,18 @@ def test_export_labels_and_review_and_recent_dataset_from_the_file_menu(
     with qtbot.waitSignal(controller.dataset_loaded, timeout=20_000):
         recent[0].trigger()
 
+    # Recent models: the last one opened (B's file) goes into A, then the other into B.
+    def recent(menu: Any) -> dict[str, Any]:  # the menus are refilled as models open: read them anew
+        return {a.text(): a for a in menu.actions()}
+
+    assert set(recent(w.recent_a_menu)) == set(recent(w.recent_b_menu)) == {str(models[0]), str(models[1])}
+    with qtbot.waitSignal(controller.model_loaded, timeout=20_000) as loaded:
+        recent(w.recent_a_menu)[str(models[1])].trigger()
+    assert loaded.args[0] == 0 and controller.predictors[0].info.name == "beta"
+    with qtbot.waitSignal(controller.model_loaded, timeout=20_000) as loaded:
+        recent(w.recent_b_menu)[str(models[0])].trigger()
+    assert loaded.args[0] == 1 and controller.predictors[1].info.name == "alpha"
+
 
 def test_quit_closes_the_window_and_stops_the_work(qtbot, controller, scenes, models) -> None:
     _open_through_menus(qtbot, controller, scenes, models)
