@@ -993,6 +993,7 @@ def main(argv: list[str] | None = None) -> int:
             # predict every image: empty the disk cache a previous run (--keep) or the first frame filled.
             if ctrl.store.disk is not None:
                 ctrl.store.disk.clear()
+            ctrl.store.clear_memory()  # the first frame's predictions too: every image predicted once
             gui_cpu = time.thread_time()
             threads = ThreadCpu()
             gui_wall, got = wait_signal(ctrl.evaluation_finished, ctrl.evaluate, 600)

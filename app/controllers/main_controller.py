@@ -467,6 +467,7 @@ class MainController(QObject):
         basis = live_basis(scheme, self.truth, self.live, total, self._eval_job is not None)
         self.window.compare.set_verdict(verdict_line(self.live, self.refused, basis, scores), basis)
         metrics.basis.setText(f"Computed on {basis}")
+        self.window.image_list.model.basis = basis
         self.leaderboard.refresh()
 
     def _refresh_models_panel(self, summaries: list[ModelSummary | None]) -> None:

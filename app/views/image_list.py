@@ -73,6 +73,7 @@ class ImageTableModel(QAbstractTableModel):
         self._keys: list[str] = []
         self._marks: dict[str, str] = {}
         self._sources: list[ScoreSource | None] = [None, None]
+        self.basis = ""  # what the scores were computed on (scheme, ground truth), for the tooltips
         self.class_names: tuple[str, ...] = ()
         self.focus: int | None = None
 
@@ -149,7 +150,8 @@ class ImageTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ToolTipRole and section >= CLASS_A and self.focus is not None:
             return f"IoU of {self.class_names[self.focus]} on each image (A, B and B−A)"
         if role == Qt.ItemDataRole.ToolTipRole and section in (MIOU_A, MIOU_B, DELTA):
-            return "mIoU of each image: " + ("model A", "model B", "B minus A (points)")[section - MIOU_A]
+            what = ("model A", "model B", "B minus A (points)")[section - MIOU_A]
+            return f"mIoU of each image: {what}" + (f"\nComputed on {self.basis}" if self.basis else "")
         if role == Qt.ItemDataRole.UserRole and section in (MIOU_A, MIOU_B, DELTA):
             return ("mIoU A", "mIoU B", "mIoU B−A")[section - MIOU_A]  # what the sort line names
         if role != Qt.ItemDataRole.DisplayRole:
