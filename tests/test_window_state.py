@@ -92,3 +92,24 @@ def test_replacing_one_image_recomputes_the_sums(tmp_path) -> None:
     missing = dataclasses.replace(again, key="not/scored/yet")
     assert not live.replace(missing)  # never adds: an image not scored yet is left to the evaluation
     predictor.segmenter.close()
+
+
+def test_the_store_hashes_an_image_file_once_until_it_changes(tmp_path) -> None:
+    import os
+
+    from app.core.datasets import open_dataset
+    from app.core.synthetic import generate
+
+    dataset = open_dataset(generate(tmp_path / "d", 1, size=(32, 64), seed=1))
+    store = PredictionStore(None)
+    ref = dataset.refs[0]
+    first = dataset.load(ref)
+    assert store.digest_of(first) == first.image_digest
+    again = dataset.load(ref)
+    assert store.digest_of(again) == first.image_digest and "image_digest" not in again.__dict__  # not hashed
+    from PIL import Image
+
+    Image.fromarray(255 - first.image).save(ref.image_path)  # the file changes: hashed anew
+    os.utime(ref.image_path, ns=(1, 1))
+    changed = dataset.load(ref)
+    assert store.digest_of(changed) == changed.image_digest != first.image_digest
