@@ -454,14 +454,14 @@ class MainController(QObject):
         ]
         scheme = self.state.view.scheme
         metrics = self.window.metrics
-        metrics.set_models(summaries, scheme.names)
+        ignored = [k for k, ids in enumerate(scheme.members) if not ids]  # void: never evaluated
+        metrics.set_models(summaries, scheme.names, ignored)
         self._refresh_models_panel(summaries)
         a, b = (s.matrix if s is not None else None for s in summaries)
         view = matrix_view(
             a, b, str(metrics.matrix_choice.currentData()), str(metrics.matrix_scale.currentData())
         )
         raw = summaries[0 if metrics.matrix_choice.currentData() == "A" else 1]  # B - A drills into B
-        ignored = [k for k, ids in enumerate(scheme.members) if not ids]  # void: never evaluated
         metrics.heatmap.set_values(view, scheme.names, None if raw is None else raw.matrix, ignored)
         total = len(self.dataset) if self.dataset is not None else 0
         basis = live_basis(scheme, self.truth, self.live, total, self._eval_job is not None)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -92,6 +92,7 @@ class MetricsPanel(QWidget):
         self.summary.setHorizontalHeaderLabels(["A", "B"])
         self.summary.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self._model_names = ["A", "B"]
+        self._ignored: frozenset[int] = frozenset()  # classes never evaluated (void): marked in the rows
         self.summary.horizontalHeader().installEventFilter(self)  # stretched sections resize silently
         self.class_metric = QComboBox()
         for text, key in (
@@ -206,7 +207,12 @@ class MetricsPanel(QWidget):
                 item.setText(text)
             item.setToolTip(name)
 
-    def set_models(self, summaries: Sequence[ModelSummary | None], class_names: Sequence[str]) -> None:
+    def set_models(
+        self,
+        summaries: Sequence[ModelSummary | None],
+        class_names: Sequence[str],
+        ignored: Collection[int] = (),
+    ) -> None:
         """Show up to two models; None leaves a column empty."""
         padded = [*summaries, None, None][:2]
         self._model_names = ["A", "B"]  # whole names in the line above: headers never elide them
@@ -231,6 +237,7 @@ class MetricsPanel(QWidget):
                 item = QTableWidgetItem(text)
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.summary.setItem(row, column, item)
+        self._ignored = frozenset(ignored)
         self._set_classes(padded, class_names)
 
     def _set_classes(self, models: Sequence[ModelSummary | None], names: Sequence[str]) -> None:
@@ -241,7 +248,8 @@ class MetricsPanel(QWidget):
         categories = list(dict.fromkeys(c for m in models if m is not None for c in m.categories))
         if metric != "iou" or set(categories) <= set(names):
             categories = []
-        rows = [*names, *(f"[{c}]" for c in categories)]
+        marked = [f"{n} (not evaluated)" if i in self._ignored else n for i, n in enumerate(names)]
+        rows = [*marked, *(f"[{c}]" for c in categories)]
         self.classes.setRowCount(len(rows))
         self.classes.setVerticalHeaderLabels(rows)
         deltas = []
