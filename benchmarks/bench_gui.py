@@ -205,7 +205,11 @@ def bench_next_image(ctrl: Any, steps: int) -> list[Row]:
     compare = window.compare
     views = [p.view for p in compare.panels if p.isVisibleTo(window)]
     n = len(dataset)
-    cached_before = len(ctrl.cache)
+
+    def misses() -> int:  # predictions made (not found in the prediction store) so far
+        return sum(ctrl.on_disk(p).misses for _, p in ctrl.active())
+
+    cached_before = misses()
     window.image_list.select_row(0)  # emits nothing when row 0 is already current
     ctrl.pool.wait_idle(60_000)
 
@@ -226,18 +230,18 @@ def bench_next_image(ctrl: Any, steps: int) -> list[Row]:
         if args is None:
             print("timeout waiting for frame_shown")
             break
-    cache_hits_ok = len(ctrl.cache) == cached_before
+    cache_hits_ok = misses() == cached_before
     s_shown, s_painted = summary(shown), summary(painted)
     print(f"trigger -> frame_shown (pixmaps set)   {fmt_ms(s_shown)}")
     print(f"trigger -> viewports repainted         {fmt_ms(s_painted)}")
     print(
-        f"prediction cache entries {cached_before} -> {len(ctrl.cache)} "
+        f"predictions made while stepping: {misses() - cached_before} "
         f"({'all hits' if cache_hits_ok else 'MISSES'})"
     )
 
     # The same steps one by one on this thread (worker side first, then the GUI side).
     active = ctrl.active()
-    predictors = [ctrl._on_disk(p) for _, p in active]  # as the window reads them: disk cache behind the LRU
+    predictors = [ctrl.on_disk(p) for _, p in active]  # as the window reads them: disk cache behind the LRU
     slots = [s for s, _ in active]
     mappings = [mapping_for(p.info, dataset.gt_scheme) for p in predictors]
     parts: dict[str, list[float]] = {
@@ -265,9 +269,10 @@ def bench_next_image(ctrl: Any, steps: int) -> list[Row]:
         if ref.instance_path is not None:
             read_instances(ref.instance_path, shape)
         t3 = time.perf_counter()
-        frame = compose_frame(dataset, ref, predictors, mappings, ctrl.scheme, ctrl.cache)
+        known = [ctrl.live[s].images if ctrl.live[s] is not None else None for s in slots]
+        frame = compose_frame(dataset, ref, predictors, mappings, ctrl.scheme, known)
         t4 = time.perf_counter()
-        masks, _ = render_layers(frame, ctrl.scheme, slots, ctrl.display_mode)
+        masks, _ = render_layers(frame, ctrl.scheme, slots, ctrl.state.view.display_mode)
         t5 = time.perf_counter()
         qimage = rgb_to_qimage(frame.image)
         qmasks = [rgba_to_qimage(m) if m is not None else None for m in masks]
@@ -550,9 +555,9 @@ def child_browse(args: argparse.Namespace) -> None:
         "browse_s": browse_s,
         "evaluated": evaluated,
         "eval_finished": finished,
-        "cache_entries": len(ctrl.cache),
-        "cache_bytes": ctrl.cache.size_bytes,
-        "cache_cap": ctrl.cache.max_bytes,
+        "cache_entries": len(ctrl.store.memory),
+        "cache_bytes": ctrl.store.memory.size_bytes,
+        "cache_cap": ctrl.store.memory.max_bytes,
         "image_eval_bytes": eval_bytes,
         "image_shape": list(ctrl.frame.image.shape) if ctrl.frame is not None else None,
         "stages": stages,
@@ -708,8 +713,9 @@ def bench_evaluation(
         return time.perf_counter() - start, result
 
     def gui_pass() -> tuple[float, Any]:
-        ctrl.disk_cache.clear()
-        ctrl.cache.clear()
+        if ctrl.store.disk is not None:
+            ctrl.store.disk.clear()
+        ctrl.store.clear_memory()
         wall, got = wait_signal(ctrl.evaluation_finished, ctrl.evaluate, 600)
         ctrl.pool.wait_idle(60_000)
         return wall, got[0] if got else None
@@ -986,7 +992,9 @@ def main(argv: list[str] | None = None) -> int:
             app, ctrl = _open_window(args, data, models)
             # The GUI evaluation (goal 5) is also what fills the prediction cache for goal 2. It must
             # predict every image: empty the disk cache a previous run (--keep) or the first frame filled.
-            ctrl.disk_cache.clear()
+            if ctrl.store.disk is not None:
+                ctrl.store.disk.clear()
+            ctrl.store.clear_memory()  # the first frame's predictions too: every image predicted once
             gui_cpu = time.thread_time()
             threads = ThreadCpu()
             gui_wall, got = wait_signal(ctrl.evaluation_finished, ctrl.evaluate, 600)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QRectF
+from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QImage, QPainter, QPalette
 from PySide6.QtWidgets import QApplication, QLabel
 
@@ -166,9 +166,8 @@ def test_s_cycles_all_panels_and_hover_hidden_and_highlight_keep_working(qtbot, 
     g, p = int(gt[wrong][0]), int(pred[wrong][0])
     from app.evaluation.frames import Highlight
 
-    controller.highlight = Highlight(0, g, p)
     with qtbot.waitSignal(controller.frame_shown, timeout=20_000):
-        controller.show_image(controller.current_row)
+        controller.state.update(highlight=Highlight(0, g, p))
     selected = (gt == g) & (pred == p)
     magenta = np.all(_mask(compare.a_panel) == [255, 0, 255, 255], axis=2)
     assert magenta.any() and not (magenta & ~selected).any()
@@ -200,7 +199,8 @@ def test_styles_content_and_theme_persist(qtbot, monkeypatch, tmp_path, scenes, 
         second.preferences.restore_view()  # as the launcher does once the window is shown
         compare = second.window.compare
         assert compare.styles() == ("mask", "filled", "contours")
-        assert second.display_mode == "disagreement" and second.panel_styles == ("mask", "filled", "contours")
+        view = second.state.view
+        assert view.display_mode == "disagreement" and view.panel_styles == ("mask", "filled", "contours")
         assert compare.show_gt.isChecked() and compare.gt_panel.isVisibleTo(second.window)
         assert not compare.gt_panel.view.image_item.isVisible()
         assert compare.a_panel.view.image_item.isVisible()
@@ -261,17 +261,18 @@ def test_dark_theme_recolours_charts_and_deltas(qtbot, controller) -> None:
         palette = QApplication.palette()
         base, text = palette.color(QPalette.ColorRole.Base), palette.color(QPalette.ColorRole.Text)
         assert base.lightness() < 60 and text.lightness() > 200
-        plots = (window.metrics.bars, window.metrics.heatmap.plot)
-        # Widgets hear of the new application palette through posted events.
-        qtbot.waitUntil(lambda: all(plot.backgroundBrush().color() == base for plot in plots), timeout=5_000)
-        assert all(plot.getAxis("left").textPen().color() == text for plot in plots)
+        heatmap = window.metrics.heatmap
+        # Widgets hear of the new application palette through posted events; the heatmap paints its
+        # names in the palette's text colour.
+        qtbot.waitUntil(lambda: heatmap.palette().color(QPalette.ColorRole.WindowText) == text, timeout=5_000)
         better, worse = delta_colors()
         assert better.lightness() > light_better.lightness() and worse.lightness() > 150
         window.theme_actions["light"].trigger()
         light_text = QApplication.palette().color(QPalette.ColorRole.Text)
         assert light_text.lightness() < 60
-        axis = window.metrics.bars.getAxis("bottom")
-        qtbot.waitUntil(lambda: axis.textPen().color() == light_text, timeout=5_000)
+        qtbot.waitUntil(
+            lambda: heatmap.palette().color(QPalette.ColorRole.WindowText).lightness() < 60, timeout=5_000
+        )
     finally:
         window.theme_actions["system"].trigger()
 
@@ -339,7 +340,7 @@ def test_legend_keys_follow_the_content_and_a_scheme_change(qtbot, controller) -
     controller.pool.wait_idle(30_000)
 
 
-def test_long_model_names_are_shortened_in_the_middle_with_the_whole_name_as_tooltip(qtbot) -> None:
+def test_long_model_names_are_shown_whole_above_the_table(qtbot) -> None:
     from app.views.metrics_panel import MetricsPanel, ModelSummary
 
     panel = MetricsPanel()
@@ -349,16 +350,10 @@ def test_long_model_names_are_shortened_in_the_middle_with_the_whole_name_as_too
     names = ["vgg16-unet-baseline-256x512-fp32", "segformer-b2-cityscapes-1024x1024-int8"]
     summaries = [ModelSummary(n, 0.5, 0.4, 0.6, 0.9, 300.0, 3, [0.5] * 8, None) for n in names]
     panel.set_models(summaries, [f"c{i}" for i in range(8)])
-    header = panel.summary.horizontalHeader()
-    for column, name in enumerate(names):
-        item = panel.summary.horizontalHeaderItem(column)
-        text = item.text()
-        assert item.toolTip() == name
-        assert text.startswith(name[:3]) and text.endswith(name[-3:]) and "…" in text
-        assert header.fontMetrics().horizontalAdvance(text) <= header.sectionSize(column)
-    panel.resize(1400, 600)
-    qtbot.waitUntil(lambda: panel.summary.horizontalHeaderItem(1).text() == names[1], timeout=5_000)
-    assert panel.summary.horizontalHeaderItem(0).text() == names[0]
+    # The column titles are the slots; the names are whole in the (wrapping) line above the table.
+    assert [panel.summary.horizontalHeaderItem(c).text() for c in (0, 1)] == ["A", "B"]
+    assert f"A: {names[0]}" in panel.names.text() and f"B: {names[1]}" in panel.names.text()
+    assert panel.names.wordWrap()
 
 
 def test_image_column_fills_a_wide_list_and_keeps_its_width_in_a_narrow_one(qtbot) -> None:
@@ -383,32 +378,59 @@ def test_image_column_fills_a_wide_list_and_keeps_its_width_in_a_narrow_one(qtbo
     images.focus.setCurrentIndex(1)  # the class columns appear: the image column gives them room
     qtbot.waitUntil(lambda: visible_width() == table.viewport().width(), timeout=5_000)
     images.resize(230, 500)
-    qtbot.waitUntil(lambda: header.sectionSize(0) == fitted, timeout=5_000)
-    assert visible_width() > table.viewport().width()  # scrolls sideways rather than squeezing names
+    # Narrow: the name gives way (elided in the middle) down to a readable minimum; below that the
+    # table scrolls sideways.
+    qtbot.waitUntil(lambda: header.sectionSize(0) < fitted, timeout=5_000)
+    assert table.textElideMode() == Qt.TextElideMode.ElideMiddle
+    assert header.sectionSize(0) >= 72 + table.fontMetrics().horizontalAdvance("M") * 9 or fitted < 200
 
 
-def test_confusion_axis_names_thin_out_when_cells_are_smaller_than_a_line(qtbot) -> None:
-    from app.views.metrics_panel import ConfusionHeatmap
+def test_confusion_matrix_names_hover_void_and_selected_cell(qtbot) -> None:
+    from PySide6.QtCore import QPoint, QPointF
+    from PySide6.QtGui import QMouseEvent
+
+    from app.views.heatmap import ConfusionHeatmap
 
     heatmap = ConfusionHeatmap()
     qtbot.addWidget(heatmap)
-    names = [f"class{i}" for i in range(34)]
-    values = np.random.default_rng(0).random((34, 35)).astype(np.float32)
-
-    axis, ticks = heatmap.plot.getAxis("left"), []
-    real = axis.setTicks
-    axis.setTicks = lambda levels: (ticks.append(levels[0]), real(levels))
-
-    def shown() -> int:
-        return len(ticks[-1]) if ticks else 0
-
-    heatmap.resize(900, 900)
+    names = ["void", "flat", "construction", "object", "nature", "sky", "human", "vehicle"]
+    counts = np.arange(8 * 9, dtype=np.int64).reshape(8, 9)
+    values = counts / counts.sum(axis=1, keepdims=True)
+    heatmap.resize(400, 400)
     heatmap.show()
-    heatmap.set_values((values, (0.0, 1.0)), names)
-    qtbot.waitUntil(lambda: shown() == 34, timeout=5_000)  # ~20 px per cell: every name
-    heatmap.resize(240, 200)
-    qtbot.waitUntil(lambda: shown() < 17, timeout=5_000)  # ~4 px per cell: a name every few rows
-    assert ticks[-1][0][1] == "class0 0"
+    heatmap.set_values((values, (0.0, 1.0)), names, counts, ignored=[0])
+    assert heatmap._keep == list(range(1, 8))  # void left out (and said so under the matrix)
+    # Every cell maps back to its classes; hover gives the count and its share of the GT row.
+    font, label, cell, grid = heatmap._layout()
+    centre = QPoint(int(grid.left() + 2.5 * cell), int(grid.top() + 1.5 * cell))  # row "construction"
+    assert heatmap._cell_at(centre) == (2, 3)
+    text = heatmap.hover_text(2, 3)
+    assert "GT construction → predicted object" in text
+    assert (
+        f"{counts[2, 3]:,} px" in text
+        and f"{counts[2, 3] / counts[2].sum() * 100:.1f}% of construction" in text
+    )
+    assert "other" in heatmap.hover_text(2, 8)
+    # A click selects (outlined in magenta) and asks for the drill-down.
+    with qtbot.waitSignal(heatmap.cell_clicked) as clicked:
+        event = QMouseEvent(
+            QMouseEvent.Type.MouseButtonPress,
+            QPointF(centre),
+            QPointF(heatmap.mapToGlobal(centre)),
+            Qt.MouseButton.LeftButton,
+            Qt.MouseButton.LeftButton,
+            Qt.KeyboardModifier.NoModifier,
+        )
+        QApplication.sendEvent(heatmap, event)
+    assert clicked.args == [2, 3] and heatmap.selected == (2, 3)
+    image = heatmap.grab().toImage()
+    edge = image.pixelColor(int(grid.left() + 2 * cell), int(grid.top() + 1.5 * cell))
+    assert (edge.red(), edge.green(), edge.blue()) == (255, 0, 255)
+    # Small: the names shrink to a smaller font (never below 7 px) but every class keeps its label.
+    heatmap.resize(200, 200)
+    font, label, cell, grid = heatmap._layout()
+    assert font.pixelSize() == -1 or font.pixelSize() >= 7
+    assert label > 20
 
 
 def test_legend_replaces_its_entries_at_once(qtbot) -> None:

@@ -161,7 +161,7 @@ def test_error_and_disagreement_maps_and_hover(qtbot, controller, scenes, models
     ys, xs = np.nonzero((a == gt) & (b != gt) & (gt != 255))
     if ys.size:
         color = mask.pixelColor(int(xs[0]), int(ys[0]))
-        assert (color.red(), color.green(), color.blue()) == (225, 45, 45)
+        assert (color.red(), color.green(), color.blue()) == (230, 159, 0)
     # Hovering names the GT, A and B classes under the cursor.
     compare.hovered.emit(5, 90)
     text = compare.readout.text()
@@ -307,7 +307,7 @@ def test_predictions_cached_on_disk_across_sessions(qtbot, monkeypatch, tmp_path
         with qtbot.waitSignal(ctrl.evaluation_finished, timeout=60_000):
             ctrl.evaluate()
         results.append([m.matrix.copy() for m in ctrl.live if m is not None])
-        wrappers.append([ctrl._on_disk(p) for _, p in ctrl.active()])
+        wrappers.append([ctrl.on_disk(p) for _, p in ctrl.active()])
         ctrl.shutdown()
     # The first session predicted every image (the display job may race the evaluation for the first
     # ones); the second predicted nothing: every image came from the disk cache, with equal results.
@@ -332,7 +332,7 @@ def test_export_report_from_the_window(qtbot, controller, scenes, models, tmp_pa
     assert f"{miou:.1f}" in html or f"{miou:.2f}" in html
     assert out.with_suffix(".pdf").read_bytes().startswith(b"%PDF")
     # The A/B thumbnails came from the disk cache, not from a second inference.
-    assert all(controller._on_disk(p).misses <= 8 for _, p in controller.active())
+    assert all(controller.on_disk(p).misses <= 8 for _, p in controller.active())
 
 
 def test_thumbnails_load_lazily(qtbot, controller, scenes) -> None:
@@ -355,7 +355,10 @@ def test_masks_alone_style(qtbot, controller, scenes, models) -> None:
     assert all(
         not p.view.image_item.isVisible() and p.view.mask_item.opacity() == 1.0 for p in compare.panels
     )
-    assert controller.display_mode == "classes" and controller.panel_styles == ("mask",) * 3
+    assert (
+        controller.state.view.display_mode == "classes"
+        and controller.state.view.panel_styles == ("mask",) * 3
+    )
     compare.set_styles(("filled",) * 3)
     assert all(p.view.image_item.isVisible() and p.view.mask_item.opacity() == 0.5 for p in compare.panels)
 
@@ -374,7 +377,7 @@ def test_per_class_metric_choice_categories_and_delta_bars(qtbot, controller, sc
     metrics.class_metric.setCurrentIndex(metrics.class_metric.findData("iou"))
     rows = [metrics.classes.verticalHeaderItem(r).text() for r in range(metrics.classes.rowCount())]
     assert rows[-8:] == [f"[{c}]" for c in scores[0].category_names]
-    assert len(metrics.bars.getPlotItem().items) == 1  # the B−A bar chart
+    assert isinstance(metrics.classes.item(road, 2).data(Qt.ItemDataRole.UserRole), float)  # B−A bar
 
 
 def test_stepping_uses_frames_rendered_ahead_and_kept(qtbot, controller, scenes, models) -> None:

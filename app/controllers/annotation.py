@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
-from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
+from PySide6.QtWidgets import QMessageBox
 
 from app.core.display.render import rgba_palette
 from app.core.domain.errors import SegLensError
@@ -23,11 +23,12 @@ from app.core.domain.review import RegionBox, normalize_flag, normalize_tag
 from app.core.io.datasets import Dataset, SampleRef
 from app.core.storage.edited import EditedDataset, open_project
 from app.core.storage.project import Autosaver, Project
-from app.evaluation.frames import cache_key, layer_patch
+from app.evaluation.frames import layer_patch, palette_colors
+from app.evaluation.results import GroundTruth
 from app.views.image_panel import rgba_to_qimage
 
 if TYPE_CHECKING:
-    from app.controllers.main_controller import MainController
+    from app.controllers.workbench import Workbench
 
 _log = logging.getLogger(__name__)
 
@@ -37,8 +38,8 @@ class AnnotationController(QObject):
 
     saved = Signal(object)  # list of saved edits, delivered on the GUI thread
 
-    def __init__(self, main: MainController) -> None:
-        super().__init__(main)
+    def __init__(self, main: Workbench) -> None:
+        super().__init__(main)  # type: ignore[arg-type]
         self.main = main
         self.project: Project | None = None
         self.autosaver: Autosaver | None = None
@@ -48,6 +49,7 @@ class AnnotationController(QObject):
         self._polygon: list[tuple[float, float]] = []
         self._box_start: tuple[float, float] | None = None
         self._drawing_box = False
+        self._stroking = False  # a brush drag is under way: re-score when it ends, not on every move
         w = main.window
         bar = w.compare.edit_bar
         self.view = w.compare.gt_panel.view
@@ -56,7 +58,10 @@ class AnnotationController(QObject):
         self._connect(w, bar)
 
     def _connect(self, w: Any, bar: Any) -> None:
-        w.edit_action.toggled.connect(self.set_editing)
+        w.edit_action.toggled.connect(lambda on: self.main.state.update(editing=bool(on)))
+        self.main.state.changed.connect(
+            lambda names: self.set_editing(self.main.state.view.editing) if "editing" in names else None
+        )
         w.undo_action.triggered.connect(lambda: self._apply(self.editor.undo() if self.editor else None))
         w.redo_action.triggered.connect(lambda: self._apply(self.editor.redo() if self.editor else None))
         bar.undo.clicked.connect(w.undo_action.trigger)
@@ -64,9 +69,9 @@ class AnnotationController(QObject):
         w.brush_bigger_action.triggered.connect(lambda: bar.step_size(2))
         w.brush_smaller_action.triggered.connect(lambda: bar.step_size(-2))
         bar.radius_changed.connect(lambda r: self.view.set_brush_radius(float(r)))
-        w.edited_gt_action.toggled.connect(lambda _on: self.main.evaluate())
-        w.export_labels_action.triggered.connect(self.export_labels)
-        w.export_review_action.triggered.connect(self.export_review)
+        w.edited_gt_action.toggled.connect(lambda on: self.main.state.update(edited_gt=bool(on)))
+        w.export_labels_action.triggered.connect(lambda _checked=False: self.export_labels())
+        w.export_review_action.triggered.connect(lambda _checked=False: self.export_review())
         self.view.pointer_pressed.connect(self._on_press)
         self.view.pointer_moved.connect(self._on_move)
         self.view.pointer_released.connect(self._on_release)
@@ -101,17 +106,17 @@ class AnnotationController(QObject):
         self.main.dataset_view = self.dataset_for_evaluation
         self.main.window.review.set_vocabulary(self.project.flag_vocabulary().names)
         self.main.window.image_list.set_review_filters(self.project.flag_vocabulary().names)
-        self.main.window.compare.edit_bar.set_classes(dataset.gt_scheme.names, dataset.gt_scheme.colors)
+        bar = self.main.window.compare.edit_bar
+        bar.set_classes(dataset.gt_scheme.names, dataset.gt_scheme.colors)
+        evaluated = self.main.state.view.scheme.evaluated_ids()
+        if evaluated.size and self.main.state.view.scheme.id_space is dataset.gt_scheme:
+            bar.set_class_value(int(evaluated[0]))  # a real class (road), not "0 unlabeled"
         self.main.window.image_list.model.set_marks(self._marks())
         self.main.window.append_log(f"project {self.project.path}")
 
     def dataset_for_evaluation(self, dataset: Dataset) -> Dataset:
         """Edited labels replace the originals when 'Evaluate on edited GT' is on."""
-        if (
-            self.project is not None
-            and self.main.window.edited_gt_action.isChecked()
-            and self.project.edits()
-        ):
+        if self.project is not None and self.main.state.view.edited_gt and self.project.edits():
             return EditedDataset(dataset, self.project)
         return dataset
 
@@ -163,8 +168,7 @@ class AnnotationController(QObject):
     def set_editing(self, on: bool) -> None:
         compare = self.main.window.compare
         compare.edit_bar.setVisible(on)
-        if on:
-            compare.show_gt.setChecked(True)
+        compare.set_editing(on)
         self.view.set_editing(on)
         self.view.set_brush_radius(float(compare.edit_bar.radius.value()))
 
@@ -193,13 +197,12 @@ class AnnotationController(QObject):
         return set(range(self.main.dataset.gt_scheme.num_classes)) - {0, value}
 
     def _source(self, slot: int) -> np.ndarray | None:
-        """Model A's or B's prediction of the shown image in the GT's id space (from the memory cache)."""
-        active = dict(self.main.active())
-        predictor = active.get(slot)
-        if predictor is None or self.ref is None:
+        """Model A's or B's prediction of the shown image in the GT's id space (held by the frame)."""
+        frame = self.main.frame
+        if frame is None or self.ref is None or frame.ref.key != self.ref.key or slot not in frame.slots:
             return None
-        hit = self.main.cache.get(cache_key(self.main._on_disk(predictor), self.main.scheme, self.ref))
-        return hit[0] if hit is not None else None
+        index = frame.slots.index(slot)
+        return frame.pred_ids[index] if index < len(frame.pred_ids) else None
 
     def _on_press(self, x: float, y: float, button: object) -> None:
         if self._drawing_box:
@@ -222,10 +225,12 @@ class AnnotationController(QObject):
             source = self._source(0 if tool == "copy_a" else 1)
             if source is not None:
                 editor.begin_stroke()
+                self._stroking = True
                 self._last = (x, y)
                 self._apply(editor.copy_brush(source, [(x, y)], radius, preserve=self._preserve(-1)))
         else:
             editor.begin_stroke()
+            self._stroking = True
             self._last = (x, y)
             self._apply(editor.stroke([(x, y)], radius, value, preserve=self._preserve(value)))
 
@@ -265,6 +270,9 @@ class AnnotationController(QObject):
         if self.editor is not None and self._last is not None:
             self.editor.end_stroke()
         self._last = None
+        if self._stroking:
+            self._stroking = False
+            self._edited()
 
     def _apply(self, rect: Rect | None) -> None:
         """Repaint what an edit changed and schedule its autosave."""
@@ -273,19 +281,30 @@ class AnnotationController(QObject):
         self._repaint(rect)
         if self.autosaver is not None:
             self.autosaver.mark_dirty(self.ref, self.editor)
+        if not self._stroking:  # a fill, a polygon, undo or redo: one edit, done
+            self._edited()
+
+    def _edited(self) -> None:
+        """An edit is complete: the window's numbers and readout follow it at once (only this image)."""
+        if self.editor is None or self.ref is None or self.project is None:
+            return
+        edited = {record.key for record in self.project.edits()} | {self.ref.key}
+        truth = GroundTruth("edited", self.project.path, len(edited))
+        self.main.labels_changed(self.ref, self.editor.labels.copy(), truth)
 
     def _repaint(self, rect: Rect) -> None:
         """Recolour only `rect` of the GT layer from the editor's labels (evaluated-class colours, outlined
         when the GT panel shows contours)."""
         editor = self.editor
         assert editor is not None
-        to_class = self.main.scheme.id_to_class()
+        view = self.main.state.view
+        to_class = view.scheme.id_to_class()
         x, y, patch = layer_patch(
             lambda rows, cols: to_class[editor.labels[rows, cols]],
             editor.shape,
             (rect.x, rect.y, rect.w, rect.h),
-            rgba_palette(self.main.scheme.colors, hidden=self.main.hidden),
-            self.main.panel_styles[0] == "contours",
+            rgba_palette(palette_colors(view.scheme, view.palette), hidden=view.hidden),
+            view.panel_styles[0] == "contours",
         )
         self.view.paint_mask(x, y, rgba_to_qimage(patch))
 
@@ -294,6 +313,9 @@ class AnnotationController(QObject):
         assert self.project is not None
         review = self.project.review(ref.key)
         boxes = [f"{b.x},{b.y} {b.w}×{b.h}: {b.text}" for b in review.boxes]
+        regions = [(b.x, b.y, b.w, b.h, b.text) for b in review.boxes]
+        for panel in self.main.window.compare.panels:  # drawn where the user looks, in every panel
+            panel.view.set_regions(regions)
         edited = " (labels edited)" if self.project.edit_record(ref.key) else ""
         self.main.window.review.show_review(ref.key + edited, review.flags, review.tags, review.note, boxes)
 
@@ -340,13 +362,13 @@ class AnnotationController(QObject):
         assert self._box_start is not None
         x0, y0 = self._box_start
         self._drawing_box, self._box_start = False, None
-        self.view.set_editing(self.main.window.edit_action.isChecked())
+        self.view.set_editing(self.main.state.view.editing)
         left, top = int(max(min(x0, x), 0)), int(max(min(y0, y), 0))
         width, height = int(abs(x - x0)), int(abs(y - y0))
         if width < 2 or height < 2:
             return
-        text, ok = QInputDialog.getText(self.main.window, "Region", "Comment for this region:")
-        if ok:
+        text = self.main.window.dialogs.text("Region", "Comment for this region:")
+        if text is not None:
             self.add_box(RegionBox(left, top, width, height, text))
 
     def add_box(self, box: RegionBox) -> None:
@@ -373,7 +395,7 @@ class AnnotationController(QObject):
             return
         if self.autosaver is not None:
             self.autosaver.flush()
-        folder = out or QFileDialog.getExistingDirectory(self.main.window, "Export labels (gtFine tree) to")
+        folder = out or self.main.window.dialogs.existing_directory("Export labels (gtFine tree) to")
         if folder:
             summary = self.project.export_gtfine(Path(folder), self.main.dataset.refs)
             self.main.window.append_log(f"exported labels to {folder}: {summary}")
@@ -381,10 +403,7 @@ class AnnotationController(QObject):
     def export_review(self, out: str | None = None) -> None:
         if self.project is None:
             return
-        path = (
-            out
-            or QFileDialog.getSaveFileName(self.main.window, "Export review", "review.csv", "CSV (*.csv)")[0]
-        )
+        path = out or self.main.window.dialogs.save_file("Export review", "review.csv", "CSV (*.csv)")
         if path:
             self.project.export_reviews_csv(Path(path).with_suffix(".csv"))
             self.project.export_reviews_json(Path(path).with_suffix(".json"))

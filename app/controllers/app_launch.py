@@ -51,6 +51,8 @@ def launch(
         model_a = model_a or demo.get("a")
         model_b = model_b or demo.get("b")
         scheme = scheme or demo.get("scheme")
+        for extra in filter(None, demo.get("leaderboard", "").split("|")):
+            controller.leaderboard.add(extra)
         job = controller.pool.submit(ensure_demo_dataset, key="demo")
         job.signals.result.connect(controller.open_dataset)
         window.show_message("Preparing the demo dataset…")

@@ -11,7 +11,6 @@ from typing import Protocol
 
 from app.controllers.workers import JobContext
 from app.evaluation.engine import Evaluator
-from app.evaluation.frames import PredictionCache, cache_key
 from app.evaluation.results import EvaluationResult, SampleOutcome
 
 
@@ -27,19 +26,15 @@ def run_evaluation(
     cancel: threading.Event,
     bridge: OutcomeSink,
     generation: int,
-    cache: PredictionCache,
 ) -> EvaluationResult:
+    """The window's evaluation on a worker: per-image outcomes go to the GUI thread as they finish (the
+    predictions themselves land in the prediction store, through the cached predictors)."""
     total = len(evaluator.dataset)
     done = 0
 
     def on_image(outcome: SampleOutcome) -> None:
         nonlocal done
         done += 1
-        for predictor, ids, image_eval in zip(
-            evaluator.predictors, outcome.predictions, outcome.evals, strict=False
-        ):
-            if ids is not None and image_eval is not None:
-                cache.put(cache_key(predictor, evaluator.scheme, outcome.ref), (ids, image_eval))
         # The GUI needs the scores, not the pixels: queued signals must not hold masks while it is busy.
         bridge.emit(generation, dataclasses.replace(outcome, predictions=()))
         ctx.progress(done, total, outcome.ref.key)

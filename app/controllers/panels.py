@@ -6,6 +6,7 @@ import math
 from collections.abc import Sequence
 
 from app.core.domain.labels import ClassScheme, EvalScheme
+from app.evaluation.frames import Frame
 from app.evaluation.predictors import SegmenterPredictor, mapping_for
 from app.views.metrics_panel import ModelSummary
 from app.views.models_panel import ModelCard
@@ -50,3 +51,30 @@ def model_cards(
         }
         cards.append(ModelCard(SLOTS[slot], fields, pairs))
     return cards
+
+
+def panel_titles(
+    predictors: Sequence[SegmenterPredictor | None],
+    refused: Sequence[str | None],
+    frame: Frame | None,
+    scheme_key: str,
+    truth: str,
+) -> list[tuple[str, str]]:
+    """(title, tooltip) of panels A and B: the model, and this image's mIoU on the scheme and ground truth
+    (or why the model is not scored)."""
+    titles: list[tuple[str, str]] = []
+    for slot, predictor in enumerate(predictors[:2]):
+        if predictor is None:
+            titles.append((f"{SLOTS[slot]}: no model — use Model {SLOTS[slot]}… or drop an .onnx file", ""))
+            continue
+        text, tip = f"{SLOTS[slot]}: {predictor.info.name}", predictor.info.source
+        if refused[slot]:
+            text += f"   not scored on {scheme_key}"
+            tip = str(refused[slot])
+        elif frame is not None and slot in frame.slots:
+            image_eval = frame.evals[frame.slots.index(slot)]
+            if image_eval is not None and image_eval.evaluated:
+                text += f"   mIoU {image_eval.miou * 100:.1f}   {image_eval.timings.total_ms:.0f} ms"
+                tip = f"this image, scheme {scheme_key}, {truth}"
+        titles.append((text, tip))
+    return titles

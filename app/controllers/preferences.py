@@ -12,16 +12,21 @@ from PySide6.QtWidgets import QApplication, QDockWidget, QMenu
 
 from app.core.io.paths import config_dir
 from app.core.storage.settings import Settings, load_settings, save_settings
+from app.evaluation.frames import PALETTES
 from app.views.ray_dialog import RayClusterDialog
 from app.views.shortcuts_dialog import ShortcutsDialog
 from app.views.theme import apply_theme
 
 if TYPE_CHECKING:
-    from app.controllers.main_controller import MainController
+    from app.controllers.workbench import Workbench
     from app.core.domain.labels import EvalScheme
     from app.core.io.datasets import Dataset
     from app.evaluation.engine import Engine
     from app.evaluation.predictors import SamplePredictor
+
+
+def compare_palettes() -> list[str]:
+    return [key for key, _ in PALETTES]
 
 
 def window_settings() -> QSettings:
@@ -33,8 +38,8 @@ class PreferencesController(QObject):
     """Loads settings at start and saves them as they change (a kill or a crash loses at most the last
     second of view and layout changes)."""
 
-    def __init__(self, main: MainController) -> None:
-        super().__init__(main)
+    def __init__(self, main: Workbench) -> None:
+        super().__init__(main)  # type: ignore[arg-type]
         self.main = main
         self.settings: Settings = load_settings()
         self._loaded = False  # nothing to save while the saved settings are being applied
@@ -50,14 +55,8 @@ class PreferencesController(QObject):
         self._save_later.setInterval(1000)
         self._save_later.timeout.connect(self.save)
         compare = w.compare
-        for changed in (
-            compare.opacity_changed,
-            compare.show_gt_changed,
-            compare.mode_changed,
-            compare.styles_changed,
-            w.scheme_box.currentIndexChanged,
-        ):
-            changed.connect(self._changed)
+        compare.opacity_changed.connect(self._changed)
+        main.state.changed.connect(self._changed)
         for dock in w.findChildren(QDockWidget):
             dock.dockLocationChanged.connect(self._changed)
             dock.topLevelChanged.connect(self._changed)
@@ -68,8 +67,8 @@ class PreferencesController(QObject):
             action.triggered.connect(lambda _checked=False, k=key: self.set_theme(k))
         main.dataset_loaded.connect(lambda dataset: self._remember_dataset(dataset.root))
         main.model_loaded.connect(lambda _slot, predictor: self._remember_model(predictor.info.source))
-        w.shortcuts_action.triggered.connect(self.show_shortcuts)
-        w.ray_action.triggered.connect(self.choose_ray_cluster)
+        w.shortcuts_action.triggered.connect(lambda _checked=False: self.show_shortcuts())
+        w.ray_action.triggered.connect(lambda _checked=False: self.choose_ray_cluster())
         self._fill_menus()
 
     def restore_view(self) -> None:
@@ -82,6 +81,10 @@ class PreferencesController(QObject):
         if index >= 0:
             compare.mode.setCurrentIndex(index)
         compare.set_styles(self.settings.panel_styles)
+        # The class colours live beside the window layout (the settings model stays as it was).
+        palette = str(window_settings().value("view/palette", "cityscapes"))
+        if palette in compare_palettes():
+            self.main.state.update(palette=palette)
 
     def set_theme(self, theme: str) -> None:
         """System, Light or Dark: applied to the whole application at once and remembered."""
@@ -141,7 +144,7 @@ class PreferencesController(QObject):
         return engine_for_window(self.settings.ray_address, dataset, predictors, scheme)
 
     def show_shortcuts(self) -> None:
-        ShortcutsDialog(self.main.window.actions(), self.main.window).exec()
+        self.main.window.dialogs.run(ShortcutsDialog(self.main.window.actions(), self.main.window))
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if event.type() in (QEvent.Type.Resize, QEvent.Type.Move):
@@ -167,12 +170,11 @@ class PreferencesController(QObject):
         layout.setValue("window/version", 1)
         layout.setValue("window/geometry", self.main.window.saveGeometry())
         layout.setValue("window/state", self.main.window.saveState())
-        w = self.main.window
-        self.settings.opacity = w.compare.opacity.value() / 100
-        self.settings.scheme = (
-            self.main.scheme.key if self.main.scheme.is_cityscapes else self.settings.scheme
-        )
-        self.settings.display_mode = self.main.display_mode
-        self.settings.panel_styles = list(w.compare.styles())
-        self.settings.show_gt = w.compare.show_gt.isChecked()
+        view = self.main.state.view  # what is shown, from the state (never read back from widgets)
+        self.settings.opacity = self.main.window.compare.opacity.value() / 100
+        self.settings.scheme = view.scheme.key if view.scheme.is_cityscapes else self.settings.scheme
+        self.settings.display_mode = view.display_mode
+        self.settings.panel_styles = list(view.panel_styles)
+        self.settings.show_gt = view.show_gt
+        layout.setValue("view/palette", view.palette)
         save_settings(self.settings)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import shiboken6
 from PySide6.QtCore import QObject, Qt
-from PySide6.QtWidgets import QFileDialog
 
 from app.core.domain.errors import InputError
 from app.inference.backends.remote_models import (
@@ -19,22 +19,24 @@ from app.inference.backends.remote_models import (
 from app.views.remote_dialog import RemoteModelDialog
 
 if TYPE_CHECKING:
-    from app.controllers.main_controller import MainController
+    from app.controllers.workbench import Workbench
 
 
 class ToolsController(QObject):
     """Owns the Tools menu actions of the main window."""
 
-    def __init__(self, main: MainController) -> None:
-        super().__init__(main)
+    def __init__(self, main: Workbench, review: Callable[[], dict[str, dict[str, Any]]]) -> None:
+        super().__init__(main)  # type: ignore[arg-type]
         self.main = main
         self.remote_dialog: RemoteModelDialog | None = None
+        self.review = review  # the review flags and notes a report carries
         w = main.window
         w.add_remote_action.triggered.connect(self.add_remote)
         w.benchmark_action.triggered.connect(self.benchmark)
-        w.export_action.triggered.connect(self.export_a)
-        w.quantize_action.triggered.connect(self.quantize_a)
-        w.report_action.triggered.connect(self.export_report)
+        w.export_action.triggered.connect(lambda _checked=False: self.export_a())
+        w.quantize_action.triggered.connect(lambda _checked=False: self.quantize_a())
+        # A lambda, not the method: triggered(bool) would arrive as the output path.
+        w.report_action.triggered.connect(lambda _checked=False: self.export_report())
 
     def add_remote(self) -> None:
         """Open the "Add hosted model" dialog (window-modal, not blocking): try, then save and load."""
@@ -98,7 +100,7 @@ class ToolsController(QObject):
 
         def run() -> str:
             # Every model scored on the window's scheme, so the column matches the main comparison.
-            dataset, scheme = self.main.dataset, self.main.scheme.key
+            dataset, scheme = self.main.dataset, self.main.state.view.scheme.key
             segmenters = [p.segmenter for _, p in active]
             results = benchmark_models(segmenters, runs=10, dataset=dataset, limit=10, scheme=scheme)
             return format_table(results)
@@ -122,8 +124,8 @@ class ToolsController(QObject):
             return
         source = Path(predictor.info.source)
         source_kind(source)
-        out, _ = QFileDialog.getSaveFileName(
-            self.main.window, "Export model A to ONNX", str(source.with_suffix(".onnx")), "ONNX (*.onnx)"
+        out = self.main.window.dialogs.save_file(
+            "Export model A to ONNX", str(source.with_suffix(".onnx")), "ONNX (*.onnx)"
         )
         if not out:
             return
@@ -152,7 +154,7 @@ class ToolsController(QObject):
             return
         source = Path(predictor.info.source)
         default = source.with_name(f"{source.stem}_int8.onnx")
-        out, _ = QFileDialog.getSaveFileName(self.main.window, "INT8 model", str(default), "ONNX (*.onnx)")
+        out = self.main.window.dialogs.save_file("INT8 model", str(default), "ONNX (*.onnx)")
         if not out:
             return
 
@@ -179,12 +181,12 @@ class ToolsController(QObject):
             main.window.show_message("Evaluate first: the report describes a finished evaluation.", 8000)
             return
         if out is None:
-            out, _ = QFileDialog.getSaveFileName(
-                main.window, "Export report", str(Path.home() / "seglens-report.html"), "HTML (*.html)"
+            out = main.window.dialogs.save_file(
+                "Export report", str(Path.home() / "seglens-report.html"), "HTML (*.html)"
             )
             if not out:
                 return
-        predictors = [main._on_disk(p) for _, p in main.active()]
+        predictors = [main.on_disk(p) for _, p in main.scored()]  # the models the result holds
         mappings = [m.mapping for m in result.models]
 
         def masks(index: int, sample: Any) -> Any:
@@ -194,11 +196,12 @@ class ToolsController(QObject):
         settings = {
             "dataset": str(main.dataset.root),
             "split": str(main.dataset.split),
-            "scheme": main.scheme.key,
+            "scheme": result.scheme.key,
+            "ground truth": result.ground_truth.describe(),
             **{f"model {'AB'[i]}": p.info.source for i, p in enumerate(predictors)},
         }
 
-        review = main.annotation.review_dict()
+        review = self.review()
 
         def run() -> list[Path]:
             from app.report.writer import write_report

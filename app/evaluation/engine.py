@@ -22,6 +22,7 @@ from app.core.domain.labels import EvalScheme
 from app.core.io.datasets import Dataset, Sample, SampleRef
 from app.core.io.imageio import write_label_png
 from app.core.runtime.pipeline import Stage, run_pipeline
+from app.core.storage.edited import EditedDataset
 from app.evaluation.outputs import prediction_path
 from app.evaluation.predictors import SamplePredictor, begin_prediction, mapping_for, needs_pixels
 from app.evaluation.results import (
@@ -219,6 +220,13 @@ class Evaluator:
     def local(self) -> bool:
         """Every model call runs in this process (and already uses every core)."""
         return all(p.info.backend in _IN_PROCESS for p in self.predictors)
+
+
+def ground_truth_of(dataset: Dataset) -> GroundTruth:
+    """What a dataset's labels are: its files, or a project's edits over them (an EditedDataset)."""
+    if not isinstance(dataset, EditedDataset):
+        return GroundTruth()
+    return GroundTruth("edited", dataset.project.path, len(dataset.edited_keys()))
 
 
 def record(models: Sequence[ModelAccumulator], sample_errors: dict[str, str], outcome: SampleOutcome) -> None:

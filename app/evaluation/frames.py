@@ -5,7 +5,8 @@ Runs on a worker thread. Predictions come from the shared cache when the evaluat
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+import dataclasses
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,18 +28,15 @@ from app.core.display.render import (
 from app.core.domain.errors import SegLensError
 from app.core.domain.labels import IGNORE, ClassMapping, EvalScheme
 from app.core.io.datasets import Dataset, SampleRef
-from app.core.runtime.lru import LruCache
 from app.evaluation.predictors import SamplePredictor
-from app.evaluation.results import ImageEval, count_prediction, evaluate_sample
+from app.evaluation.results import ImageEval, count_prediction
 from app.inference.base import Prediction
-
-PredictionCache = LruCache[tuple[np.ndarray, ImageEval]]
-_SLOTS = ("A", "B")  # how the window names the compared models
 
 
 @dataclass(frozen=True)
 class Frame:
-    """One image ready to display; class maps hold evaluated-class indices (IGNORE = not evaluated)."""
+    """One image ready to display; class maps hold evaluated-class indices (IGNORE = not evaluated),
+    `pred_ids` the same predictions in the dataset's id space (what the label editor copies from)."""
 
     ref: SampleRef
     image: np.ndarray
@@ -47,12 +45,8 @@ class Frame:
     evals: tuple[ImageEval | None, ...]
     errors: tuple[str | None, ...]
     warnings: tuple[str, ...]
-
-
-def cache_key(predictor: SamplePredictor, scheme: EvalScheme, ref: SampleRef) -> tuple[str, str, str, str]:
-    """Predictions depend on the model file, the image and the scheme they were counted in."""
-    info = predictor.info
-    return (info.digest or info.source, info.name, scheme.key, ref.key)
+    pred_ids: tuple[np.ndarray | None, ...] = ()
+    slots: tuple[int, ...] = ()  # the window's slot (0 = A, 1 = B) of each prediction
 
 
 def compose_frame(
@@ -61,44 +55,101 @@ def compose_frame(
     predictors: Sequence[SamplePredictor],
     mappings: Sequence[ClassMapping],
     scheme: EvalScheme,
-    cache: PredictionCache,
+    known: Sequence[Mapping[str, ImageEval] | None] = (),
     *,
     cached_only: bool = False,
 ) -> Frame | None:
-    """Load `ref`, take each model's prediction from `cache` or compute it, map all to evaluated classes.
+    """Load `ref`, take each model's prediction from the prediction store (a CachedPredictor's
+    `lookup(sample) -> Prediction | None` answers from memory, then disk) or compute it, map all to
+    evaluated classes.
 
-    cached_only: make no prediction; return None unless every one is in `cache` or can be looked up
-    (a predictor's `lookup(sample) -> Prediction | None`, e.g. the on-disk cache's)."""
-    hits = [cache.get(cache_key(predictor, scheme, ref)) for predictor in predictors]
-    # Instance ids only count toward iIoU: not needed when every prediction is already evaluated.
-    sample = dataset.load(ref, with_instances=any(hit is None for hit in hits))
+    known: per model, the evaluation's per-image scores (the live accumulator's): an image scored there is
+    not counted again, so the numbers shown are the ones held there. cached_only: make no prediction;
+    return None unless every one is in the store."""
+    scored = [
+        (known[i].get(ref.key) if i < len(known) and known[i] is not None else None)  # type: ignore[union-attr]
+        for i in range(len(predictors))
+    ]
+    # Instance ids only count toward iIoU: not needed when every image is already scored.
+    sample = dataset.load(ref, with_instances=any(e is None for e in scored))
     to_class = scheme.id_to_class()
     preds: list[np.ndarray | None] = []
+    ids_out: list[np.ndarray | None] = []
     evals: list[ImageEval | None] = []
     errors: list[str | None] = []
-    for predictor, mapping, hit in zip(predictors, mappings, hits, strict=True):
-        if hit is None:
-            try:
+    for predictor, mapping, image_eval in zip(predictors, mappings, scored, strict=True):
+        lookup = getattr(predictor, "lookup", None)
+        try:
+            found: Prediction | None = lookup(sample) if lookup is not None else None
+            if found is None:
                 if cached_only:
-                    lookup = getattr(predictor, "lookup", None)
-                    found: Prediction | None = lookup(sample) if lookup is not None else None
-                    if found is None:
-                        return None
-                    image_eval, ids = count_prediction(sample, found, predictor.info.name, mapping, scheme)
-                else:
-                    image_eval, ids = evaluate_sample(sample, predictor, mapping, scheme)
-            except SegLensError as exc:
-                preds.append(None)
-                evals.append(None)
-                errors.append(str(exc))
-                continue
-            hit = (ids, image_eval)
-            cache.put(cache_key(predictor, scheme, ref), hit)
-        preds.append(to_class[hit[0]])
-        evals.append(hit[1])
+                    return None
+                found = predictor.predict_sample(sample)
+            if image_eval is None:
+                image_eval, ids = count_prediction(sample, found, predictor.info.name, mapping, scheme)
+            else:
+                ids = mapping.apply(found.labels)
+        except SegLensError as exc:
+            preds.append(None)
+            ids_out.append(None)
+            evals.append(None)
+            errors.append(str(exc))
+            continue
+        preds.append(to_class[ids])
+        ids_out.append(ids)
+        evals.append(image_eval)
         errors.append(None)
     gt_class = to_class[sample.gt] if sample.gt is not None else None
-    return Frame(ref, sample.image, gt_class, tuple(preds), tuple(evals), tuple(errors), sample.warnings)
+    return Frame(
+        ref,
+        sample.image,
+        gt_class,
+        tuple(preds),
+        tuple(evals),
+        tuple(errors),
+        sample.warnings,
+        tuple(ids_out),
+    )
+
+
+PALETTES = (("cityscapes", "Cityscapes colours"), ("contrast", "High contrast"))
+"""Class colour choices: the scheme's own colours, or colours chosen to stay apart at any opacity."""
+
+# Kelly's 22 colours of maximum contrast (white and black left out), then a few more: far apart from each
+# other at 50 % over a street scene, where Cityscapes' greys (construction, object) vanish.
+_CONTRAST: tuple[tuple[int, int, int], ...] = (
+    (243, 195, 0),
+    (135, 86, 146),
+    (243, 132, 0),
+    (161, 202, 241),
+    (190, 0, 50),
+    (194, 178, 128),
+    (0, 136, 86),
+    (230, 143, 172),
+    (0, 103, 165),
+    (249, 150, 121),
+    (96, 78, 151),
+    (246, 166, 0),
+    (179, 68, 108),
+    (220, 211, 0),
+    (136, 45, 23),
+    (141, 182, 0),
+    (101, 69, 34),
+    (226, 88, 34),
+    (43, 61, 38),
+    (0, 200, 200),
+    (255, 0, 128),
+    (128, 128, 255),
+    (0, 90, 40),
+    (200, 100, 255),
+)
+
+
+def palette_colors(scheme: EvalScheme, palette: str = "cityscapes") -> list[tuple[int, int, int]]:
+    """The class colours of `scheme` in `palette` (cycled when a scheme has more classes than colours)."""
+    if palette == "contrast":
+        return [_CONTRAST[i % len(_CONTRAST)] for i in range(scheme.num_classes)]
+    return [tuple(c) for c in scheme.colors]  # type: ignore[misc]
 
 
 @dataclass(frozen=True)
@@ -111,7 +162,9 @@ class Highlight:
     pred: int
 
 
-HIGHLIGHT_RGBA = np.array([255, 0, 255, 255], dtype=np.uint8)
+HIGHLIGHT_RGB = (255, 0, 255)
+HIGHLIGHT_NAME = "drill-down pixels"
+HIGHLIGHT_RGBA = np.array([*HIGHLIGHT_RGB, 255], dtype=np.uint8)
 
 PanelStyles = tuple[str, str, str]  # GT, A, B
 FILLED: PanelStyles = ("filled", "filled", "filled")
@@ -142,6 +195,7 @@ def render_layers(
     hidden: Collection[int] = (),
     with_gt: bool = True,
     styles: Sequence[str] | None = None,
+    palette: str = "cityscapes",
 ) -> tuple[list[np.ndarray | None], str]:
     """RGBA layers for the GT, A and B panels, and a one-line summary (A vs B shares).
 
@@ -149,11 +203,12 @@ def render_layers(
     (panel B shows A right & B wrong / B right & A wrong / both wrong); the older "contours" means classes
     outlined in every panel and "mask" classes. styles: per panel (GT, A, B) "filled", "contours" (only the
     outlines of the layer's regions; computed only for those panels) or "mask" (drawn filled). Classes in
-    `hidden` are transparent in the class content. A highlight replaces its model's layer.
+    `hidden` are transparent in the class content, drawn in `palette` (PALETTES). A highlight replaces its
+    model's layer.
     """
     outlined = [s == "contours" for s in panel_styles(mode, styles)]
     content = "classes" if mode in ("contours", "mask") else mode
-    class_lut = rgba_palette(scheme.colors, hidden=hidden)
+    class_lut = rgba_palette(palette_colors(scheme, palette), hidden=hidden)
     masks: list[np.ndarray | None] = [None, None, None]
     preds: list[np.ndarray | None] = [None, None]
     for slot, pred in zip(slots, frame.pred_class, strict=True):
@@ -250,21 +305,23 @@ def render_frame(
     predictors: list[SamplePredictor],
     mappings: list[ClassMapping],
     scheme: EvalScheme,
-    cache: PredictionCache,
+    known: Sequence[Mapping[str, ImageEval] | None],
     slots: list[int],
     mode: str = "classes",
     highlight: Highlight | None = None,
     hidden: frozenset[int] = frozenset(),
     with_gt: bool = True,
     styles: tuple[str, str, str] | None = None,
+    palette: str = "cityscapes",
     cached_only: bool = False,
 ) -> tuple[Frame, np.ndarray, list[np.ndarray | None], str] | None:
     """Worker side of showing one image: the frame, its RGBA layers (GT, A, B; `styles` per panel) and a
     one-line summary. With `cached_only`, None when a prediction would have to be made."""
-    frame = compose_frame(dataset, ref, predictors, mappings, scheme, cache, cached_only=cached_only)
+    frame = compose_frame(dataset, ref, predictors, mappings, scheme, known, cached_only=cached_only)
     if frame is None:
         return None
-    masks, summary = render_layers(frame, scheme, slots, mode, highlight, hidden, with_gt, styles)
+    frame = dataclasses.replace(frame, slots=tuple(slots))
+    masks, summary = render_layers(frame, scheme, slots, mode, highlight, hidden, with_gt, styles, palette)
     return frame, frame.image, masks, summary
 
 
@@ -282,5 +339,5 @@ def hover_text(frame: Frame, scheme: EvalScheme, slots: Sequence[int], x: int, y
 
     parts = [f"({x}, {y})", f"GT: {name(frame.gt_class)}"]
     for slot, pred in zip(slots, frame.pred_class, strict=False):
-        parts.append(f"{_SLOTS[slot]}: {name(pred)}")
+        parts.append(f"{'AB'[slot] if slot < 2 else slot + 1}: {name(pred)}")
     return "   ".join(parts)

@@ -169,6 +169,21 @@ class ModelAccumulator:
         if result.instances is not None:
             self.has_instances = True
 
+    def replace(self, result: ImageEval) -> bool:
+        """Put a re-scored image in place of its earlier score (its labels were edited) and recompute the
+        sums from the per-image counts; False (nothing changed) when the image was not scored yet."""
+        if result.key not in self.images:
+            return False
+        self.images[result.key] = result
+        self.matrix[:] = 0
+        self.has_instances = False
+        for image in self.images.values():
+            if image.counts is not None:
+                image.counts.add_to(self.matrix)
+            if image.instances is not None:
+                self.has_instances = True
+        return True
+
     def scores(self) -> Scores:
         # Instance weights are floats: sum them in a fixed (key) order, not in the order images finished,
         # so iIoU is identical from run to run.

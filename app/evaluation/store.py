@@ -1,4 +1,6 @@
-"""A SamplePredictor that answers from the on-disk prediction cache and predicts only on a miss."""
+"""The prediction store: recent predictions in memory in front of the on-disk cache, under one key (model
+digest, image pixels, preprocessing); and a SamplePredictor that answers from it and predicts only on a
+miss."""
 
 from __future__ import annotations
 
@@ -6,9 +8,13 @@ import hashlib
 import threading
 from collections.abc import Callable
 from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
 
 from app.core.io.datasets import Sample
-from app.core.storage.prediction_cache import CacheKey, PredictionCache
+from app.core.runtime.lru import LruCache
+from app.core.storage.prediction_cache import CachedMask, CacheKey, PredictionCache
 from app.evaluation.predictors import SamplePredictor, begin_prediction
 from app.inference.base import ModelInfo, PendingPrediction, Prediction, Timings
 
@@ -20,11 +26,67 @@ def preprocessing_key(info: ModelInfo) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+_MAX_DIGESTS = 200_000  # ~40 MB of remembered image digests at most
+
+
+class PredictionStore:
+    """One store for the window and every command: a bytes-bounded LRU of recent predictions in memory in
+    front of the disk cache (optional), both under the same CacheKey. Same `get`/`put` as PredictionCache,
+    so a CachedPredictor takes either. Safe to share between worker threads."""
+
+    def __init__(self, disk: PredictionCache | None, memory_bytes: int = 48 * 1024 * 1024) -> None:
+        self.disk = disk
+        # Image file -> its pixels' digest: the key needs it, and hashing 6 MB of pixels again each time an
+        # image is shown costs more than the lookup. Keyed by path, size and mtime, so a changed file misses.
+        self._digests: dict[tuple[str, int, int], str] = {}
+        self._digest_lock = threading.Lock()
+        # Tuples, not CachedMask: the LRU measures arrays inside tuples, so the bound is in real bytes.
+        self.memory: LruCache[tuple[np.ndarray, tuple[float, float, float]]] = LruCache(memory_bytes)
+
+    def get(self, key: CacheKey) -> CachedMask | None:
+        """From memory, else from disk (then kept in memory: it is likely asked for again soon)."""
+        held = self.memory.get(key)
+        if held is not None:
+            return CachedMask(*held)
+        entry = self.disk.get(key) if self.disk is not None else None
+        if entry is not None:
+            self.memory.put(key, (entry.labels, entry.timings))
+        return entry
+
+    def put(self, key: CacheKey, labels: np.ndarray, timings: tuple[float, float, float]) -> None:
+        """Keep a prediction in memory and on disk."""
+        self.memory.put(key, (labels, timings))
+        if self.disk is not None:
+            self.disk.put(key, labels, timings)
+
+    def clear_memory(self) -> None:
+        """Forget the in-memory copies (the disk keeps them)."""
+        self.memory.clear()
+
+    def digest_of(self, sample: Sample) -> str:
+        """The sample's image digest, computed once per image file (while the file is unchanged)."""
+        try:
+            stat = Path(sample.ref.image_path).stat()
+        except OSError:
+            return sample.image_digest
+        key = (str(sample.ref.image_path), stat.st_size, stat.st_mtime_ns)
+        with self._digest_lock:
+            known = self._digests.get(key)
+        if known is not None:
+            return known
+        digest = sample.image_digest
+        with self._digest_lock:
+            if len(self._digests) >= _MAX_DIGESTS:
+                self._digests.clear()  # rare (that many images in one session): start again
+            self._digests[key] = digest
+        return digest
+
+
 class CachedPredictor:
     """Wraps a predictor; predictions of models without a digest (saved-mask folders) are not cached,
     since reading the file again is as cheap as reading the cache."""
 
-    def __init__(self, predictor: SamplePredictor, cache: PredictionCache) -> None:
+    def __init__(self, predictor: SamplePredictor, cache: PredictionCache | PredictionStore) -> None:
         self.predictor = predictor
         self.cache = cache
         self.hits = 0
@@ -80,7 +142,9 @@ class CachedPredictor:
         return PendingPrediction(infer=inner.infer, finish=finish)
 
     def _key(self, sample: Sample) -> CacheKey:
-        return CacheKey(self.info.digest, sample.image_digest, self._preprocessing)
+        digest_of = getattr(self.cache, "digest_of", None)  # the store remembers digests per file
+        image = digest_of(sample) if digest_of is not None else sample.image_digest
+        return CacheKey(self.info.digest, image, self._preprocessing)
 
     def _store(self, key: CacheKey, prediction: Prediction) -> None:
         self._count(hit=False)

@@ -83,6 +83,12 @@ class Legend(QWidget):
         self._columns = 0
         self._reflow()
 
+    def add_key(self, name: str, color: tuple[int, int, int]) -> None:
+        """One more colour key after the entries (e.g. the drill-down highlight)."""
+        self._items.append(_key(name, color))
+        self._columns = 0
+        self._reflow()
+
     def _reflow(self) -> None:
         if not self._items:
             return
@@ -141,6 +147,13 @@ class CompareView(QWidget):
         ("errors", "Errors vs GT"),
         ("disagreement", "A vs B"),
     )
+    LAYOUTS = (
+        ("side", "Side by side"),
+        ("swipe", "Swipe A | B"),
+        ("flicker", "Flicker A / B"),
+    )
+    layout_changed = Signal(str)
+    swipe_moved = Signal(float)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -163,6 +176,23 @@ class CompareView(QWidget):
         for key, text in self.MODES:
             self.mode.addItem(text, key)
         self.mode.setToolTip("What the masks show (E cycles): classes, right/wrong against GT, A vs B")
+        self.layout_box = QComboBox()
+        for key, text in self.LAYOUTS:
+            self.layout_box.addItem(text, key)
+        self.layout_box.setToolTip(
+            "A and B side by side, in one panel with a draggable divider (W cycles), or in one panel "
+            "toggling between them (V)"
+        )
+        self.flicker_label = QLabel("")
+        self.verdict = QLabel("No verdict yet")
+        self.verdict.setWordWrap(True)
+        self.verdict.setTextFormat(Qt.TextFormat.PlainText)
+        self.verdict.setStyleSheet("font-weight: 600; padding: 2px 4px;")
+        self.verdict.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self._masks: tuple[QImage | None, QImage | None, QImage | None] = (None, None, None)
+        self._layout = "side"
+        self._flicker_b = False
+        self._editing = False
         self.readout = QLabel("")
         self.readout.setTextFormat(Qt.TextFormat.PlainText)
         self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
@@ -191,6 +221,10 @@ class CompareView(QWidget):
         self.opacity.valueChanged.connect(self._on_opacity)
         self.show_gt.toggled.connect(self._on_show_gt)
         self.fit_button.clicked.connect(self.fit)
+        self.layout_box.currentIndexChanged.connect(
+            lambda _i: self.layout_changed.emit(str(self.layout_box.currentData()))
+        )
+        self.a_panel.view.swipe_moved.connect(self.swipe_moved)
 
     @property
     def panels(self) -> tuple[ImagePanel, ImagePanel, ImagePanel]:
@@ -209,6 +243,9 @@ class CompareView(QWidget):
         controls.addWidget(self.fit_button)
         controls.addStretch(1)
         info = QHBoxLayout()
+        # The layout choice sits with the file name, which gives way first in a narrow window.
+        info.addWidget(self.layout_box)
+        info.addWidget(self.flicker_label)
         info.addWidget(self.caption, 1)
         info.addWidget(self.stats)
         self.stats.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -218,6 +255,7 @@ class CompareView(QWidget):
             self.images.addWidget(panel, 1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.verdict)
         layout.addLayout(controls)
         layout.addWidget(self.edit_bar)
         layout.addLayout(info)
@@ -249,9 +287,52 @@ class CompareView(QWidget):
         super().resizeEvent(event)
         self._choose_direction()
 
+    def set_verdict(self, text: str, basis: str) -> None:
+        """The verdict line (which model is better, by how much, where worse) and its basis."""
+        self.verdict.setText(text)
+        self.verdict.setToolTip(f"Computed on {basis}")
+
     def set_masks(self, gt: QImage | None, a: QImage | None, b: QImage | None) -> None:
-        for panel, mask in zip(self.panels, (gt, a, b), strict=True):
-            panel.view.set_mask(mask)
+        self._masks = (gt, a, b)
+        self._apply_masks()
+
+    def set_compare_layout(self, layout: str, flicker_b: bool = False) -> None:
+        """'side' (three panels), 'swipe' (B right of a divider in panel A) or 'flicker' (panel A shows A
+        or B); one view, so zoom and pan stay the same whatever is shown."""
+        self._layout, self._flicker_b = layout, flicker_b
+        index = self.layout_box.findData(layout)
+        if index >= 0 and index != self.layout_box.currentIndex():
+            self.layout_box.blockSignals(True)
+            self.layout_box.setCurrentIndex(index)
+            self.layout_box.blockSignals(False)
+        self.b_panel.setVisible(layout == "side" and not self._editing)
+        self.flicker_label.setText(
+            {"flicker": f"showing {'B' if flicker_b else 'A'} (V toggles)", "swipe": "drag the divider"}.get(
+                layout, ""
+            )
+        )
+        self._choose_direction()
+        self._apply_masks()
+
+    def set_editing(self, on: bool) -> None:
+        """Editing: the ground truth beside model A only, so both get the room (B is a copy source in
+        the edit bar, not a third panel)."""
+        self._editing = on
+        if on:
+            self.show_gt.setChecked(True)
+        self.set_compare_layout(self._layout, self._flicker_b)
+
+    def _apply_masks(self) -> None:
+        gt, a, b = self._masks
+        self.gt_panel.view.set_mask(gt)
+        view = self.a_panel.view
+        if self._layout == "flicker":
+            view.set_mask(b if self._flicker_b else a)
+            view.set_swipe(None)
+        else:
+            view.set_mask(a)
+            view.set_swipe(b if self._layout == "swipe" else None)
+        self.b_panel.view.set_mask(b if self._layout == "side" else None)
 
     def fit(self) -> None:
         for panel in self.panels:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
-import numpy as np
 from PySide6.QtCore import (
     QAbstractTableModel,
     QEvent,
@@ -25,6 +25,8 @@ from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
     QHeaderView,
+    QLabel,
+    QLineEdit,
     QTableView,
     QVBoxLayout,
     QWidget,
@@ -45,8 +47,20 @@ PRESETS = (
 )
 
 
+class ScoreSource(Protocol):
+    """Where a model's per-image scores live (the evaluation's live accumulator): the table shows them,
+    it keeps no copy."""
+
+    @property
+    def images(self) -> Mapping[str, Any]: ...  # image key -> ImageEval (miou, iou)
+
+
+MARKS_HELP = "Marks after the name: ✎ labels edited; capital letters: the initials of the review flags set"
+
+
 class ImageTableModel(QAbstractTableModel):
-    """Rows are images in dataset order; scores arrive as the evaluation runs."""
+    """Rows are images in dataset order; the scores are read from the models' live accumulators as the
+    evaluation fills them (a view of them, not a copy)."""
 
     thumbnail_needed = Signal(int)  # a visible row has no thumbnail yet: the controller loads it lazily
 
@@ -58,8 +72,8 @@ class ImageTableModel(QAbstractTableModel):
         self._rows: list[tuple[str, str]] = []
         self._keys: list[str] = []
         self._marks: dict[str, str] = {}
-        self._miou = np.full((0, 2), np.nan)
-        self._iou: np.ndarray = np.full((0, 2, 0), np.nan)  # (rows, models, classes)
+        self._sources: list[ScoreSource | None] = [None, None]
+        self.basis = ""  # what the scores were computed on (scheme, ground truth), for the tooltips
         self.class_names: tuple[str, ...] = ()
         self.focus: int | None = None
 
@@ -91,30 +105,32 @@ class ImageTableModel(QAbstractTableModel):
         self._requested.clear()
         self._rows = list(rows)
         self.class_names = tuple(class_names)
-        self._miou = np.full((len(self._rows), 2), np.nan)
-        self._iou = np.full((len(self._rows), 2, len(self.class_names)), np.nan)
+        self._sources = [None, None]
         self.focus = None
         self.endResetModel()
 
     def set_classes(self, class_names: Sequence[str]) -> None:
         self.beginResetModel()
         self.class_names = tuple(class_names)
-        self._iou = np.full((len(self._rows), 2, len(self.class_names)), np.nan)
         self.focus = None
         self.endResetModel()
 
-    def set_score(self, row: int, model: int, miou: float, iou: np.ndarray | None = None) -> None:
-        self._miou[row, model] = miou
-        if iou is not None and iou.shape == self._iou.shape[2:]:
-            self._iou[row, model] = iou
-        self.dataChanged.emit(self.index(row, MIOU_A), self.index(row, CLASS_DELTA))
-
-    def clear_scores(self) -> None:
+    def set_sources(self, sources: Sequence[ScoreSource | None]) -> None:
+        """Read A's and B's scores from these (None: no scores); every row shows the change."""
+        self._sources = [*sources, None, None][:2]
         # dataChanged, not a model reset: a reset would drop the user's current row and sort.
-        self._miou[:] = np.nan
-        self._iou[:] = np.nan
         if self._rows:
             self.dataChanged.emit(self.index(0, MIOU_A), self.index(len(self._rows) - 1, CLASS_DELTA))
+
+    def scores_changed(self, row: int) -> None:
+        """A row's scores arrived or were replaced in the sources."""
+        if 0 <= row < len(self._rows):
+            self.dataChanged.emit(self.index(row, MIOU_A), self.index(row, CLASS_DELTA))
+
+    def score(self, row: int, model: int) -> Any:
+        """The ImageEval of `model` (0 = A, 1 = B) on `row`, or None."""
+        source = self._sources[model]
+        return None if source is None else source.images.get(self.key(row))
 
     def set_focus(self, class_index: int | None) -> None:
         self.focus = class_index
@@ -129,19 +145,34 @@ class ImageTableModel(QAbstractTableModel):
         return 0 if parent.isValid() else CLASS_DELTA + 1
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = 0) -> object:
-        if orientation != Qt.Orientation.Horizontal or role != Qt.ItemDataRole.DisplayRole:
+        if orientation != Qt.Orientation.Horizontal:
             return None
-        short = self.class_names[self.focus][:10] if self.focus is not None else "class"
-        return ("Image", "City", "mIoU A", "mIoU B", "B−A", f"{short} A", f"{short} B", f"{short} B−A")[
-            section
-        ]
+        if role == Qt.ItemDataRole.ToolTipRole and section >= CLASS_A and self.focus is not None:
+            return f"IoU of {self.class_names[self.focus]} on each image (A, B and B−A)"
+        if role == Qt.ItemDataRole.ToolTipRole and section in (MIOU_A, MIOU_B, DELTA):
+            what = ("model A", "model B", "B minus A (points)")[section - MIOU_A]
+            return f"mIoU of each image: {what}" + (f"\nComputed on {self.basis}" if self.basis else "")
+        if role == Qt.ItemDataRole.UserRole and section in (MIOU_A, MIOU_B, DELTA):
+            return ("mIoU A", "mIoU B", "mIoU B−A")[section - MIOU_A]  # what the sort line names
+        if role != Qt.ItemDataRole.DisplayRole:
+            return None
+        short = self.class_names[self.focus] if self.focus is not None else "class"
+        # Short titles keep the scores in a narrow dock beside names with their city; the tooltip and the
+        # sort line say "mIoU".
+        return ("Image", "City", "A", "B", "B−A", f"{short} A", f"{short} B", f"{short} B−A")[section]
 
     def value(self, row: int, column: int) -> float:
         """The number shown in a score column (NaN when unknown)."""
+        evals = (self.score(row, 0), self.score(row, 1))
         if column in (MIOU_A, MIOU_B, DELTA):
-            a, b = self._miou[row]
+            a, b = (math.nan if e is None else e.miou for e in evals)
         elif self.focus is not None and column in (CLASS_A, CLASS_B, CLASS_DELTA):
-            a, b = self._iou[row, :, self.focus]
+            a, b = (
+                math.nan
+                if e is None or e.iou is None or self.focus >= len(e.iou)
+                else float(e.iou[self.focus])
+                for e in evals
+            )
         else:
             return math.nan
         return float({MIOU_A: a, MIOU_B: b, CLASS_A: a, CLASS_B: b}.get(column, b - a))
@@ -158,7 +189,8 @@ class ImageTableModel(QAbstractTableModel):
             return pixmap
         if role == Qt.ItemDataRole.ToolTipRole and column < 2:
             name, city = self._rows[row]
-            return f"{city}: {name}" if city else name
+            text = f"{city}: {name}" if city else name
+            return f"{text}\n{MARKS_HELP}" if self._marks.get(self.key(row)) else text
         if role == Qt.ItemDataRole.DisplayRole:
             if column == 0 and (mark := self._marks.get(self.key(row))):
                 return f"{self._rows[row][0]}  {mark}"
@@ -189,6 +221,7 @@ class ImageFilter(QSortFilterProxyModel):
     def __init__(self) -> None:
         super().__init__()
         self.city = ""
+        self.text = ""  # filename search: rows whose name contains it (any case)
         self.keys: frozenset[str] | None = None  # review filter: only these image keys
         self.setSortRole(Qt.ItemDataRole.UserRole)
 
@@ -207,6 +240,9 @@ class ImageFilter(QSortFilterProxyModel):
     def set_city(self, city: str) -> None:
         self._change(lambda: setattr(self, "city", city))
 
+    def set_text(self, text: str) -> None:
+        self._change(lambda: setattr(self, "text", text.strip().lower()))
+
     def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:
         model = self.sourceModel()
         if (
@@ -215,6 +251,10 @@ class ImageFilter(QSortFilterProxyModel):
             and model.key(source_row) not in self.keys
         ):
             return False
+        if self.text and isinstance(model, ImageTableModel):
+            name, city = model._rows[source_row]
+            if self.text not in f"{city} {name} {model.key(source_row)}".lower():
+                return False
         return not self.city or bool(model.index(source_row, 1, source_parent).data() == self.city)
 
 
@@ -235,6 +275,12 @@ class ImageList(QWidget):
         self.preset = QComboBox()
         for key, text in PRESETS:
             self.preset.addItem(text, key)
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("Search file names…")
+        self.search.setClearButtonEnabled(True)
+        self.search.setToolTip("Show the images whose name (or city) contains this text")
+        self.sort_reason = QLabel("")
+        self.sort_reason.setWordWrap(True)
         self.review_filter = QComboBox()
         self.review_filter.setToolTip("Show only edited or flagged images")
         self.set_review_filters(())
@@ -254,7 +300,10 @@ class ImageList(QWidget):
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(False)
         self.table.setMinimumWidth(220)  # scrolls sideways below that
+        # Always there, so the columns fitted to the width never end under a scroll bar that appears later.
+        self.table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOn)
         self._name_width = 0  # the image column's fitted width; it grows to fill a wider dock
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.table.viewport().installEventFilter(self)
         filters = QHBoxLayout()
         filters.addWidget(self.city, 1)
@@ -266,6 +315,8 @@ class ImageList(QWidget):
         mining.addWidget(self.preset, 1)
         mining.addWidget(self.review_filter, 1)
         layout.addLayout(mining)
+        layout.addWidget(self.search)
+        layout.addWidget(self.sort_reason)
         layout.addWidget(self.table)
         self._show_class_columns(False)
         # The city has its own filter above and is in each row's tooltip: its column is optional.
@@ -275,6 +326,8 @@ class ImageList(QWidget):
         self.city.currentIndexChanged.connect(lambda _i: self.proxy.set_city(str(self.city.currentData())))
         self.focus.currentIndexChanged.connect(self._on_focus)
         self.preset.activated.connect(lambda _i: self.apply_preset(str(self.preset.currentData())))
+        self.search.textChanged.connect(self.proxy.set_text)
+        self.table.horizontalHeader().sortIndicatorChanged.connect(lambda *_: self._say_sort())
 
     def set_review_filters(self, flags: Sequence[str]) -> None:
         """'All images', 'Edited labels', 'Any flag' and one entry per flag."""
@@ -314,7 +367,8 @@ class ImageList(QWidget):
         self._name_width = THUMBNAIL_SIZE[0] + name_width + 24
         self.table.setColumnWidth(1, 90)
         for column in range(MIOU_A, CLASS_DELTA + 1):
-            self.table.setColumnWidth(column, metrics.horizontalAdvance("mIoU B") + 18)
+            self.table.setColumnWidth(column, metrics.horizontalAdvance("+00.0") + 18)
+        self._fit_class_columns()
         self._fill_width()
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
@@ -331,7 +385,10 @@ class ImageList(QWidget):
             for column in range(header.count())
             if column != 0 and not header.isSectionHidden(column)
         )
-        self.table.setColumnWidth(0, max(self._name_width, self.table.viewport().width() - others))
+        # In a narrow dock the name gives way first (elided in the middle: city and frame number stay),
+        # down to a readable minimum, so the scores stay on screen.
+        least = min(self._name_width, THUMBNAIL_SIZE[0] + self.table.fontMetrics().horizontalAdvance("M") * 9)
+        self.table.setColumnWidth(0, max(least, self.table.viewport().width() - others))
 
     def set_classes(self, classes: Sequence[str]) -> None:
         self.model.set_classes(classes)
@@ -346,7 +403,18 @@ class ImageList(QWidget):
     def _on_focus(self, _index: int) -> None:
         value = int(self.focus.currentData())
         self.model.set_focus(None if value < 0 else value)
+        self._fit_class_columns()
         self._show_class_columns(value >= 0)
+
+    def _fit_class_columns(self) -> None:
+        """The focus-class columns as wide as their titles ("traffic light B−A"), never clipped."""
+        metrics = self.table.horizontalHeader().fontMetrics()
+        for column in (CLASS_A, CLASS_B, CLASS_DELTA):
+            title = str(
+                self.model.headerData(column, Qt.Orientation.Horizontal, Qt.ItemDataRole.UserRole)
+                or self.model.headerData(column, Qt.Orientation.Horizontal, Qt.ItemDataRole.DisplayRole)
+            )
+            self.table.setColumnWidth(column, metrics.horizontalAdvance(title) + 24)
 
     def _show_class_columns(self, visible: bool) -> None:
         for column in (CLASS_A, CLASS_B, CLASS_DELTA):
@@ -365,6 +433,26 @@ class ImageList(QWidget):
             self.table.sortByColumn(CLASS_B if key == "b_fails" else CLASS_A, Qt.SortOrder.AscendingOrder)
         if key:
             self.step_to_top()
+
+    def _say_sort(self) -> None:
+        """Say what the rows are sorted by, and make sure that column is visible."""
+        header = self.table.horizontalHeader()
+        column = header.sortIndicatorSection()
+        if column < 0 or column >= self.model.columnCount():
+            self.sort_reason.setText("")
+            return
+        if self.table.isColumnHidden(column) and column >= CLASS_A:
+            self._show_class_columns(True)
+        if self.proxy.rowCount():  # scrolled sideways to it: the sort key is on screen
+            self.table.scrollTo(self.proxy.index(0, column), QAbstractItemView.ScrollHint.EnsureVisible)
+        order = (
+            "lowest first" if header.sortIndicatorOrder() == Qt.SortOrder.AscendingOrder else "highest first"
+        )
+        title = str(
+            self.model.headerData(column, Qt.Orientation.Horizontal, Qt.ItemDataRole.UserRole)
+            or self.model.headerData(column, Qt.Orientation.Horizontal, Qt.ItemDataRole.DisplayRole)
+        )
+        self.sort_reason.setText(f"Sorted by {title}, {order} (images without a score last)")
 
     def step_to_top(self) -> None:
         if self.proxy.rowCount():

@@ -9,8 +9,12 @@ from PySide6.QtWidgets import (
     QComboBox,
     QFrame,
     QGraphicsEllipseItem,
+    QGraphicsItem,
+    QGraphicsLineItem,
     QGraphicsPixmapItem,
+    QGraphicsRectItem,
     QGraphicsScene,
+    QGraphicsSimpleTextItem,
     QGraphicsView,
     QHBoxLayout,
     QLabel,
@@ -43,6 +47,7 @@ class ImageView(QGraphicsView):
     pointer_pressed = Signal(float, float, object)
     pointer_moved = Signal(float, float)
     pointer_released = Signal(float, float)
+    swipe_moved = Signal(float)  # the swipe divider dragged to this fraction of the width
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -63,7 +68,20 @@ class ImageView(QGraphicsView):
         self.mask_alone = False
         self.masks_visible = True
         self.scene().addItem(self.image_item)
-        self.scene().addItem(self.mask_item)
+        # Swipe: this view's mask left of a divider, a second mask (model B's) right of it, each clipped.
+        self._left_clip = self._clip_item()
+        self._right_clip = self._clip_item()
+        self.mask_item.setParentItem(self._left_clip)
+        self.swipe_item = QGraphicsPixmapItem(self._right_clip)
+        self.divider = QGraphicsLineItem()
+        self.divider.setPen(QPen(QColor(255, 255, 255), 3))
+        self.divider.setZValue(9)
+        self.divider.setVisible(False)
+        self.scene().addItem(self.divider)
+        self.swipe_fraction = 0.5
+        self.swiping = False
+        self._dragging_divider = False
+        self._regions: list[QGraphicsItem] = []  # the review's marked regions, drawn over the masks
         self._fit = True
         self.editing = False
         self.brush = QGraphicsEllipseItem()
@@ -76,6 +94,65 @@ class ImageView(QGraphicsView):
         self.horizontalScrollBar().valueChanged.connect(self.view_changed)
         self.verticalScrollBar().valueChanged.connect(self.view_changed)
 
+    def _clip_item(self) -> QGraphicsRectItem:
+        clip = QGraphicsRectItem()
+        clip.setPen(QPen(Qt.PenStyle.NoPen))
+        clip.setFlag(QGraphicsItem.GraphicsItemFlag.ItemClipsChildrenToShape, True)
+        self.scene().addItem(clip)
+        return clip
+
+    def set_swipe(self, mask: QImage | None) -> None:
+        """Swipe: show `mask` (model B's) right of the divider and this view's mask left of it; None
+        ends swiping."""
+        self.swiping = mask is not None
+        self.swipe_item.setPixmap(QPixmap.fromImage(mask) if mask is not None else QPixmap())
+        self._place_divider()
+
+    def set_swipe_fraction(self, fraction: float) -> None:
+        self.swipe_fraction = min(max(fraction, 0.0), 1.0)
+        self._place_divider()
+
+    def _place_divider(self) -> None:
+        rect = QRectF(self.image_item.pixmap().rect())
+        if not self.swiping:
+            self._left_clip.setRect(
+                rect.adjusted(-1, -1, 1, 1) if not rect.isEmpty() else QRectF(0, 0, 1e6, 1e6)
+            )
+            self._right_clip.setRect(QRectF())
+            self.divider.setVisible(False)
+            return
+        x = rect.width() * self.swipe_fraction
+        self._left_clip.setRect(QRectF(0, 0, x, rect.height()))
+        self._right_clip.setRect(QRectF(x, 0, rect.width() - x, rect.height()))
+        self.divider.setLine(x, 0, x, rect.height())
+        self.divider.setVisible(True)
+
+    def _near_divider(self, event: QMouseEvent) -> bool:
+        if not self.swiping:
+            return False
+        x = self.mapFromScene(self.divider.line().p1()).x()
+        return abs(event.position().x() - x) <= 8
+
+    def set_regions(self, regions: list[tuple[int, int, int, int, str]]) -> None:
+        """Draw the review's marked regions (x, y, w, h, comment) as dashed frames with their comment."""
+        for item in self._regions:
+            self.scene().removeItem(item)
+        self._regions = []
+        pen = QPen(QColor(255, 255, 0), 2, Qt.PenStyle.DashLine)
+        pen.setCosmetic(True)  # as thick at any zoom
+        for x, y, w, h, text in regions:
+            frame = QGraphicsRectItem(QRectF(x, y, w, h))
+            frame.setPen(pen)
+            frame.setZValue(8)
+            frame.setToolTip(text or "marked region")
+            self.scene().addItem(frame)
+            self._regions.append(frame)
+            if text:
+                label = QGraphicsSimpleTextItem(text, frame)
+                label.setBrush(QColor(255, 255, 0))
+                label.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations, True)
+                label.setPos(x, max(y - 2, 0))  # a child: removed with its frame
+
     def set_image(self, image: QImage | None) -> None:
         self.set_pixmap(QPixmap.fromImage(image) if image is not None else None)
 
@@ -83,6 +160,7 @@ class ImageView(QGraphicsView):
         pixmap = pixmap if pixmap is not None else QPixmap()
         self.image_item.setPixmap(pixmap)
         self.scene().setSceneRect(QRectF(pixmap.rect()))
+        self._place_divider()
         if self._fit:
             self.fit()
 
@@ -115,9 +193,11 @@ class ImageView(QGraphicsView):
         self._apply_layers()
 
     def _apply_layers(self) -> None:
-        self.mask_item.setVisible(self.masks_visible)
+        opacity = 1.0 if self.mask_alone else self._opacity
+        for item in (self.mask_item, self.swipe_item):
+            item.setVisible(self.masks_visible)
+            item.setOpacity(opacity)
         self.image_item.setVisible(not (self.mask_alone and self.masks_visible))
-        self.mask_item.setOpacity(1.0 if self.mask_alone else self._opacity)
 
     def fit(self) -> None:
         self._fit = True
@@ -135,6 +215,9 @@ class ImageView(QGraphicsView):
         self.brush_radius = radius
 
     def mousePressEvent(self, event: QMouseEvent) -> None:
+        if self._near_divider(event):
+            self._dragging_divider = True
+            return
         if not self.editing:
             super().mousePressEvent(event)
             return
@@ -142,6 +225,9 @@ class ImageView(QGraphicsView):
         self.pointer_pressed.emit(point.x(), point.y(), event.button())
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        if self._dragging_divider:
+            self._dragging_divider = False
+            return
         if not self.editing:
             super().mouseReleaseEvent(event)
             return
@@ -149,8 +235,16 @@ class ImageView(QGraphicsView):
         self.pointer_released.emit(point.x(), point.y())
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
-        super().mouseMoveEvent(event)
         point = self.mapToScene(event.position().toPoint())
+        if self._dragging_divider:
+            width = max(self.image_item.pixmap().width(), 1)
+            self.set_swipe_fraction(point.x() / width)
+            self.swipe_moved.emit(self.swipe_fraction)
+            return
+        if self.swiping and not self.editing:
+            near = self._near_divider(event)
+            self.viewport().setCursor(Qt.CursorShape.SplitHCursor if near else Qt.CursorShape.OpenHandCursor)
+        super().mouseMoveEvent(event)
         if self.editing:
             r = self.brush_radius
             self.brush.setRect(QRectF(point.x() - r, point.y() - r, 2 * r, 2 * r))  # size preview

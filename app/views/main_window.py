@@ -19,8 +19,11 @@ from PySide6.QtWidgets import (
 )
 
 from app import __version__
+from app.evaluation.frames import PALETTES
 from app.views.compare_view import CompareView
+from app.views.dialogs import Dialogs
 from app.views.image_list import ImageList
+from app.views.leaderboard_panel import LeaderboardPanel
 from app.views.metrics_panel import MetricsPanel
 from app.views.models_panel import ModelsPanel
 from app.views.review_panel import ReviewPanel
@@ -46,15 +49,17 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"SegLens {__version__}")
         self.setAcceptDrops(True)
         self.resize(1500, 900)
+        self.dialogs = Dialogs(self)  # every question to the user goes through this (tests answer it)
         self.compare = CompareView()
         self.image_list = ImageList()
         self.metrics = MetricsPanel()
         self.models = ModelsPanel()
         self.review = ReviewPanel()
+        self.leaderboard = LeaderboardPanel()
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
         self.log.setMaximumBlockCount(5000)
-        for view in (self.compare, self.image_list, self.metrics, self.models, self.review):
+        for view in (self.compare, self.image_list, self.metrics, self.models, self.review, self.leaderboard):
             _let_combos_shrink(view)  # before any layout caches their size hints
         self.setCentralWidget(self.compare)
         self.images_dock = self._dock("Images", self.image_list, Qt.DockWidgetArea.LeftDockWidgetArea)
@@ -64,6 +69,10 @@ class MainWindow(QMainWindow):
         self.metrics_dock.raise_()
         self.review_dock = self._dock("Review", self.review, Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self.models_dock, self.review_dock)
+        self.leaderboard_dock = self._dock(
+            "Leaderboard", self.leaderboard, Qt.DockWidgetArea.RightDockWidgetArea
+        )
+        self.tabifyDockWidget(self.review_dock, self.leaderboard_dock)
         self.metrics_dock.raise_()
         self.log_dock = self._dock("Log", self.log, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.log_dock.hide()
@@ -103,6 +112,11 @@ class MainWindow(QMainWindow):
         self.cycle_style_action = self._action(
             "Filled / contours / mask alone", "S", "Cycle the mask style of all panels"
         )
+        self.leaderboard_action = self._action(
+            "Add models to the leaderboard…", "Ctrl+Shift+M", "Score more models on the same scheme"
+        )
+        self.layout_action = self._action("Side by side / swipe / flicker", "W", "How A and B are shown")
+        self.flicker_action = self._action("Flicker A / B", "V", "Show B in place of A and back")
         self.add_remote_action = self._action("Add hosted model…", "Ctrl+Shift+R", "Add a REST or v2 model")
         self.benchmark_action = self._action("Benchmark A and B", "Ctrl+B", "Latency, size, memory")
         self.export_action = self._action("Export model A to ONNX…", None, "Keras or Hugging Face model A")
@@ -123,6 +137,9 @@ class MainWindow(QMainWindow):
         self.edited_gt_action.setChecked(True)
         self.export_labels_action = self._action("Export labels (gtFine)…", None, "All labels")
         self.export_review_action = self._action("Export review data…", None, "CSV and JSON")
+        self.quit_action = self._action("Quit", "Ctrl+Q", "Close SegLens (edits and settings are saved)")
+        self.quit_action.setMenuRole(QAction.MenuRole.QuitRole)
+        self.quit_action.triggered.connect(self.close)
         self.show_log_action = self.log_dock.toggleViewAction()
         self.show_log_action.setShortcut(QKeySequence("Ctrl+L"))
         self.scheme_box = QComboBox()
@@ -140,6 +157,7 @@ class MainWindow(QMainWindow):
             self.open_dataset_action,
             self.model_a_action,
             self.model_b_action,
+            self.leaderboard_action,
             self.evaluate_action,
             self.report_action,
         ):
@@ -151,6 +169,8 @@ class MainWindow(QMainWindow):
         self.recent_datasets_menu = file_menu.addMenu("Recent datasets")
         self.recent_a_menu = file_menu.addMenu("Recent models as A")
         self.recent_b_menu = file_menu.addMenu("Recent models as B")
+        file_menu.addSeparator()
+        file_menu.addAction(self.quit_action)
         bar.addSeparator()
         bar.addWidget(QLabel(" Scheme "))
         bar.addWidget(self.scheme_box)
@@ -186,6 +206,8 @@ class MainWindow(QMainWindow):
             self.toggle_masks_action,
             self.cycle_mode_action,
             self.cycle_style_action,
+            self.layout_action,
+            self.flicker_action,
             self.opacity_up_action,
             self.opacity_down_action,
             self.show_log_action,
@@ -202,6 +224,16 @@ class MainWindow(QMainWindow):
             self.theme_group.addAction(action)
             self.theme_actions[key] = action
         self.theme_actions["system"].setChecked(True)
+        palette_menu = view.addMenu("Class colours")
+        self.palette_group = QActionGroup(self)
+        self.palette_actions: dict[str, QAction] = {}
+        for key, text in PALETTES:
+            action = palette_menu.addAction(text)
+            action.setCheckable(True)
+            action.setData(key)
+            self.palette_group.addAction(action)
+            self.palette_actions[key] = action
+        self.palette_actions["cityscapes"].setChecked(True)
 
     def _build_status(self) -> None:
         self.progress = QProgressBar()

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
-from PySide6.QtGui import QBrush
+from PySide6.QtCore import QEvent, QModelIndex, QObject, QPersistentModelIndex, QRect, Qt, QTimer, Signal
+from PySide6.QtGui import QBrush, QColor, QPainter
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -17,13 +16,16 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QSplitter,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
-from app.views.theme import delta_colors, style_plot
+from app.views.heatmap import ConfusionHeatmap
+from app.views.theme import delta_colors
 
 
 @dataclass(frozen=True)
@@ -47,77 +49,26 @@ def _pct(value: float) -> str:
     return "–" if math.isnan(value) else f"{value * 100:.1f}"
 
 
-class ConfusionHeatmap(QWidget):
-    """Row-normalised confusion (rows: ground truth, columns: prediction); a click on a cell drills down."""
+class DeltaBarDelegate(QStyledItemDelegate):
+    """The B−A column: the signed number and a bar from the middle of the cell, blue where B is better,
+    orange where it is worse (every class labelled, at any width: the names are the table's rows)."""
 
-    cell_clicked = Signal(int, int)  # (ground-truth class, predicted class; the last column is "other")
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.plot = pg.PlotWidget()
-        self.plot.setMenuEnabled(False)
-        self.plot.setMouseEnabled(x=False, y=False)
-        self.plot.hideButtons()
-        self.plot.invertY(True)
-        self.plot.setAspectLocked(True)
-        self.image = pg.ImageItem(axisOrder="row-major")
-        self.image.setLookupTable(pg.colormap.get("viridis").getLookupTable(nPts=256))
-        self.plot.addItem(self.image)
-        self.plot.scene().sigMouseClicked.connect(self._on_click)
-        self.plot.getAxis("left").setLabel("ground truth")
-        self.plot.getAxis("bottom").setLabel("prediction (last column: other)")
-        style_plot(self.plot)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.plot)
-        self.values: np.ndarray | None = None
-        self._names: list[str] = []
-        self.plot.getViewBox().sigResized.connect(lambda *_: self._update_ticks())
-
-    def changeEvent(self, event: QEvent) -> None:
-        super().changeEvent(event)
-        if event.type() == QEvent.Type.PaletteChange:  # theme switched: axes follow the text colour
-            style_plot(self.plot, self.palette())
-
-    def _on_click(self, event: object) -> None:
-        if self.values is None:
-            return
-        point = self.image.mapFromScene(event.scenePos())  # type: ignore[attr-defined]
-        row, column = int(np.floor(point.y())), int(np.floor(point.x()))
-        rows, columns = self.values.shape
-        if 0 <= row < rows and 0 <= column < columns:
-            self.cell_clicked.emit(row, column)
-
-    def set_values(self, view: tuple[np.ndarray, tuple[float, float]] | None, names: Sequence[str]) -> None:
-        """Show prepared values (see app.core.display.render.matrix_view); negative levels use a diverging
-        map."""
-        if view is None or view[0].size == 0:
-            self.image.clear()
-            self.values = None
-            self.plot.hide()  # empty axes with meaningless ranges would only confuse
-            return
-        values, levels = view
-        self.plot.show()
-        self.values = values
-        cmap = "CET-D1" if levels[0] < 0 else "viridis"
-        self.image.setLookupTable(pg.colormap.get(cmap).getLookupTable(nPts=256))
-        self.image.setImage(values, levels=levels)
-        self._names = list(names)
-        self._update_ticks()
-
-    def _update_ticks(self) -> None:
-        """Names on the vertical axis, numbers on the horizontal one (same order), thinned to every k-th
-        class when the cells are smaller than a line of text (a small window, high DPI, 34 classes)."""
-        if self.values is None:
-            return
-        rows = len(self._names)
-        size = self.plot.getViewBox().viewPixelSize()  # data units (cells) per pixel
-        cell_px = 1.0 / max(size[0], size[1], 1e-9)
-        left = max(1, math.ceil(self.fontMetrics().height() / cell_px))
-        bottom = max(2, math.ceil((self.fontMetrics().horizontalAdvance("00") + 6) / cell_px))
-        labels = [(i + 0.5, f"{self._names[i][:12]} {i}") for i in range(0, rows, left)]
-        self.plot.getAxis("left").setTicks([labels])
-        self.plot.getAxis("bottom").setTicks([[(i + 0.5, str(i)) for i in range(0, rows + 1, bottom)]])
+    def paint(
+        self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
+    ) -> None:
+        delta = index.data(Qt.ItemDataRole.UserRole)
+        if isinstance(delta, float) and not math.isnan(delta):
+            rect = option.rect.adjusted(2, 3, -2, -3)
+            middle = rect.center().x()
+            length = int(min(abs(delta) / 0.5, 1.0) * rect.width() / 2)  # 50 points fill half the cell
+            color = QColor(0, 114, 178, 110) if delta > 0 else QColor(230, 159, 0, 130)
+            bar = (
+                QRect(middle, rect.top(), length, rect.height())
+                if delta > 0
+                else QRect(middle - length, rect.top(), length, rect.height())
+            )
+            painter.fillRect(bar, color)
+        super().paint(painter, option, index)
 
 
 def _metric(model: ModelSummary | None, metric: str, row: int) -> float:
@@ -141,6 +92,7 @@ class MetricsPanel(QWidget):
         self.summary.setHorizontalHeaderLabels(["A", "B"])
         self.summary.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self._model_names = ["A", "B"]
+        self._ignored: frozenset[int] = frozenset()  # classes never evaluated (void): marked in the rows
         self.summary.horizontalHeader().installEventFilter(self)  # stretched sections resize silently
         self.class_metric = QComboBox()
         for text, key in (
@@ -151,17 +103,16 @@ class MetricsPanel(QWidget):
             ("iIoU", "iiou"),
         ):
             self.class_metric.addItem(text, key)
-        self.bars = pg.PlotWidget()
-        self.bars.setMenuEnabled(False)
-        self.bars.setMouseEnabled(x=False, y=False)
-        self.bars.hideButtons()
-        self.bars.setMaximumHeight(100)
-        self.bars.getAxis("left").setLabel("B−A (points)")
-        style_plot(self.bars)
+        self.names = QLabel("A: –   B: –")
+        self.names.setWordWrap(True)
+        self.names.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.basis = QLabel("")
+        self.basis.setWordWrap(True)
         self.classes = QTableWidget(0, 3)
         self.classes.setHorizontalHeaderLabels(["IoU A", "IoU B", "B−A"])
         self.classes.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        self.classes.verticalHeader().setDefaultSectionSize(20)
+        self.classes.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 4)
+        self.classes.setItemDelegateForColumn(2, DeltaBarDelegate(self.classes))
         self.matrix_choice = QComboBox()
         for text, key in (("A", "A"), ("B", "B"), ("B − A", "B-A")):
             self.matrix_choice.addItem(text, key)
@@ -172,6 +123,7 @@ class MetricsPanel(QWidget):
         self.drill_title = QLabel("Click a matrix cell to list the images with that confusion.")
         self.drill_title.setWordWrap(True)
         self.drill = QListWidget()
+        self.drill.setToolTip("Images ranked by pixels with the chosen confusion; pick one to see them")
         choice_row = QHBoxLayout()
         choice_row.addWidget(QLabel("Confusion of"))
         choice_row.addWidget(self.matrix_choice)
@@ -186,9 +138,9 @@ class MetricsPanel(QWidget):
         self.splitter = QSplitter(Qt.Orientation.Vertical)
         self.splitter.setChildrenCollapsible(False)
         for items, stretch in (
-            ((self.summary, metric_row, self.classes, self.bars), 3),
-            ((choice_row, self.heatmap), 3),
-            ((self.drill_title, self.drill), 1),
+            ((self.names, self.summary, self.basis, metric_row, self.classes), 4),
+            ((choice_row, self.heatmap), 4),
+            ((self.drill_title, self.drill), 2),
         ):
             part = QWidget()
             part_layout = QVBoxLayout(part)
@@ -202,15 +154,16 @@ class MetricsPanel(QWidget):
             self.splitter.setStretchFactor(self.splitter.count() - 1, stretch)
         # The summary is never taller than its six rows (the room goes to the matrix), and everything can
         # shrink far enough for a 768-pixel-high screen (rows then scroll).
+        row = self.fontMetrics().height() + 4
+        self.summary.verticalHeader().setDefaultSectionSize(row)
         header = self.summary.horizontalHeader().sizeHint().height()
         self.summary.setMaximumHeight(header + 6 * self.summary.verticalHeader().defaultSectionSize() + 4)
         self.summary.setMinimumHeight(90)
-        self.classes.setMinimumHeight(70)
-        self.bars.setMinimumHeight(60)
-        self.heatmap.setMinimumHeight(120)
-        self.drill.setMinimumHeight(40)
-        # Initial shares (scaled to the dock's height): tables and bars, the matrix, the image list.
-        self.splitter.setSizes([580, 300, 80])
+        self.classes.setMinimumHeight(5 * row)  # a useful part of the class list, at any dock height
+        self.heatmap.setMinimumHeight(140)
+        self.drill.setMinimumHeight(5 * self.fontMetrics().height())
+        # Initial shares (scaled to the dock's height): tables, the matrix, the image list.
+        self.splitter.setSizes([520, 330, 130])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.splitter)
@@ -221,8 +174,7 @@ class MetricsPanel(QWidget):
 
     def changeEvent(self, event: QEvent) -> None:
         super().changeEvent(event)
-        if event.type() == QEvent.Type.PaletteChange:  # theme switched: re-colour charts and deltas
-            style_plot(self.bars, self.palette())
+        if event.type() == QEvent.Type.PaletteChange:  # theme switched: re-colour the deltas
             for row in range(self.classes.rowCount()):
                 item = self.classes.item(row, 2)
                 if item is not None:
@@ -255,11 +207,19 @@ class MetricsPanel(QWidget):
                 item.setText(text)
             item.setToolTip(name)
 
-    def set_models(self, summaries: Sequence[ModelSummary | None], class_names: Sequence[str]) -> None:
+    def set_models(
+        self,
+        summaries: Sequence[ModelSummary | None],
+        class_names: Sequence[str],
+        ignored: Collection[int] = (),
+    ) -> None:
         """Show up to two models; None leaves a column empty."""
         padded = [*summaries, None, None][:2]
-        self._model_names = [s.name if s else "–" for s in padded]
+        self._model_names = ["A", "B"]  # whole names in the line above: headers never elide them
         self._elide_model_names()
+        self.names.setText(
+            "   ".join(f"{slot}: {s.name if s else '–'}" for slot, s in zip("AB", padded, strict=True))
+        )
         for column, s in enumerate(padded):
             values = (
                 ["–"] * 6
@@ -277,6 +237,7 @@ class MetricsPanel(QWidget):
                 item = QTableWidgetItem(text)
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.summary.setItem(row, column, item)
+        self._ignored = frozenset(ignored)
         self._set_classes(padded, class_names)
 
     def _set_classes(self, models: Sequence[ModelSummary | None], names: Sequence[str]) -> None:
@@ -287,7 +248,8 @@ class MetricsPanel(QWidget):
         categories = list(dict.fromkeys(c for m in models if m is not None for c in m.categories))
         if metric != "iou" or set(categories) <= set(names):
             categories = []
-        rows = [*names, *(f"[{c}]" for c in categories)]
+        marked = [f"{n} (not evaluated)" if i in self._ignored else n for i, n in enumerate(names)]
+        rows = [*marked, *(f"[{c}]" for c in categories)]
         self.classes.setRowCount(len(rows))
         self.classes.setVerticalHeaderLabels(rows)
         deltas = []
@@ -309,16 +271,3 @@ class MetricsPanel(QWidget):
                     item.setData(Qt.ItemDataRole.UserRole, float(delta))
                     self._colour_delta(item)
                 self.classes.setItem(row, column, item)
-        self._set_bars(deltas, names)
-
-    def _set_bars(self, deltas: Sequence[float], names: Sequence[str]) -> None:
-        """B−A per class as bars (points), green where B is better."""
-        self.bars.clear()
-        values = np.array([0.0 if math.isnan(d) else d * 100 for d in deltas])
-        if values.size == 0 or not np.isfinite(values).any():
-            return
-        brushes = [pg.mkBrush(40, 160, 70) if v >= 0 else pg.mkBrush(210, 60, 60) for v in values]
-        self.bars.addItem(
-            pg.BarGraphItem(x=np.arange(len(values)), height=values, width=0.8, brushes=brushes)
-        )
-        self.bars.getAxis("bottom").setTicks([[(i, n[:6]) for i, n in enumerate(names)][::2]])

@@ -72,10 +72,11 @@ def is_dark(palette: QPalette) -> bool:
 
 
 def delta_colors(palette: QPalette | None = None) -> tuple[QColor, QColor]:
-    """(better, worse) text colours with enough contrast on the palette's base (lighter on dark)."""
+    """(better, worse) text colours with enough contrast on the palette's base (lighter on dark): blue and
+    orange, as in the error maps (red/green is what colour-blind users cannot tell apart)."""
     if is_dark(palette or current_palette()):
-        return QColor(110, 210, 120), QColor(255, 120, 120)
-    return QColor(20, 130, 50), QColor(200, 40, 40)
+        return QColor(110, 185, 255), QColor(255, 175, 70)
+    return QColor(0, 90, 170), QColor(175, 90, 0)
 
 
 def swatch_icon(color: tuple[int, int, int], size: int = 12) -> QIcon:

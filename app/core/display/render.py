@@ -74,9 +74,19 @@ def region_boundary(region: np.ndarray, radius: int = 0) -> np.ndarray:
 
 
 ERROR_NAMES = ("ignored", "correct", "wrong")
-ERROR_COLORS: tuple[RGB, ...] = ((0, 0, 0), (40, 170, 80), (225, 45, 45))
+# Okabe-Ito colours, told apart with every kind of colour blindness: blue = right, orange = wrong, in every
+# panel and mode (red/green is what most colour-blind users cannot tell apart).
+ERROR_COLORS: tuple[RGB, ...] = ((0, 0, 0), (0, 114, 178), (230, 159, 0))
 DISAGREEMENT_NAMES = ("ignored", "both right", "A right, B wrong", "B right, A wrong", "both wrong")
-DISAGREEMENT_COLORS: tuple[RGB, ...] = ((0, 0, 0), (90, 90, 90), (225, 45, 45), (40, 170, 80), (240, 170, 30))
+# Panel B in "A vs B", from B's side and in the same meanings: orange = B wrong where A is right, blue = B
+# right where A is wrong; both right grey, both wrong reddish purple (neither blue nor orange).
+DISAGREEMENT_COLORS: tuple[RGB, ...] = (
+    (0, 0, 0),
+    (150, 150, 150),
+    (230, 159, 0),
+    (0, 114, 178),
+    (204, 121, 167),
+)
 
 
 def error_map(gt_class: np.ndarray, pred_class: np.ndarray) -> np.ndarray:

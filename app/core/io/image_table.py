@@ -8,9 +8,10 @@ from app.core.io.datasets import SampleRef
 
 
 def short_name(ref: SampleRef) -> str:
-    """The frame without its city prefix (the city has its own column)."""
-    if ref.city and ref.frame.startswith(f"{ref.city}_"):
-        return ref.frame[len(ref.city) + 1 :]
+    """The frame name as the user knows the file: with its city ("aachen_000000_000019"; frames of
+    different cities share their numbers), the city prefixed when the file name lacks it."""
+    if ref.city and not ref.frame.startswith(f"{ref.city}_"):
+        return f"{ref.city}/{ref.frame}"
     return ref.frame
 
 

@@ -38,6 +38,10 @@ def demo_models() -> dict[str, str]:
         return {}
     spec = json.loads((root / "demo" / "demo.json").read_text(encoding="utf-8"))
     out = {k: str(root / "demo" / v) for k, v in spec.items() if k in ("a", "b")}
+    # More shipped models for the Leaderboard dock (e.g. an FP32 model beside its INT8): "a|b|c".
+    extra = spec.get("leaderboard", [])
+    if isinstance(extra, list) and extra:
+        out["leaderboard"] = "|".join(str(root / "demo" / str(v)) for v in extra)
     if "scheme" in spec:
         out["scheme"] = str(spec["scheme"])
     return out
