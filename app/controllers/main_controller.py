@@ -417,7 +417,8 @@ class MainController(QObject):
         if self.result is not None:
             order = [r.key for r in self.dataset.refs]
             models = tuple(m.freeze(order) for m in self.live if m is not None)
-            self.result = dataclasses.replace(self.result, models=models, ground_truth=truth)
+            # The bootstrap was of the old labels: its interval is dropped, not shown stale.
+            self.result = dataclasses.replace(self.result, models=models, ground_truth=truth, analysis=None)
         row = next((i for i, r in enumerate(self.dataset.refs) if r.key == ref.key), -1)
         if row >= 0:
             self.window.image_list.model.scores_changed(row)
@@ -461,7 +462,9 @@ class MainController(QObject):
         metrics.heatmap.set_values(view, scheme.names, None if raw is None else raw.matrix, ignored)
         total = len(self.dataset) if self.dataset is not None else 0
         basis = live_basis(scheme, self.truth, self.live, total, self._eval_job is not None)
-        self.window.compare.set_verdict(verdict_line(self.live, self.refused, basis, scores), basis)
+        boot = None if self.result is None or self.result.analysis is None else self.result.analysis.bootstrap
+        line = verdict_line(self.live, self.refused, basis, scores, boot)
+        self.window.compare.set_verdict(line, basis)
         metrics.basis.setText(f"Computed on {basis}")
         self.window.image_list.model.basis = basis
         self.leaderboard.refresh()

@@ -11,6 +11,7 @@ from types import MappingProxyType
 
 import numpy as np
 
+from app.analysis.bootstrap import PairedBootstrap
 from app.core.domain.errors import SegLensError
 from app.core.domain.labels import ClassMapping, ClassScheme, EvalScheme
 from app.core.domain.metrics import Scores
@@ -86,14 +87,20 @@ def verdict_line(
     refused: Sequence[str | None],
     basis: str,
     scores: Sequence[Scores | None] = (None, None),
+    bootstrap: PairedBootstrap | None = None,
 ) -> str:
     """The window's verdict: who is better by how much and where B is worse, or why there is none.
-    `scores`: the accumulators' scores when already computed (the metrics panel's)."""
+    `scores`: the accumulators' scores when already computed (the metrics panel's); `bootstrap`: the
+    finished run's paired bootstrap of B - A, whose 95 % interval the line then quotes."""
     a, b = live[0], live[1]
     notes = [f"{SLOTS[slot]} not scored: {reason}" for slot, reason in enumerate(refused) if reason]
     if a is not None and b is not None and a.images and b.images:
-        line = compare_models(snapshot(a, scores[0]), snapshot(b, scores[1]), basis).one_line()
-        return "; ".join([line, *notes])
+        comparison = compare_models(snapshot(a, scores[0]), snapshot(b, scores[1]), basis)
+        if bootstrap is not None:
+            delta = bootstrap.delta_miou
+            interval = (delta.low * 100, delta.high * 100)
+            comparison = dataclasses.replace(comparison, interval=interval, too_small=bootstrap.too_small)
+        return "; ".join([comparison.one_line(), *notes])
     scored = [(SLOTS[slot], m, scores[slot]) for slot, m in enumerate(live) if m is not None and m.images]
     parts = [f"{slot} {m.info.name} mIoU {_pct((s or m.scores()).miou)}" for slot, m, s in scored]
     if not parts and not notes:
