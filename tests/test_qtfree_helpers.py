@@ -79,11 +79,14 @@ def test_open_project_falls_back_to_the_cache_when_the_dataset_cannot_hold_it(tm
         again.close()
 
 
-def test_short_name_drops_the_city_prefix() -> None:
+def test_short_name_keeps_the_city() -> None:
+    # Frames of different cities share their numbers: the name the user sees is the file's, city and all.
     ref = SampleRef(
         "val/aachen/aachen_000001_000019", Path("x.png"), None, None, "val", "aachen", "aachen_000001_000019"
     )
-    assert short_name(ref) == "000001_000019"
+    assert short_name(ref) == "aachen_000001_000019"
+    bare = SampleRef("val/bonn/000001", Path("000001.png"), None, None, "val", "bonn", "000001")
+    assert short_name(bare) == "bonn/000001"
     plain = SampleRef("img", Path("img.png"), None, None, None, None, "img")
     assert short_name(plain) == "img"
 
