@@ -112,8 +112,8 @@ def _header(data: ReportData, names: str) -> str:
     split = f", split {result.dataset.split}" if result.dataset.split else ""
     return (
         f"<h1>{_e('SegLens comparison: ' + names)}</h1>"
-        f'<p class="meta">{_e(result.dataset.root)}{_e(split)} &middot; {_e(result.images_total)} images '
-        f"&middot; {_e(result.basis())} &middot; SegLens {_e(__version__)} &middot; {_e(data.created)}</p>"
+        f'<p class="meta">{_e(result.dataset.root)}{_e(split)} &middot; {_e(result.basis())} &middot; '
+        f"SegLens {_e(__version__)} &middot; {_e(data.created)}</p>"
     )
 
 

@@ -48,9 +48,19 @@ _SUMMARY_SCORES = (
 )
 
 
+# Typography the core fonts lack, written as the nearest Latin-1 (a '?' in a verdict reads as a doubt).
+_PLAIN = str.maketrans(
+    {
+        "\u2212": "-", "\u2013": "-", "\u2014": "-", "\u2026": "...", "\u2192": "->",
+        "\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u00a0": " ",
+    }
+)  # fmt: skip
+
+
 def _t(text: object) -> str:
-    """Text the core fonts can show: Latin-1, anything else as '?'."""
-    return str(text).encode("latin-1", "replace").decode("latin-1")
+    """Text the core fonts can show: Latin-1 (minus signs, dashes and quotes as their plain forms),
+    anything else as '?'."""
+    return str(text).translate(_PLAIN).encode("latin-1", "replace").decode("latin-1")
 
 
 class _Pdf(FPDF):
@@ -134,7 +144,7 @@ def _page_summary(pdf: _Pdf, data: ReportData, names: str) -> None:
     pdf.heading(f"SegLens comparison: {names}", 18)
     result = data.result
     split = f", split {result.dataset.split}" if result.dataset.split else ""
-    pdf.para(f"{result.dataset.root}{split} - {result.images_total} images - {result.basis()} - "
+    pdf.para(f"{result.dataset.root}{split} - {result.basis()} - "
              f"SegLens {__version__} - {data.created}", 8)  # fmt: skip
     pdf.ln(3)
     pdf.set_fill_color(240, 244, 251)
