@@ -478,3 +478,22 @@ def test_a_cached_only_prefetch_the_user_reaches_is_rendered_fully(qtbot) -> Non
         assert loader.at_hand == 0  # a cached-only miss is not kept as a frame
     finally:
         pool.shutdown()
+
+
+def test_verdict_quotes_the_bootstrap_interval_after_evaluate(qtbot, controller, scenes, models) -> None:
+    # The interval is the finished run's paired bootstrap; an edit that re-scores an image drops it.
+    controller.auto_evaluate = False
+    with qtbot.waitSignal(controller.dataset_loaded, timeout=20_000):
+        controller.open_dataset(scenes)
+    for slot, path in enumerate(models):
+        with qtbot.waitSignal(controller.model_loaded, timeout=20_000):
+            controller.set_model(slot, path)
+    with qtbot.waitSignal(controller.evaluation_finished, timeout=60_000) as finished:
+        controller.window.evaluate_action.trigger()
+    result = finished.args[0]
+    assert result.analysis is not None and result.analysis.bootstrap is not None
+    delta = result.analysis.bootstrap.delta_miou
+    qtbot.waitUntil(lambda: "95 % CI" in controller.window.compare.verdict.text(), timeout=5_000)
+    text = controller.window.compare.verdict.text()
+    assert f"95 % CI {delta.low * 100:+.1f} to {delta.high * 100:+.1f}" in text
+    assert "scheme trainids, original labels" in text
