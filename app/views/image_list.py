@@ -385,10 +385,19 @@ class ImageList(QWidget):
             for column in range(header.count())
             if column != 0 and not header.isSectionHidden(column)
         )
-        # In a narrow dock the name gives way first (elided in the middle: city and frame number stay),
-        # down to a readable minimum, so the scores stay on screen.
-        least = min(self._name_width, THUMBNAIL_SIZE[0] + self.table.fontMetrics().horizontalAdvance("M") * 9)
-        self.table.setColumnWidth(0, max(least, self.table.viewport().width() - others))
+        room = self.table.viewport().width() - others
+        # In a narrow dock the thumbnails go first (the name is what tells frames apart), then the name
+        # gives way (elided in the middle) down to a readable minimum, so the scores stay on screen.
+        thumbnails = room >= self._name_width
+        if thumbnails != self.model.show_thumbnails:
+            self.model.show_thumbnails = thumbnails
+            self.table.setIconSize(QSize(*THUMBNAIL_SIZE) if thumbnails else QSize(0, 0))
+            if self.model.rowCount():
+                last = self.model.index(self.model.rowCount() - 1, 0)
+                self.model.dataChanged.emit(self.model.index(0, 0), last)
+        fitted = self._name_width - (0 if thumbnails else THUMBNAIL_SIZE[0])
+        least = min(fitted, self.table.fontMetrics().horizontalAdvance("M") * 9)
+        self.table.setColumnWidth(0, max(least, room))
 
     def set_classes(self, classes: Sequence[str]) -> None:
         self.model.set_classes(classes)
