@@ -303,7 +303,8 @@ class ImageList(QWidget):
         # Always there, so the columns fitted to the width never end under a scroll bar that appears later.
         self.table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOn)
         self._name_width = 0  # the image column's fitted width; it grows to fill a wider dock
-        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        # Names elided on the left: the frame numbers at the end tell frames apart (the city has a filter).
+        self.table.setTextElideMode(Qt.TextElideMode.ElideLeft)
         self.table.viewport().installEventFilter(self)
         filters = QHBoxLayout()
         filters.addWidget(self.city, 1)
@@ -387,7 +388,7 @@ class ImageList(QWidget):
         )
         room = self.table.viewport().width() - others
         # In a narrow dock the thumbnails go first (the name is what tells frames apart), then the name
-        # gives way (elided in the middle) down to a readable minimum, so the scores stay on screen.
+        # gives way (elided on the left) down to a readable minimum, so the scores stay on screen.
         thumbnails = room >= self._name_width
         if thumbnails != self.model.show_thumbnails:
             self.model.show_thumbnails = thumbnails
