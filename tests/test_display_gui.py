@@ -378,11 +378,14 @@ def test_image_column_fills_a_wide_list_and_keeps_its_width_in_a_narrow_one(qtbo
     images.focus.setCurrentIndex(1)  # the class columns appear: the image column gives them room
     qtbot.waitUntil(lambda: visible_width() == table.viewport().width(), timeout=5_000)
     images.resize(230, 500)
-    # Narrow: the name gives way (elided in the middle) down to a readable minimum; below that the
-    # table scrolls sideways.
+    # Narrow: the thumbnails go first, then the name gives way (elided on the left) down to a readable
+    # minimum; below that the table scrolls sideways.
     qtbot.waitUntil(lambda: header.sectionSize(0) < fitted, timeout=5_000)
-    assert table.textElideMode() == Qt.TextElideMode.ElideMiddle
-    assert header.sectionSize(0) >= 72 + table.fontMetrics().horizontalAdvance("M") * 9 or fitted < 200
+    assert not images.model.show_thumbnails and table.iconSize().width() == 0
+    assert table.textElideMode() == Qt.TextElideMode.ElideLeft
+    assert header.sectionSize(0) >= table.fontMetrics().horizontalAdvance("M") * 9
+    images.resize(900, 500)  # wide again: the thumbnails are back
+    qtbot.waitUntil(lambda: images.model.show_thumbnails, timeout=5_000)
 
 
 def test_confusion_matrix_names_hover_void_and_selected_cell(qtbot) -> None:

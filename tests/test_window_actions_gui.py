@@ -107,9 +107,7 @@ def test_file_menu_open_evaluate_verdict_and_export_report_with_ctrl_e(
     out = tmp_path / "report.html"
     dialogs = _answer(controller, out)
     _key(qtbot, controller, Qt.Key.Key_E, Qt.KeyboardModifier.ControlModifier)  # Ctrl+E, not E
-    if not dialogs.asked:  # the offscreen platform may not route shortcuts: the action as the menu does
-        w.report_action.trigger()
-    assert dialogs.asked == ["Export report"]
+    assert dialogs.asked == ["Export report"] and controller.state.view.display_mode == "classes"
     qtbot.waitUntil(lambda: "report written" in w.log.toPlainText(), timeout=60_000)
     html = out.read_text(encoding="utf-8")
     assert "alpha" in html and "beta" in html
@@ -163,7 +161,35 @@ def test_quit_closes_the_window_and_stops_the_work(qtbot, controller, scenes, mo
     assert controller._closed  # models released, settings written
 
 
-def test_view_keys_step_toggle_and_cycle(qtbot, controller, scenes, models) -> None:
+def test_view_keys_typed_on_the_window(qtbot, controller, scenes, models) -> None:
+    _open_through_menus(qtbot, controller, scenes, models)
+    w, state = controller.window, controller.state
+    start = w.image_list.current_row()
+    w.compare.setFocus()  # keys go to the window, not to the image table's own arrow keys
+    with qtbot.waitSignal(controller.frame_shown, timeout=20_000):
+        _key(qtbot, controller, Qt.Key.Key_Right)
+    assert w.image_list.current_row() != start
+    _key(qtbot, controller, Qt.Key.Key_G)
+    assert state.view.show_gt
+    _key(qtbot, controller, Qt.Key.Key_Space)
+    assert not state.view.masks_visible
+    _key(qtbot, controller, Qt.Key.Key_Space)
+    _key(qtbot, controller, Qt.Key.Key_E)
+    assert state.view.display_mode == "errors"
+    _key(qtbot, controller, Qt.Key.Key_S)
+    assert state.view.panel_styles == ("contours",) * 3
+    _key(qtbot, controller, Qt.Key.Key_W)
+    assert state.view.layout == "swipe"
+    _key(qtbot, controller, Qt.Key.Key_V)
+    assert state.view.layout == "flicker" and state.view.flicker_b
+    before = w.compare.opacity.value()
+    _key(qtbot, controller, Qt.Key.Key_Down, Qt.KeyboardModifier.ControlModifier)
+    assert w.compare.opacity.value() == before - 10
+    _key(qtbot, controller, Qt.Key.Key_L, Qt.KeyboardModifier.ControlModifier)
+    assert w.log_dock.isVisibleTo(w)
+
+
+def test_view_menu_actions_step_toggle_and_cycle(qtbot, controller, scenes, models) -> None:
     _open_through_menus(qtbot, controller, scenes, models)
     w, state = controller.window, controller.state
     start = w.image_list.current_row()

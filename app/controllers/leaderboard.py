@@ -79,6 +79,9 @@ class LeaderboardController(QObject):
         panel.use_requested.connect(self._use)
         main.window.leaderboard_action.triggered.connect(lambda _checked=False: self.ask_models())
         main.state.changed.connect(lambda names: self.refresh() if names & {"scheme", "edited_gt"} else None)
+        # The other models are scored once A and B are (never competing with them for the cores), on the
+        # same scheme and labels.
+        main.evaluation_finished.connect(lambda _result: self.evaluate())
 
     def ask_models(self) -> None:
         for path in self.main.window.dialogs.open_files(

@@ -130,6 +130,7 @@ class MainController(QObject):
         )
         w.compare.hovered.connect(self._on_hover)
         w.compare.show_gt_changed.connect(lambda shown: self.state.update(show_gt=bool(shown)))
+        w.compare.opacity_changed.connect(lambda value: self.state.update(opacity=float(value)))
         w.scheme_box.currentIndexChanged.connect(self._on_scheme_box)
         w.image_list.image_selected.connect(self.show_image)
         w.metrics.matrix_model_changed.connect(lambda _i: self._refresh_metrics())

@@ -54,8 +54,6 @@ class PreferencesController(QObject):
         self._save_later.setSingleShot(True)
         self._save_later.setInterval(1000)
         self._save_later.timeout.connect(self.save)
-        compare = w.compare
-        compare.opacity_changed.connect(self._changed)
         main.state.changed.connect(self._changed)
         for dock in w.findChildren(QDockWidget):
             dock.dockLocationChanged.connect(self._changed)
@@ -171,7 +169,7 @@ class PreferencesController(QObject):
         layout.setValue("window/geometry", self.main.window.saveGeometry())
         layout.setValue("window/state", self.main.window.saveState())
         view = self.main.state.view  # what is shown, from the state (never read back from widgets)
-        self.settings.opacity = self.main.window.compare.opacity.value() / 100
+        self.settings.opacity = view.opacity
         self.settings.scheme = view.scheme.key if view.scheme.is_cityscapes else self.settings.scheme
         self.settings.display_mode = view.display_mode
         self.settings.panel_styles = list(view.panel_styles)

@@ -37,6 +37,7 @@ class View:
     layout: str = "side"  # LAYOUTS
     flicker_b: bool = False  # flicker layout: B shown (else A)
     masks_visible: bool = True
+    opacity: float = 0.5  # of the masks (the slider's value; a view change, no new pixels)
     editing: bool = False
 
 

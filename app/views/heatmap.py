@@ -90,14 +90,13 @@ class ConfusionHeatmap(QWidget):
 
     # ------------------------------------------------------------------ geometry
     def _font(self) -> QFont:
-        """The widget font, smaller (down to 7 px) when the cells are smaller than a line of text."""
+        """The widget font, smaller (down to 7 px) when the cells are smaller than a line of text: every
+        class keeps its name at any size."""
         font = QFont(self.font())
-        rows = max(len(self._keep), 1)
-        base = QFontMetrics(font).height()
-        cell = self._cell_size(QFontMetrics(font).horizontalAdvance("construction"))
-        if cell < base:
+        metrics = QFontMetrics(font)
+        cell = self._cell_size(metrics.horizontalAdvance("construction"))
+        if cell < metrics.height():
             font.setPixelSize(max(7, int(cell) - 1))
-        del rows
         return font
 
     def _cell_size(self, label_width: int) -> float:

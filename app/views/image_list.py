@@ -303,7 +303,8 @@ class ImageList(QWidget):
         # Always there, so the columns fitted to the width never end under a scroll bar that appears later.
         self.table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOn)
         self._name_width = 0  # the image column's fitted width; it grows to fill a wider dock
-        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        # Names elided on the left: the frame numbers at the end tell frames apart (the city has a filter).
+        self.table.setTextElideMode(Qt.TextElideMode.ElideLeft)
         self.table.viewport().installEventFilter(self)
         filters = QHBoxLayout()
         filters.addWidget(self.city, 1)
@@ -385,10 +386,19 @@ class ImageList(QWidget):
             for column in range(header.count())
             if column != 0 and not header.isSectionHidden(column)
         )
-        # In a narrow dock the name gives way first (elided in the middle: city and frame number stay),
-        # down to a readable minimum, so the scores stay on screen.
-        least = min(self._name_width, THUMBNAIL_SIZE[0] + self.table.fontMetrics().horizontalAdvance("M") * 9)
-        self.table.setColumnWidth(0, max(least, self.table.viewport().width() - others))
+        room = self.table.viewport().width() - others
+        # In a narrow dock the thumbnails go first (the name is what tells frames apart), then the name
+        # gives way (elided on the left) down to a readable minimum, so the scores stay on screen.
+        thumbnails = room >= self._name_width
+        if thumbnails != self.model.show_thumbnails:
+            self.model.show_thumbnails = thumbnails
+            self.table.setIconSize(QSize(*THUMBNAIL_SIZE) if thumbnails else QSize(0, 0))
+            if self.model.rowCount():
+                last = self.model.index(self.model.rowCount() - 1, 0)
+                self.model.dataChanged.emit(self.model.index(0, 0), last)
+        fitted = self._name_width - (0 if thumbnails else THUMBNAIL_SIZE[0])
+        least = min(fitted, self.table.fontMetrics().horizontalAdvance("M") * 9)
+        self.table.setColumnWidth(0, max(least, room))
 
     def set_classes(self, classes: Sequence[str]) -> None:
         self.model.set_classes(classes)

@@ -70,6 +70,7 @@ class LeaderboardPanel(QWidget):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSortingEnabled(True)
+        self.table.horizontalHeader().setSortIndicator(2, Qt.SortOrder.DescendingOrder)  # best mIoU first
         self.table.verticalHeader().setVisible(False)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.basis = QLabel("Add models to compare them all on one scheme.")
