@@ -365,3 +365,24 @@ def test_report_shows_and_exports_what_the_analysis_found(tmp_path) -> None:
     assert doc["label_errors"] and doc["label_errors"][0]["predicted"] == "car"
     assert doc["comparison"]["delta_miou"]["value"] == 0.0
     assert (tmp_path / "csv" / "label_errors.csv").read_text().count("\n") == len(doc["label_errors"]) + 1
+
+
+def _threads(session) -> int:
+    return session.predictors[0].segmenter._session.get_session_options().intra_op_num_threads
+
+
+def test_commands_leave_a_core_to_decoding_and_counting(scenes, models, monkeypatch) -> None:
+    import os
+
+    from app.evaluation.service import spare_core_threads
+
+    monkeypatch.delenv("SEGLENS_INFERENCE_THREADS", raising=False)
+    request = EvaluationRequest(dataset=scenes, models=(str(models[0]),), inference_threads=1)
+    with open_session(request) as session:
+        assert _threads(session) == 1
+    assert "SEGLENS_INFERENCE_THREADS" not in os.environ  # set only while the models opened
+    monkeypatch.setenv("SEGLENS_INFERENCE_THREADS", "2")  # the user's choice wins
+    with open_session(request) as session:
+        assert _threads(session) == 2
+    cores = len(os.sched_getaffinity(0))
+    assert spare_core_threads() == (cores - 1 if cores > 1 else None)

@@ -147,8 +147,9 @@ def request_from_args(
     measure_memory: bool = False,
     outcome_predictions: bool = True,
 ) -> EvaluationRequest:
-    """The EvaluationRequest of the shared options plus the command's own model list."""
-    from app.evaluation.service import EvaluationRequest
+    """The EvaluationRequest of the shared options plus the command's own model list. Run here, in-process
+    models leave one core to decoding and counting ($SEGLENS_INFERENCE_THREADS overrides)."""
+    from app.evaluation.service import EvaluationRequest, spare_core_threads
 
     return EvaluationRequest(
         dataset=args.dataset,
@@ -169,6 +170,7 @@ def request_from_args(
         engine=args.engine,
         ray=ray_options(args),
         outcome_predictions=outcome_predictions,
+        inference_threads=spare_core_threads() if args.engine == "local" else None,
     )
 
 
