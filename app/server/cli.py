@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.core.domain.errors import SegLensError
+from app.core.runtime.argtypes import positive_int
 
 if TYPE_CHECKING:
     from app.inference.base import Segmenter
@@ -49,6 +50,8 @@ class ServeOptions:
     max_upload_bytes: int
     max_pixels: int
     log_level: str
+    evaluate: str | None = None  # a dataset to evaluate the served models on at start-up
+    evaluate_limit: int | None = None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -104,6 +107,8 @@ def parse_args(argv: Sequence[str] | None = None) -> ServeOptions:
         max_upload_bytes=int(args.max_upload_mb * (1 << 20)),
         max_pixels=max_pixels,
         log_level=args.log_level,
+        evaluate=args.evaluate,
+        evaluate_limit=args.evaluate_limit,
     )
 
 
@@ -121,6 +126,15 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME=RESULTS.json",
         help="`seglens evaluate --json` results to show in /metrics/NAME",
+    )
+    parser.add_argument(
+        "--evaluate",
+        metavar="DATASET",
+        help="evaluate every served model on DATASET at start-up (the evaluation service, one scheme for "
+        "all) and show the numbers in /metrics/NAME",
+    )
+    parser.add_argument(
+        "--evaluate-limit", type=positive_int, metavar="N", help="with --evaluate: only the first N images"
     )
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, local only)"
@@ -185,6 +199,12 @@ def serve(options: ServeOptions) -> int:
     models = load_models(options.models)
     try:
         evaluations = _load_evaluations(options, models)
+        if options.evaluate is not None:
+            from app.server.evaluations import evaluate_served
+
+            print(f"seglens serve: evaluating the served models on {options.evaluate} ...", file=sys.stderr)
+            evaluated = evaluate_served(models, options.evaluate, limit=options.evaluate_limit)
+            evaluations = {**evaluated, **evaluations}  # a results file given by name wins
         app = create_app(
             models,
             api_key=api_key,

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from app.core.domain.errors import InputError
-from app.inference.base import ModelInfo
+from app.inference.base import ModelInfo, Segmenter
 
 # Left out of /metrics: large (the confusion matrix, per-image rows) and available in the file itself.
 _DROPPED_METRICS = ("confusion",)
@@ -31,11 +31,18 @@ def load_evaluation(path: str | Path, served_name: str, info: ModelInfo) -> dict
     if entry is None:
         names = ", ".join(str(e.get("name")) for e in entries)
         raise InputError(source, f"no results for model {served_name!r} ({info.name}); the file has: {names}")
+    return entry_summary(document, entry, info, source.name)
+
+
+def entry_summary(
+    document: dict[str, Any], entry: dict[str, Any], info: ModelInfo, source: str
+) -> dict[str, Any]:
+    """What /metrics/{model} shows of one model's entry in an evaluate document."""
     metrics = entry.get("metrics")
     if not isinstance(metrics, dict):
         metrics = {}
     return {
-        "source": source.name,
+        "source": source,
         "evaluated_model": entry.get("name"),
         "digest_matches": entry.get("digest") == info.digest,
         "dataset": document.get("dataset"),
@@ -43,6 +50,33 @@ def load_evaluation(path: str | Path, served_name: str, info: ModelInfo) -> dict
         "images_evaluated": entry.get("images_evaluated"),
         "metrics": {k: v for k, v in metrics.items() if k not in _DROPPED_METRICS},
         "latency_ms": entry.get("latency_ms"),
+    }
+
+
+
+def evaluate_served(
+    models: dict[str, Segmenter], dataset: str | Path, *, limit: int | None = None
+) -> dict[str, dict[str, Any]]:
+    """Evaluate the served models on `dataset` with the evaluation service (one run, one scheme for all,
+    the same numbers as `seglens evaluate`), as /metrics/{model} summaries keyed by served name."""
+    from app.core.io.datasets import open_dataset
+    from app.evaluation.document import result_document
+    from app.evaluation.engine import Evaluator
+    from app.evaluation.predictors import SegmenterPredictor, choose_scheme
+
+    data = open_dataset(dataset)
+    if not data.refs:
+        raise InputError(data.root, "the dataset has no images")
+    names = list(models)
+    predictors = [SegmenterPredictor(models[name]) for name in names]
+    scheme = choose_scheme(None, predictors, data.gt_scheme)
+    refs = data.refs[:limit] if limit else data.refs
+    document = result_document(Evaluator(data, predictors, scheme).run(refs))
+    entries: list[dict[str, Any]] = document["models"]  # type: ignore[assignment]
+    source = f"evaluated at start-up on {data.root} ({document['basis']})"
+    return {
+        name: entry_summary(document, entry, models[name].info, source)
+        for name, entry in zip(names, entries, strict=True)
     }
 
 
