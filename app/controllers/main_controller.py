@@ -183,9 +183,8 @@ class MainController(QObject):
 
     def _on_hover(self, x: int, y: int) -> None:
         if self.frame is not None:
-            self.window.compare.readout.setText(
-                hover_text(self.frame, self.state.view.scheme, self.frame.slots, x, y)
-            )
+            text = hover_text(self.frame, self.state.view.scheme, self.frame.slots, x, y)
+            self.window.compare.readout.setText(text)
 
     # ----------------------------------------------------------------- loading results
     def _on_dataset(self, dataset: Dataset) -> None:
