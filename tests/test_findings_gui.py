@@ -194,3 +194,28 @@ def test_missed_objects_listed_by_the_model_that_misses_them(
     assert controller.state.view.highlight == Highlight(1, CAR, -1, box=instance.bbox)
     assert controller.dataset.refs[controller.current_row].key == instance.key
     qtbot.waitUntil(lambda: "car predicted as another class" in controller.window.compare.stats.text())
+
+
+def test_statistics_toggle_off_skips_the_findings_and_is_remembered(
+    qtbot, controller, planted, colour_models
+) -> None:
+    from app.controllers.findings import OFF_TEXT
+    from app.controllers.preferences import window_settings
+
+    _open(qtbot, controller, planted[0], colour_models)
+    w = controller.window
+    action = w.statistics_action
+    assert action.isChecked()  # on by default for a small set
+    action.trigger()  # View -> Statistics per image: off
+    assert controller.state.view.statistics is False and not action.isChecked()
+    assert w.findings.errors.rowCount() == 0 and w.findings.basis.text() == OFF_TEXT
+    assert str(window_settings().value("view/statistics")).lower() == "false"
+    with qtbot.waitSignal(controller.evaluation_finished, timeout=60_000):
+        w.evaluate_action.trigger()
+    analysis = controller.result.analysis
+    # Without the statistics: no label errors, no instances, but the paired bootstrap of the verdict stays.
+    assert analysis is not None and analysis.label_errors == () and analysis.missed is None
+    assert analysis.bootstrap is not None and w.findings.errors.rowCount() == 0
+    with qtbot.waitSignal(controller.evaluation_finished, timeout=60_000):
+        action.trigger()  # on again: the evaluation runs again to list the findings
+    assert controller.state.view.statistics is True and w.findings.errors.rowCount() > 0

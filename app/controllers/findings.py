@@ -11,6 +11,7 @@ from PySide6.QtCore import QObject
 
 from app.analysis.instances import InstanceRecall, missed_objects_csv
 from app.analysis.label_errors import LabelErrorRegion, label_errors_csv
+from app.controllers.preferences import window_settings
 from app.core.io.fileutil import atomic_write_text
 from app.evaluation.frames import Frame, Highlight
 from app.evaluation.results import EvaluationResult
@@ -22,6 +23,10 @@ if TYPE_CHECKING:
 
 MISSED_SUFFIX = "_missed_objects"
 """The missed-objects CSV is written beside the label-error one, its name ending so."""
+STATISTICS_AUTO_LIMIT = 500
+"""Unless the user chose, the statistics are computed for sets up to this many images (they add about a
+fifth to a cold evaluation of the demo, more when the predictions come from the cache)."""
+OFF_TEXT = "Statistics per image are off (View menu): no likely label errors or missed objects listed."
 
 
 class FindingsController(QObject):
@@ -41,11 +46,42 @@ class FindingsController(QObject):
         main.evaluation_finished.connect(self._on_result)
         main.frame_shown.connect(self._on_frame)
         main.rescored.connect(self._on_rescored)
+        main.dataset_loaded.connect(lambda _dataset: self._show_choice())
+        main.window.statistics_action.triggered.connect(self._on_toggled)
+        saved = window_settings().value("view/statistics")
+        if saved is not None:
+            main.state.update(statistics=str(saved).lower() in ("true", "1"))
+        self._show_choice()
+
+    def analyze(self, images: int) -> bool:
+        """Whether an evaluation of `images` images computes the per-image statistics: the user's choice,
+        else on for sets up to STATISTICS_AUTO_LIMIT images."""
+        chosen = self.main.state.view.statistics
+        return images <= STATISTICS_AUTO_LIMIT if chosen is None else chosen
+
+    def _show_choice(self) -> None:
+        dataset = self.main.dataset
+        on = self.analyze(0 if dataset is None else len(dataset))
+        action = self.main.window.statistics_action
+        action.blockSignals(True)
+        action.setChecked(on)
+        action.blockSignals(False)
+
+    def _on_toggled(self, checked: bool) -> None:
+        self.main.state.update(statistics=bool(checked))
+        window_settings().setValue("view/statistics", bool(checked))
+        if not checked:
+            self.clear()
+        elif self.comparison is None and self.main.dataset is not None and len(self.main.active()) == 2:
+            self.main.evaluate()  # the numbers stay the same; the findings come with this run
 
     def _on_result(self, result: EvaluationResult) -> None:
         comparison = result.analysis
         if comparison is None or len(result.models) < 2:
             self.clear()
+            return
+        if not self.analyze(result.images_total):
+            self.clear(OFF_TEXT)
             return
         self.comparison = comparison
         self.errors = comparison.label_errors
@@ -77,11 +113,14 @@ class FindingsController(QObject):
             areas[region.key] = areas.get(region.key, 0) + region.area
         self.main.window.image_list.set_label_errors(areas)
 
-    def clear(self) -> None:
+    def clear(self, text: str | None = None) -> None:
         """No findings: no evaluation of two models with statistics, or its numbers are gone."""
         self.comparison, self.errors, self.missed, self._zoom = None, (), [], None
         self._basis = ""
-        self.main.window.findings.clear()
+        dataset = self.main.dataset
+        if text is None and dataset is not None and not self.analyze(len(dataset)):
+            text = OFF_TEXT
+        self.main.window.findings.clear(*([text] if text else []))
         self.main.window.image_list.set_label_errors({})
 
     def _on_rescored(self, key: str) -> None:

@@ -313,7 +313,8 @@ class MainController(QObject):
             self.window.show_message(str(exc), 10000)
             self._log(str(exc))
             return None
-        evaluator = Evaluator(view, predictors, scheme, ground_truth=self.truth, engine=engine, analyze=True)
+        stats = self.findings.analyze(len(view))  # per image: boundary, label errors, missed objects
+        evaluator = Evaluator(view, predictors, scheme, ground_truth=self.truth, engine=engine, analyze=stats)
         self._eval_slots = [slot for slot, _ in scored]
         for slot, live in zip(self._eval_slots, evaluator.accumulators(), strict=True):
             self.live[slot] = live
@@ -595,6 +596,5 @@ class MainController(QObject):
         self.pool.shutdown()
         self.annotation.close_project()
         self.leaderboard.close()
-        for predictor in self.predictors:
-            if predictor is not None:
-                predictor.segmenter.close()
+        for predictor in filter(None, self.predictors):
+            predictor.segmenter.close()

@@ -148,6 +148,14 @@ class MainWindow(QMainWindow):
         self.show_log_action = self.log_dock.toggleViewAction()
         self.show_log_action.setShortcut(QKeySequence("Ctrl+L"))
         self.show_findings_action = self.findings_dock.toggleViewAction()
+        self.statistics_action = self._action(
+            "Statistics per image (boundary, label errors, missed objects)",
+            None,
+            "Per image: Boundary IoU / BF, likely label errors and missed objects (the Findings dock); "
+            "costs about a fifth more evaluation time",
+        )
+        self.statistics_action.setCheckable(True)
+        self.statistics_action.setChecked(True)
         self.show_findings_action.setText("Findings (label errors, missed objects)")
         self.scheme_box = QComboBox()
         self.scheme_box.addItem("19 classes (trainIds)", "trainids")
@@ -219,6 +227,7 @@ class MainWindow(QMainWindow):
             self.opacity_down_action,
             self.show_log_action,
             self.show_findings_action,
+            self.statistics_action,
             self.shortcuts_action,
         ):
             view.addAction(action)
