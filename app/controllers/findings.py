@@ -99,11 +99,11 @@ class FindingsController(QObject):
 
     def _show(self, note: str = "") -> None:
         errors = [
-            LabelErrorRow(rank, r.key, r.ground_truth, r.predicted, r.area)
+            LabelErrorRow(rank, _short(r.key), r.ground_truth, r.predicted, r.area)
             for rank, r in enumerate(self.errors, start=1)
         ]
         missed = [
-            MissedRow("AB"[slot], r.class_name, r.size, r.key, r.recall[0], r.recall[1])
+            MissedRow("AB"[slot], r.class_name, r.size, _short(r.key), r.recall[0], r.recall[1])
             for slot, r in self.missed
         ]
         instances = self.comparison is not None and self.comparison.missed is not None
@@ -209,3 +209,8 @@ class FindingsController(QObject):
         text = "Findings written: " + ", ".join(str(p) for p in written)
         window.show_message(text, 10000)
         window.append_log(text)
+
+
+def _short(key: str) -> str:
+    """The image's name as the image table shows it (the key's folders left out)."""
+    return key.rsplit("/", 1)[-1]

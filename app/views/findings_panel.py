@@ -20,8 +20,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-LABEL_ERROR_COLUMNS = ("#", "Image", "Labelled as", "Both models say", "Pixels")
-MISSED_COLUMNS = ("Missed by", "Class", "Size", "Image", "Recall A", "Recall B")
+# The image last: it takes the width left (elided on the left), the short columns stay readable.
+LABEL_ERROR_COLUMNS = ("#", "Labelled as", "Both models say", "Pixels", "Image")
+MISSED_COLUMNS = ("Missed by", "Class", "Size", "Recall A", "Recall B", "Image")
 EMPTY_TEXT = "Evaluate two models to list likely label errors and missed objects."
 
 
@@ -30,7 +31,7 @@ class LabelErrorRow:
     """One likely label error as the dock shows it."""
 
     rank: int
-    image: str
+    image: str  # the name shown (the key's last part)
     ground_truth: str
     predicted: str
     pixels: int
@@ -64,6 +65,7 @@ def _table(columns: Sequence[str]) -> QTableWidget:
 
 def _cell(text: str, number: bool = False) -> QTableWidgetItem:
     item = QTableWidgetItem(text)
+    item.setToolTip(text)
     if number:
         item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
     return item
@@ -145,8 +147,8 @@ class FindingsPanel(QWidget):
         self._fill(
             self.errors,
             [
-                (_cell(str(r.rank), True), _cell(r.image), _cell(r.ground_truth), _cell(r.predicted),
-                 _cell(f"{r.pixels:,}", True))
+                (_cell(str(r.rank), True), _cell(r.ground_truth), _cell(r.predicted),
+                 _cell(f"{r.pixels:,}", True), _cell(r.image))
                 for r in errors
             ],
         )  # fmt: skip
@@ -158,8 +160,9 @@ class FindingsPanel(QWidget):
         self._fill(
             self.missed,
             [
-                (_cell(r.missed_by), _cell(r.class_name), _cell(r.size), _cell(r.image),
-                 _cell(f"{r.recall_a * 100:.0f}%", True), _cell(f"{r.recall_b * 100:.0f}%", True))
+                (_cell(r.missed_by), _cell(r.class_name), _cell(r.size),
+                 _cell(f"{r.recall_a * 100:.0f}%", True), _cell(f"{r.recall_b * 100:.0f}%", True),
+                 _cell(r.image))
                 for r in missed
             ],
         )  # fmt: skip
