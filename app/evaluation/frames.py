@@ -244,7 +244,7 @@ def render_layers(
         )
         summary = (
             f"{pixels} pixels of {_name(scheme, highlight.gt)} predicted as {_name(scheme, highlight.pred)}"
-            + ("" if highlight.box is None else " in the outlined finding")
+            + ("" if highlight.box is None else " in the finding's box")
         )
     return masks, summary
 
