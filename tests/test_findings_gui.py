@@ -150,9 +150,11 @@ def test_planted_label_error_listed_first_opened_exported_and_filtered(
     with qtbot.waitSignal(controller.frame_shown, timeout=20_000):
         _click(qtbot, panel.errors, 0)
     assert w.image_list.current_row() == target
-    assert controller.state.view.highlight == Highlight(0, CAR, ROAD, box=PLANTED)
+    assert controller.state.view.highlight == Highlight(0, CAR, ROAD, box=PLANTED, agree=True)
     qtbot.waitUntil(lambda: "in the finding's box" in w.compare.stats.text(), timeout=20_000)
-    assert w.compare.stats.text().startswith(f"{(x1 - x0) * (y1 - y0)} pixels of car predicted as road")
+    assert w.compare.stats.text().startswith(
+        f"{(x1 - x0) * (y1 - y0)} pixels of car predicted as road by both models"
+    )
     assert not w.compare.a_panel.view._fit  # zoomed onto the region, not the whole image
     # Export: the lists as CSV, the same rows as the evaluation's (the path answered through the seam).
     out = tmp_path / "findings.csv"

@@ -71,6 +71,9 @@ def test_finding_highlights_keep_their_box_and_any_other_class(maps) -> None:
     assert np.argwhere(masks[1][..., 3] > 0).tolist() == [[0, 1]]
     masks, _ = render_layers(frame, EVAL_TRAINIDS, (0, 1), "classes", Highlight(0, 0, 1, box=(2, 0, 4, 2)))
     assert not masks[1][..., 3].any()  # the pair's pixels outside the box are not this finding's
+    # Both models agreeing: A's road-as-sidewalk pixel at (0, 1) is B's road: not a likely label error.
+    masks, summary = render_layers(frame, EVAL_TRAINIDS, (0, 1), "classes", Highlight(0, 0, 1, agree=True))
+    assert summary == "0 pixels of road predicted as sidewalk by both models"
     # A missed object: B's pixels of the class predicted as anything else, in the instance's box.
     masks, summary = render_layers(
         frame, EVAL_TRAINIDS, (0, 1), "classes", Highlight(1, 1, -1, box=(0, 0, 4, 2))

@@ -143,7 +143,7 @@ class FindingsController(QObject):
             return
         gt = names.index(region.ground_truth)
         pred = names.index(region.predicted) if region.predicted in names else len(names)
-        self._open(region.key, Highlight(0, gt, pred, box=region.bbox))
+        self._open(region.key, Highlight(0, gt, pred, box=region.bbox, agree=True))
 
     def open_missed(self, index: int) -> None:
         """Show the instance: its image selected, the pixels the missing model gets wrong outlined."""
