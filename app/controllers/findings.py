@@ -39,6 +39,7 @@ class FindingsController(QObject):
         self.errors: tuple[LabelErrorRegion, ...] = ()
         self.missed: list[tuple[int, InstanceRecall]] = []  # (slot of the model that misses it, instance)
         self._zoom: tuple[str, tuple[int, int, int, int]] | None = None  # image key, box to zoom to
+        self._basis = ""  # what the lists were computed on
         panel = main.window.findings
         panel.label_error_picked.connect(self.open_label_error)
         panel.missed_picked.connect(self.open_missed)
