@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject
 
 from app.analysis.instances import InstanceRecall, missed_objects_csv
-from app.analysis.label_errors import LabelErrorRegion, label_errors_csv
+from app.analysis.label_errors import DEFAULT_LIMIT, LabelErrorRegion, label_errors_csv
 from app.controllers.preferences import window_settings
 from app.core.io.fileutil import atomic_write_text
 from app.evaluation.frames import Frame, Highlight
@@ -108,7 +108,9 @@ class FindingsController(QObject):
             for slot, r in self.missed
         ]
         instances = self.comparison is not None and self.comparison.missed is not None
-        self.main.window.findings.set_findings(errors, missed, self._basis + note, instances=instances)
+        capped = self.comparison is not None and len(self.comparison.label_errors) >= DEFAULT_LIMIT
+        findings = self.main.window.findings
+        findings.set_findings(errors, missed, self._basis + note, capped=capped, instances=instances)
         areas: dict[str, int] = {}
         for region in self.errors:
             areas[region.key] = areas.get(region.key, 0) + region.area

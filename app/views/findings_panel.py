@@ -137,13 +137,17 @@ class FindingsPanel(QWidget):
         missed: Sequence[MissedRow],
         basis: str,
         *,
-        errors_total: int | None = None,
+        capped: bool = False,
         instances: bool = True,
     ) -> None:
-        """Fill both lists; `basis` says what they were computed on (models, scheme, labels, images)."""
+        """Fill both lists; `basis` says what they were computed on (models, scheme, labels, images);
+        `capped`: the evaluation kept only the largest label errors; `instances`: the set had some."""
         self.basis.setText(basis)
-        shown = len(errors) if errors_total is None else errors_total
-        self.errors_title.setText(f"Likely label errors — {shown} regions (largest first)")
+        self.errors_title.setText(
+            f"Likely label errors — the {len(errors)} largest regions (smaller ones not kept)"
+            if capped
+            else f"Likely label errors — {len(errors)} regions (largest first)"
+        )
         self._fill(
             self.errors,
             [
@@ -155,7 +159,7 @@ class FindingsPanel(QWidget):
         self.missed_title.setText(
             f"Missed objects — {len(missed)} instances found by one model only"
             if instances
-            else "Missed objects — the dataset has no instance masks (instanceIds)"
+            else "Missed objects — no ground-truth instances (instanceIds) to compare"
         )
         self._fill(
             self.missed,
