@@ -60,6 +60,28 @@ def test_disagreement_summary_and_highlight(maps) -> None:
     assert np.argwhere(masks[1][..., 3] > 0).tolist() == [[1, 2]]
 
 
+def test_finding_highlights_keep_their_box_and_any_other_class(maps) -> None:
+    gt, a, b = maps
+    frame = _frame(gt, a, b)
+    # A likely label error: only the pixels of the pair inside its box (x0, y0, x1, y1, exclusive).
+    masks, summary = render_layers(
+        frame, EVAL_TRAINIDS, (0, 1), "classes", Highlight(0, 0, 1, box=(0, 0, 2, 1))
+    )
+    assert summary == "1 pixels of road predicted as sidewalk in the finding's box"
+    assert np.argwhere(masks[1][..., 3] > 0).tolist() == [[0, 1]]
+    masks, _ = render_layers(frame, EVAL_TRAINIDS, (0, 1), "classes", Highlight(0, 0, 1, box=(2, 0, 4, 2)))
+    assert not masks[1][..., 3].any()  # the pair's pixels outside the box are not this finding's
+    # Both models agreeing: A's road-as-sidewalk pixel at (0, 1) is B's road: not a likely label error.
+    masks, summary = render_layers(frame, EVAL_TRAINIDS, (0, 1), "classes", Highlight(0, 0, 1, agree=True))
+    assert summary == "0 pixels of road predicted as sidewalk by both models"
+    # A missed object: B's pixels of the class predicted as anything else, in the instance's box.
+    masks, summary = render_layers(
+        frame, EVAL_TRAINIDS, (0, 1), "classes", Highlight(1, 1, -1, box=(0, 0, 4, 2))
+    )
+    assert summary == "1 pixels of sidewalk predicted as another class in the finding's box"
+    assert np.argwhere(masks[2][..., 3] > 0).tolist() == [[0, 3]]
+
+
 def test_matrix_views() -> None:
     a = np.array([[3, 1, 0], [0, 2, 2]])
     b = np.array([[4, 0, 0], [1, 3, 0]])

@@ -17,6 +17,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from app.controllers.annotation import AnnotationController
 from app.controllers.display import DisplayController
 from app.controllers.drilldown import DrillDownController
+from app.controllers.findings import FindingsController
 from app.controllers.frame_loader import PREFETCH_AHEAD, FrameLoader
 from app.controllers.jobs import run_evaluation
 from app.controllers.leaderboard import LeaderboardController
@@ -111,6 +112,7 @@ class MainController(QObject):
         self.preferences = PreferencesController(self)
         self.annotation = AnnotationController(self)
         self.leaderboard = LeaderboardController(self)
+        self.findings = FindingsController(self)
         self.display.refresh_legend()
         self._refresh_titles()
         self._refresh_metrics()
@@ -181,9 +183,8 @@ class MainController(QObject):
 
     def _on_hover(self, x: int, y: int) -> None:
         if self.frame is not None:
-            self.window.compare.readout.setText(
-                hover_text(self.frame, self.state.view.scheme, self.frame.slots, x, y)
-            )
+            text = hover_text(self.frame, self.state.view.scheme, self.frame.slots, x, y)
+            self.window.compare.readout.setText(text)
 
     # ----------------------------------------------------------------- loading results
     def _on_dataset(self, dataset: Dataset) -> None:
@@ -312,7 +313,8 @@ class MainController(QObject):
             self.window.show_message(str(exc), 10000)
             self._log(str(exc))
             return None
-        evaluator = Evaluator(view, predictors, scheme, ground_truth=self.truth, engine=engine)
+        stats = self.findings.analyze(len(view))  # per image: boundary, label errors, missed objects
+        evaluator = Evaluator(view, predictors, scheme, ground_truth=self.truth, engine=engine, analyze=stats)
         self._eval_slots = [slot for slot, _ in scored]
         for slot, live in zip(self._eval_slots, evaluator.accumulators(), strict=True):
             self.live[slot] = live
@@ -443,6 +445,7 @@ class MainController(QObject):
         self.result = None
         self.window.image_list.model.set_sources(self.live)
         self.drilldown.clear()
+        self.findings.clear()
         self._refresh_metrics()
 
     def _refresh_metrics(self) -> None:
@@ -593,6 +596,5 @@ class MainController(QObject):
         self.pool.shutdown()
         self.annotation.close_project()
         self.leaderboard.close()
-        for predictor in self.predictors:
-            if predictor is not None:
-                predictor.segmenter.close()
+        for predictor in filter(None, self.predictors):
+            predictor.segmenter.close()

@@ -39,6 +39,8 @@ class View:
     masks_visible: bool = True
     opacity: float = 0.5  # of the masks (the slider's value; a view change, no new pixels)
     editing: bool = False
+    # Per-image statistics in the evaluation (Findings dock); None: on for sets up to STATISTICS_AUTO_LIMIT.
+    statistics: bool | None = None
 
 
 class ViewState(QObject):

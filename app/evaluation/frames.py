@@ -155,11 +155,16 @@ def palette_colors(scheme: EvalScheme, palette: str = "cityscapes") -> list[tupl
 @dataclass(frozen=True)
 class Highlight:
     """Confusion drill-down: in model `slot`'s panel show only pixels of GT class `gt` predicted as `pred`
-    (`pred` equal to the number of classes means "not an evaluated class")."""
+    (`pred` equal to the number of classes means "not an evaluated class", a negative `pred` any class but
+    `gt`: a missed object's pixels). `box` (x0, y0, x1, y1, x1 and y1 exclusive) keeps only the pixels
+    inside it: one finding (a likely label error, a missed instance), not every such pixel of the image;
+    `agree` keeps only the pixels the other model predicts the same (a likely label error's pixels)."""
 
     slot: int
     gt: int
     pred: int
+    box: tuple[int, int, int, int] | None = None
+    agree: bool = False
 
 
 HIGHLIGHT_RGB = (255, 0, 255)
@@ -236,11 +241,14 @@ def render_layers(
                 f"{name} {n[i] / total * 100:.1f}%" for i, name in enumerate(DISAGREEMENT_NAMES) if i > 1
             )
     if highlight is not None and gt is not None and preds[highlight.slot] is not None:
+        other = preds[1 - highlight.slot] if highlight.agree else None
         masks[1 + highlight.slot], pixels = _highlight_layer(
-            gt, preds[highlight.slot], highlight, scheme, outlined[1 + highlight.slot]
+            gt, preds[highlight.slot], highlight, scheme, outlined[1 + highlight.slot], other
         )
         summary = (
             f"{pixels} pixels of {_name(scheme, highlight.gt)} predicted as {_name(scheme, highlight.pred)}"
+            + (" by both models" if other is not None else "")
+            + ("" if highlight.box is None else " in the finding's box")
         )
     return masks, summary
 
@@ -283,16 +291,35 @@ def layer_patch(
 
 
 def _name(scheme: EvalScheme, value: int) -> str:
+    if value < 0:
+        return "another class"
     return scheme.names[value] if value < scheme.num_classes else "not an evaluated class"
 
 
 def _highlight_layer(
-    gt: np.ndarray, pred: np.ndarray | None, highlight: Highlight, scheme: EvalScheme, outlined: bool = False
+    gt: np.ndarray,
+    pred: np.ndarray | None,
+    highlight: Highlight,
+    scheme: EvalScheme,
+    outlined: bool = False,
+    other: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int]:
     assert pred is not None
     # "Other" predictions are every value outside the evaluated classes (IGNORE in the class map).
-    predicted = pred >= scheme.num_classes if highlight.pred >= scheme.num_classes else pred == highlight.pred
+    if highlight.pred < 0:
+        predicted = pred != highlight.gt
+    elif highlight.pred >= scheme.num_classes:
+        predicted = pred >= scheme.num_classes
+    else:
+        predicted = pred == highlight.pred
     selected = (gt == highlight.gt) & predicted & (gt != IGNORE)
+    if other is not None:  # the other model says the same: the pixels of a likely label error
+        selected &= other == pred
+    if highlight.box is not None:
+        x0, y0, x1, y1 = highlight.box
+        inside = np.zeros(gt.shape, dtype=bool)
+        inside[max(y0, 0) : max(y1, 0), max(x0, 0) : max(x1, 0)] = True
+        selected &= inside
     pixels = int(np.count_nonzero(selected))
     layer = np.zeros((*gt.shape, 4), dtype=np.uint8)
     layer[region_boundary(selected, outline_radius(gt.shape)) if outlined else selected] = HIGHLIGHT_RGBA

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QImage, QPixmap, QResizeEvent
 from PySide6.QtWidgets import (
     QBoxLayout,
@@ -337,6 +337,16 @@ class CompareView(QWidget):
     def fit(self) -> None:
         for panel in self.panels:
             panel.view.fit()
+
+    def zoom_to(self, x0: int, y0: int, x1: int, y1: int) -> None:
+        """Zoom every panel onto image pixels x0..x1, y0..y1 (x1, y1 exclusive) with a margin around them,
+        so a small finding is seen in its surroundings; Fit goes back to the whole image."""
+        margin = max(x1 - x0, y1 - y0) // 2 + 8
+        rect = QRectF(x0 - margin, y0 - margin, x1 - x0 + 2 * margin, y1 - y0 + 2 * margin)
+        view = self.a_panel.view
+        view._fit = False
+        view.fitInView(rect, Qt.AspectRatioMode.KeepAspectRatio)
+        view.view_changed.emit()  # the other panels follow
 
     def _on_mode(self, _index: int) -> None:
         self.mode_changed.emit(str(self.mode.currentData()))

@@ -44,7 +44,9 @@ PRESETS = (
     ("improvements", "Largest improvements of B vs A"),
     ("b_fails", "B fails on the focus class"),
     ("a_fails", "A fails on the focus class"),
+    ("label_errors", "Likely label errors"),
 )
+LABEL_ERRORS = "label_errors"
 
 
 class ScoreSource(Protocol):
@@ -223,6 +225,8 @@ class ImageFilter(QSortFilterProxyModel):
         self.city = ""
         self.text = ""  # filename search: rows whose name contains it (any case)
         self.keys: frozenset[str] | None = None  # review filter: only these image keys
+        # "Likely label errors" preset: only these images, sorted on the name column by this area.
+        self.ranking: Mapping[str, int] | None = None
         self.setSortRole(Qt.ItemDataRole.UserRole)
 
     def set_keys(self, keys: frozenset[str] | None) -> None:
@@ -237,6 +241,18 @@ class ImageFilter(QSortFilterProxyModel):
             apply()
             self.invalidateRowsFilter()
 
+    def set_ranking(self, ranking: Mapping[str, int] | None) -> None:
+        self._change(lambda: setattr(self, "ranking", ranking))
+
+    def lessThan(self, left: Index, right: Index) -> bool:
+        model = self.sourceModel()
+        if self.ranking is not None and left.column() == 0 and isinstance(model, ImageTableModel):
+            # Largest label-error area first in ascending order: the preset's question.
+            a, b = (self.ranking.get(model.key(i.row()), 0) for i in (left, right))
+            if a != b:
+                return a > b
+        return super().lessThan(left, right)
+
     def set_city(self, city: str) -> None:
         self._change(lambda: setattr(self, "city", city))
 
@@ -245,6 +261,12 @@ class ImageFilter(QSortFilterProxyModel):
 
     def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:
         model = self.sourceModel()
+        if (
+            self.ranking is not None
+            and isinstance(model, ImageTableModel)
+            and model.key(source_row) not in self.ranking
+        ):
+            return False
         if (
             self.keys is not None
             and isinstance(model, ImageTableModel)
@@ -280,6 +302,7 @@ class ImageList(QWidget):
         self.search.setClearButtonEnabled(True)
         self.search.setToolTip("Show the images whose name (or city) contains this text")
         self.sort_reason = QLabel("")
+        self._label_errors: Mapping[str, int] = {}  # image key -> pixels in likely label errors
         self.sort_reason.setWordWrap(True)
         self.review_filter = QComboBox()
         self.review_filter.setToolTip("Show only edited or flagged images")
@@ -431,9 +454,22 @@ class ImageList(QWidget):
             self.table.setColumnHidden(column, not visible)
         self._fill_width()
 
+    def set_label_errors(self, areas: Mapping[str, int]) -> None:
+        """The pixels in likely label errors per image key (from the last evaluation; {} when none or
+        gone); the "Likely label errors" preset, when chosen, follows."""
+        self._label_errors = dict(areas)
+        if self.proxy.ranking is not None:
+            self.apply_preset(LABEL_ERRORS)
+
     def apply_preset(self, key: str) -> None:
-        """Sort for a failure-mining question; the class presets use the focus class."""
-        if key == "regressions":
+        """Sort for a failure-mining question; the class presets use the focus class; "Likely label
+        errors" keeps only the images with some, largest area first."""
+        self.proxy.set_ranking(dict(self._label_errors) if key == LABEL_ERRORS else None)
+        if key == LABEL_ERRORS:
+            self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+            self.proxy.sort(0, Qt.SortOrder.AscendingOrder)  # the same column: sorted again all the same
+            self._say_sort()
+        elif key == "regressions":
             self.table.sortByColumn(DELTA, Qt.SortOrder.AscendingOrder)
         elif key == "improvements":
             self.table.sortByColumn(DELTA, Qt.SortOrder.DescendingOrder)
@@ -462,6 +498,16 @@ class ImageList(QWidget):
             self.model.headerData(column, Qt.Orientation.Horizontal, Qt.ItemDataRole.UserRole)
             or self.model.headerData(column, Qt.Orientation.Horizontal, Qt.ItemDataRole.DisplayRole)
         )
+        if self.proxy.ranking is not None:
+            count = len(self.proxy.ranking)
+            what = "pixels where A and B agree against the label"
+            by = f"by {what}, largest first" if column == 0 and order == "lowest first" else f"by {title}"
+            self.sort_reason.setText(
+                f"Likely label errors: {count} images, sorted {by}"
+                if count
+                else "Likely label errors: none found (evaluate two models; the list is in Findings)"
+            )
+            return
         self.sort_reason.setText(f"Sorted by {title}, {order} (images without a score last)")
 
     def step_to_top(self) -> None:
