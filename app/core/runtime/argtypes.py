@@ -46,12 +46,16 @@ def workers_arg(text: str) -> int:
     return value
 
 
-def positive_int(text: str) -> int:
-    """An integer >= 1 (e.g. --limit: 0 is an error, not 'all'; leave the option out for all)."""
+def _whole(text: str) -> int:
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1 (e.g. --limit: 0 is an error, not 'all'; leave the option out for all)."""
+    value = _whole(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more, got {value} (leave the option out for all)")
     return value
@@ -59,10 +63,7 @@ def positive_int(text: str) -> int:
 
 def nonnegative_int(text: str) -> int:
     """An integer >= 0 (e.g. --max-skipped)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+    value = _whole(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
     return value
